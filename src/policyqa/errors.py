@@ -1,0 +1,29 @@
+"""Domain errors: raised by the library, translated into messages at the edges (cli, api)."""
+
+
+class PolicyQAError(Exception):
+    """Base class; the message says what went wrong and what to do."""
+
+
+class CorpusError(PolicyQAError):
+    """The corpus folder is missing or holds no documents."""
+
+
+class DocumentError(PolicyQAError):
+    """One document cannot be read; the message names the file."""
+
+
+class ModelError(PolicyQAError):
+    """The embedding model cannot be found, converted or loaded."""
+
+
+class IndexMissingError(PolicyQAError):
+    """There is no index yet."""
+
+
+class IndexMismatchError(PolicyQAError):
+    """The index on disk was built with another model, format or settings and must be rebuilt."""
+
+
+class QueryError(PolicyQAError):
+    """The query is empty or otherwise unusable."""

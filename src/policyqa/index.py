@@ -1,0 +1,327 @@
+"""The on-disk index: build, update, save and load immutable snapshots (vectors + lexical + chunks + meta).
+
+Layout of the index folder:
+    CURRENT                 name of the snapshot being served (replaced atomically)
+    snapshots/<name>/       meta.json, chunks.jsonl, vectors.npy, dense.faiss, lexical.npz, terms.json,
+                            dictionary.txt
+A build writes a new snapshot folder, fsyncs it, renames it into place and only then swaps CURRENT, so a
+crash at any point leaves the previous snapshot whole and served.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyqa import ingest
+from policyqa.chunk import ChunkSettings, chunk_document
+from policyqa.embed import Embedder
+from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, IndexMissingError
+from policyqa.lexical import BM25
+from policyqa.models import Chunk, Document
+from policyqa.segment import Segmenter, domain_words
+
+FORMAT_VERSION = 1
+KEEP_SNAPSHOTS = 2
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    doc_id: str
+    source: str
+    sha256: str
+    size: int
+    chunks: int
+    indexed_at: float
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    snapshot: str
+    documents: int
+    chunks: int
+    embedded: int  # chunks whose vectors were computed in this build (the rest were reused)
+    seconds: float
+    errors: tuple[str, ...] = ()
+    changed: bool = True
+
+
+@dataclass
+class Index:
+    """A loaded snapshot: everything a search needs, in memory."""
+
+    folder: Path
+    meta: dict[str, Any]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    dense: Any  # faiss.Index
+    lexical: BM25
+    segmenter: Segmenter
+    documents: dict[str, DocInfo] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def current_snapshot(index_dir: Path) -> Path | None:
+    pointer = index_dir / "CURRENT"
+    if not pointer.is_file():
+        return None
+    folder = index_dir / "snapshots" / pointer.read_text(encoding="utf-8").strip()
+    return folder if (folder / "meta.json").is_file() else None
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        meta: dict[str, Any] = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexMismatchError(f"index at {folder} is unreadable; rebuild it with `policyqa build`") from exc
+    return meta
+
+
+def check_meta(meta: dict[str, Any], model: str, dim: int) -> None:
+    """Refuse an index that this code or this model would answer wrongly from."""
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index format {meta.get('format_version')} is not the supported format {FORMAT_VERSION}; "
+            "rebuild it with `policyqa build`"
+        )
+    if meta.get("model") != model or meta.get("dim") != dim:
+        raise IndexMismatchError(
+            f"index was built with model {meta.get('model')!r} ({meta.get('dim')}-d) but {model!r} ({dim}-d) "
+            "is configured; rebuild it with `policyqa build`, or set POLICYQA_MODEL to the index's model"
+        )
+
+
+def _read_chunks(folder: Path) -> list[Chunk]:
+    with (folder / "chunks.jsonl").open(encoding="utf-8") as fh:
+        return [Chunk(**json.loads(line)) for line in fh if line.strip()]
+
+
+def load(index_dir: Path, embedder: Embedder) -> Index:
+    import faiss
+
+    folder = current_snapshot(index_dir)
+    if folder is None:
+        raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
+    meta = _read_meta(folder)
+    check_meta(meta, embedder.name, embedder.dim)
+    chunks = _read_chunks(folder)
+    vectors = np.load(folder / "vectors.npy")
+    dense = faiss.read_index(str(folder / "dense.faiss"))
+    if dense.ntotal != len(chunks) or len(vectors) != len(chunks):
+        raise IndexMismatchError(f"index at {folder} is inconsistent; rebuild it with `policyqa build`")
+    words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
+    documents = {d["source"]: DocInfo(**d) for d in meta.get("documents", [])}
+    return Index(folder, meta, chunks, vectors, dense, BM25.load(folder), Segmenter(words), documents)
+
+
+# --- building -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Serialise builds of one index folder across processes."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _previous(index_dir: Path, model: str, dim: int, settings: ChunkSettings) -> tuple[dict[str, Any], Path] | None:
+    folder = current_snapshot(index_dir)
+    if folder is None:
+        return None
+    try:
+        meta = _read_meta(folder)
+        check_meta(meta, model, dim)
+    except IndexMismatchError:
+        return None  # built with another model or format: nothing can be reused
+    if meta.get("chunking") != settings.as_dict():
+        return None
+    return meta, folder
+
+
+def _dictionary(docs: list[Document]) -> set[str]:
+    headings = [" ".join(b.section) for d in docs for b in d.blocks] + [d.title for d in docs]
+    cells = [c for d in docs for b in d.blocks if b.kind == "table_row" for c in b.text.split("\t")]
+    return domain_words(headings, cells, (d.text for d in docs))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in [*folder.iterdir(), folder]:
+        _fsync_dir(path)
+
+
+def _write_snapshot(
+    index_dir: Path, meta: dict[str, Any], chunks: list[Chunk], vectors: np.ndarray, segmenter: Segmenter
+) -> str:
+    import faiss
+
+    snapshots = index_dir / "snapshots"
+    snapshots.mkdir(parents=True, exist_ok=True)
+    name = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+    tmp = snapshots / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
+            for c in chunks:
+                fh.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+        np.save(tmp / "vectors.npy", vectors)
+        dense = faiss.IndexFlatIP(int(meta["dim"]))
+        if len(vectors):
+            dense.add(vectors)
+        faiss.write_index(dense, str(tmp / "dense.faiss"))
+        BM25.build([segmenter.words_of(c.context) for c in chunks]).save(tmp)
+        (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        _fsync_tree(tmp)
+        os.rename(tmp, snapshots / name)
+        _fsync_tree(snapshots)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = index_dir / f".CURRENT.{name}"
+    pointer.write_text(name + "\n", encoding="utf-8")
+    with open(pointer) as fh:
+        os.fsync(fh.fileno())
+    os.replace(pointer, index_dir / "CURRENT")
+    _fsync_dir(index_dir)
+    _prune(snapshots, keep=name)
+    return name
+
+
+def _prune(snapshots: Path, keep: str) -> None:
+    """Remove old snapshots (all but the newest few) and leftovers of builds that were killed."""
+    names = sorted(p.name for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in [n for n in names if n != keep][: max(0, len(names) - KEEP_SNAPSHOTS)]:
+        shutil.rmtree(snapshots / old, ignore_errors=True)
+    for tmp in snapshots.glob(".tmp-*"):
+        if time.time() - tmp.stat().st_mtime > 3600:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _scan(corpus: Path) -> tuple[list[Document], list[str], set[str]]:
+    """Parse every document of the corpus. Returns the documents, errors, and the sources that failed."""
+    docs, errors, failed = [], [], set()
+    for path in ingest.corpus_files(corpus):
+        source = path.relative_to(corpus).as_posix()
+        try:
+            docs.append(ingest.parse(path.read_bytes(), source))
+        except DocumentError as exc:
+            errors.append(str(exc))
+            failed.add(source)
+        except OSError as exc:
+            errors.append(f"{source}: cannot read ({exc.strerror})")
+            failed.add(source)
+    return docs, errors, failed
+
+
+def build(
+    corpus: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    settings: ChunkSettings | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> BuildReport:
+    """Build or update the index from the corpus folder.
+
+    Every document is parsed (cheap); only chunks whose id is not in the previous snapshot are embedded
+    (expensive). A document that fails to parse keeps its previously indexed chunks, and is reported.
+    """
+    settings = settings or ChunkSettings()
+    began = time.perf_counter()
+    with build_lock(index_dir):
+        docs, errors, failed = _scan(corpus)
+        prev = None if force else _previous(index_dir, embedder.name, embedder.dim, settings)
+        prev_docs = {d["source"]: DocInfo(**d) for d in prev[0]["documents"]} if prev else {}
+        keep = {s for s in failed if s in prev_docs}
+        if not docs and not keep:
+            detail = f" ({'; '.join(errors)})" if errors else ""
+            raise CorpusError(f"no documents found in {corpus}{detail}; add .txt, .md, .html, .docx or .pdf files")
+
+        old_vectors: dict[str, np.ndarray] = {}
+        kept: list[tuple[Chunk, np.ndarray]] = []
+        old_ids: list[str] = []
+        if prev:
+            for c, v in zip(_read_chunks(prev[1]), np.load(prev[1] / "vectors.npy"), strict=True):
+                old_ids.append(c.chunk_id)
+                if c.source in keep:
+                    kept.append((c, v))
+                else:
+                    old_vectors[c.chunk_id] = v
+
+        new_chunks = [c for d in docs for c in chunk_document(d, settings)]
+        todo = [c for c in new_chunks if c.chunk_id not in old_vectors]
+        vec_of = {**old_vectors, **dict(zip((c.chunk_id for c in todo), _embed(embedder, todo, progress), strict=True))}
+        chunks = [c for c, _ in kept] + new_chunks
+        vectors = np.array([v for _, v in kept] + [vec_of[c.chunk_id] for c in new_chunks], np.float32)
+        vectors = vectors.reshape(len(chunks), embedder.dim)
+
+        now = time.time()
+        counts: dict[str, int] = {}
+        for c in chunks:
+            counts[c.source] = counts.get(c.source, 0) + 1
+        infos = [prev_docs[s] for s in sorted(keep)]
+        for d in docs:
+            old = prev_docs.get(d.source)
+            when = old.indexed_at if old is not None and old.sha256 == d.sha256 else now
+            infos.append(DocInfo(d.doc_id, d.source, d.sha256, d.size, counts.get(d.source, 0), when, d.title))
+        infos.sort(key=lambda i: i.source)
+        if prev and not todo and [c.chunk_id for c in chunks] == old_ids and len(infos) == len(prev_docs):
+            return BuildReport(
+                prev[1].name, len(infos), len(chunks), 0, time.perf_counter() - began, tuple(errors), changed=False
+            )
+
+        segmenter = Segmenter(_dictionary(docs))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": embedder.name,
+            "dim": embedder.dim,
+            "chunking": settings.as_dict(),
+            "chunks": len(chunks),
+            "created": now,
+            "documents": [asdict(i) for i in infos],
+            "errors": errors,
+        }
+        name = _write_snapshot(index_dir, meta, chunks, vectors, segmenter)
+        return BuildReport(name, len(infos), len(chunks), len(todo), time.perf_counter() - began, tuple(errors))
+
+
+def _embed(embedder: Embedder, chunks: list[Chunk], progress: Progress | None, batch: int = 64) -> np.ndarray:
+    parts = []
+    for i in range(0, len(chunks), batch):
+        parts.append(embedder.encode_passages([c.context for c in chunks[i : i + batch]]))
+        if progress:
+            progress(min(i + batch, len(chunks)), len(chunks))
+    if not parts:
+        return np.zeros((0, embedder.dim), np.float32)
+    return np.concatenate(parts).astype(np.float32)

@@ -1,0 +1,92 @@
+"""BM25 over jieba words, stored as plain arrays (term-major postings)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BM25:
+    terms: dict[str, int]
+    indptr: np.ndarray  # postings of term t: indices[indptr[t]:indptr[t+1]]
+    indices: np.ndarray  # chunk numbers
+    tfs: np.ndarray  # term frequencies
+    doc_len: np.ndarray
+    k1: float = 1.2
+    b: float = 0.75
+
+    @classmethod
+    def build(cls, docs: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> BM25:
+        postings: dict[str, list[tuple[int, int]]] = {}
+        for n, words in enumerate(docs):
+            for word, tf in Counter(words).items():
+                postings.setdefault(word, []).append((n, tf))
+        terms = {t: i for i, t in enumerate(sorted(postings))}
+        indptr = np.zeros(len(terms) + 1, np.int64)
+        indices, tfs = [], []
+        for t in sorted(postings):
+            for n, tf in postings[t]:
+                indices.append(n)
+                tfs.append(tf)
+            indptr[terms[t] + 1] = len(indices)
+        doc_len = np.array([len(d) for d in docs], np.float32)
+        return cls(terms, indptr, np.array(indices, np.int32), np.array(tfs, np.float32), doc_len, k1, b)
+
+    @property
+    def size(self) -> int:
+        return len(self.doc_len)
+
+    def idf(self, term: str) -> float:
+        t = self.terms.get(term)
+        if t is None:
+            return 0.0
+        df = int(self.indptr[t + 1] - self.indptr[t])
+        return float(np.log(1.0 + (self.size - df + 0.5) / (df + 0.5)))
+
+    def scores(self, words: Sequence[str]) -> np.ndarray:
+        """BM25 score of every chunk for the query words (repeated words count once)."""
+        out = np.zeros(self.size, np.float32)
+        if not self.size:
+            return out
+        avgdl = float(self.doc_len.mean()) or 1.0
+        for word in dict.fromkeys(words):
+            t = self.terms.get(word)
+            if t is None:
+                continue
+            lo, hi = self.indptr[t], self.indptr[t + 1]
+            docs, tf = self.indices[lo:hi], self.tfs[lo:hi]
+            norm = tf + self.k1 * (1 - self.b + self.b * self.doc_len[docs] / avgdl)
+            out[docs] += self.idf(word) * tf * (self.k1 + 1) / norm
+        return out
+
+    def top(self, words: Sequence[str], n: int) -> list[tuple[int, float]]:
+        return best(self.scores(words), n)
+
+    def save(self, folder: Path) -> None:
+        np.savez(folder / "lexical.npz", indptr=self.indptr, indices=self.indices, tfs=self.tfs, doc_len=self.doc_len)
+        terms = sorted(self.terms, key=self.terms.__getitem__)
+        (folder / "terms.json").write_text(
+            json.dumps({"k1": self.k1, "b": self.b, "terms": terms}, ensure_ascii=False), encoding="utf-8"
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25:
+        meta = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
+        arrays = np.load(folder / "lexical.npz")
+        terms = {t: i for i, t in enumerate(meta["terms"])}
+        return cls(terms, arrays["indptr"], arrays["indices"], arrays["tfs"], arrays["doc_len"], meta["k1"], meta["b"])
+
+
+def best(scores: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The n highest positive scores as (position, score), best first, ties by position."""
+    hits = np.flatnonzero(scores > 0)
+    if len(hits) > n:
+        hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
+    order = hits[np.lexsort((hits, -scores[hits]))]
+    return [(int(i), float(scores[i])) for i in order]

@@ -1,0 +1,64 @@
+"""Plain frozen dataclasses passed between modules: Document, Block, Chunk, Hit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Block:
+    """A structural piece of a cleaned document: a paragraph, a heading or a table row.
+
+    `start`/`end` are character offsets into `Document.text`; `section` is the heading path above it.
+    """
+
+    kind: str  # "paragraph" | "heading" | "table_row"
+    text: str
+    start: int
+    end: int
+    section: tuple[str, ...] = ()
+    table: str = ""  # for table rows: "title｜label value｜..." as shown to the user
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    source: str  # path relative to the corpus folder, with forward slashes
+    title: str
+    text: str  # cleaned text; every offset in the index points into it
+    blocks: tuple[Block, ...]
+    sha256: str
+    captions: tuple[str, ...] = ()  # caption and picture-credit lines removed from the body
+    size: int = 0  # bytes of the source file
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    source: str
+    title: str
+    section: str  # breadcrumb, e.g. "三、政策建议 › （四）培育领军企业"
+    text: str  # the passage as shown to the user
+    start: int
+    end: int
+    kind: str = "text"  # "text" | "table_row"
+
+    @property
+    def context(self) -> str:
+        """What is embedded and indexed: title and breadcrumb travel with every passage."""
+        head = " › ".join(p for p in (self.title, self.section) if p)
+        return f"{head}\n{self.text}" if head else self.text
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int
+    dense: float | None = None
+    lexical: float | None = None
+    matched_terms: tuple[str, ...] = ()
+    answer_start: int = 0
+    answer_end: int = 0
+    extra: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,121 @@
+"""Query -> ranked Hits: dense and BM25 legs, fused, with the answering sentence located in each passage."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from policyqa.embed import Embedder
+from policyqa.errors import QueryError
+from policyqa.index import Index
+from policyqa.lexical import best
+from policyqa.models import Hit
+from policyqa.segment import normalize, split_sentences
+
+MAX_QUERY = 500
+RRF_K = 60
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: tuple[Hit, ...]
+    took_ms: float
+
+
+def clean_query(query: str) -> str:
+    """Strip control characters and outer space; an empty or over-long query is an error."""
+    text = _CONTROL.sub("", query or "").strip()
+    if not text:
+        raise QueryError("the query is empty; type a question, e.g. 南京有几个国家级创新型产业集群？")
+    if len(text) > MAX_QUERY:
+        raise QueryError(f"the query is {len(text)} characters long; the limit is {MAX_QUERY}")
+    return text
+
+
+def rrf(*rankings: list[int], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal-rank fusion of several rankings of chunk numbers (best first)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank + 1)
+    return fused
+
+
+def _answer(text: str, terms: list[str], weights: dict[str, float]) -> tuple[int, int]:
+    """Span of the sentence of `text` that holds most of the query's weight (the first one on a tie)."""
+    spans = split_sentences(text)
+    if not spans:
+        return 0, len(text)
+    best, best_score = spans[0], -1.0
+    for s, e in spans:
+        sentence = normalize(text[s:e])
+        score = sum(weights.get(t, 0.0) for t in terms if t in sentence)
+        if score > best_score + 1e-9:
+            best, best_score = (s, e), score
+    return best
+
+
+def search(index: Index, embedder: Embedder, query: str, k: int = 5, depth: int = 50) -> SearchResult:
+    began = time.perf_counter()
+    text = clean_query(query)
+    n = len(index.chunks)
+    if n == 0:
+        return SearchResult(text, (), 0.0)
+    depth = min(max(depth, k), n)
+
+    qvec = embedder.encode_queries([normalize(text)])
+    dense_scores, dense_ids = index.dense.search(np.ascontiguousarray(qvec, np.float32), depth)
+    dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0], strict=True) if i >= 0}
+
+    words = index.segmenter.words_of(text)
+    lexical_all = index.lexical.scores(words)
+    lexical = dict(best(lexical_all, depth))
+
+    fused = rrf(list(dense), list(lexical))
+    order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+    weights = {w: index.lexical.idf(w) for w in words}
+    hits = []
+    for rank, i in enumerate(order, 1):
+        chunk = index.chunks[i]
+        haystack = normalize(chunk.context)
+        matched = tuple(dict.fromkeys(w for w in words if w in haystack))
+        start, end = _answer(chunk.text, list(matched), weights)
+        hits.append(
+            Hit(chunk, fused[i], rank, float(index.vectors[i] @ qvec[0]), float(lexical_all[i]), matched, start, end)
+        )
+    return SearchResult(text, tuple(hits), (time.perf_counter() - began) * 1000)
+
+
+def hit_dict(hit: Hit) -> dict[str, object]:
+    c = hit.chunk
+    return {
+        "rank": hit.rank,
+        "text": c.text,
+        "score": round(hit.score, 6),
+        "doc_id": c.doc_id,
+        "source": c.source,
+        "title": c.title,
+        "section": c.section,
+        "chunk_id": c.chunk_id,
+        "kind": c.kind,
+        "start": c.start,
+        "end": c.end,
+        "answer_start": hit.answer_start,
+        "answer_end": hit.answer_end,
+        "matched_terms": list(hit.matched_terms),
+        "dense": None if hit.dense is None else round(hit.dense, 6),
+        "lexical": None if hit.lexical is None else round(hit.lexical, 6),
+    }
+
+
+def result_dict(result: SearchResult) -> dict[str, object]:
+    return {
+        "query": result.query,
+        "results": [hit_dict(h) for h in result.hits],
+        "took_ms": round(result.took_ms, 2),
+    }

@@ -1,0 +1,220 @@
+"""The one place that knows Chinese text: normalisation, sentence splitting and jieba word segmentation."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+# Sentence ends: Chinese and Western terminal punctuation, with any closing quotes or brackets after it.
+_SENTENCE_END = re.compile(r"[^。！？!?；;…\n]*(?:[。！？!?；;]+|…+|\n|$)[”’」』）)\"']*")
+TERMINAL = "。！？!?；;…”’」』"
+
+# Words that carry no meaning for lexical matching.
+STOPWORDS = frozenset(
+    [
+        "的",
+        "了",
+        "和",
+        "与",
+        "及",
+        "或",
+        "在",
+        "是",
+        "为",
+        "对",
+        "把",
+        "被",
+        "将",
+        "以",
+        "于",
+        "由",
+        "从",
+        "向",
+        "等",
+        "其",
+        "之",
+        "也",
+        "而",
+        "并",
+        "就",
+        "都",
+        "这",
+        "那",
+        "有",
+        "个",
+        "几",
+        "多少",
+        "哪些",
+        "哪",
+        "什么",
+        "怎么",
+        "怎样",
+        "如何",
+        "吗",
+        "呢",
+        "吧",
+        "啊",
+        "请问",
+        "一个",
+        "一些",
+        "我们",
+        "你们",
+        "他们",
+        "它们",
+        "我",
+        "你",
+        "他",
+        "她",
+        "它",
+        "这个",
+        "那个",
+        "这些",
+        "那些",
+        "中",
+        "上",
+        "下",
+        "里",
+        "所",
+        "可以",
+        "能",
+        "会",
+        "要",
+        "该",
+        "哪家",
+        "哪个",
+        "谁",
+        "是否",
+        "是不是",
+        "多大",
+        "多",
+        "有没有",
+        "什么样",
+        "还",
+        "又",
+        "给",
+        "让",
+        "使",
+        "通过",
+        "进行",
+        "目前",
+        "the",
+        "a",
+        "an",
+        "of",
+        "to",
+        "in",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "by",
+        "for",
+        "on",
+        "at",
+        "with",
+        "what",
+        "which",
+        "how",
+        "many",
+        "much",
+        "who",
+        "does",
+        "do",
+        "did",
+    ]
+)
+
+_PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
+
+
+def normalize(text: str) -> str:
+    """Form used for matching: NFKC (full-width to half-width), lower case, collapsed spaces."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Spans (start, end) of the sentences of `text`, covering it without gaps, whitespace trimmed."""
+    spans: list[tuple[int, int]] = []
+    for m in _SENTENCE_END.finditer(text):
+        start, end = m.start(), m.end()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+class Segmenter:
+    """A jieba tokenizer of its own (not the global one), optionally with a domain dictionary."""
+
+    def __init__(self, words: Iterable[str] = ()) -> None:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self._jieba: Any = jieba.Tokenizer()
+        self._lock = threading.Lock()
+        self.words = sorted({w for w in words if len(w) >= 2})
+        with self._lock:
+            self._jieba.initialize()
+            for word in self.words:
+                self._jieba.add_word(word, freq=200000)
+
+    def words_of(self, text: str) -> list[str]:
+        """Words for lexical search: search-mode jieba over normalised text, no stopwords or punctuation."""
+        with self._lock:
+            raw = list(self._jieba.cut_for_search(normalize(text)))
+        return [w for w in (t.strip() for t in raw) if w and w not in STOPWORDS and not _PUNCT.match(w)]
+
+    def cut(self, text: str) -> list[str]:
+        """Plain precise-mode words, punctuation kept (for display-side use such as highlighting)."""
+        with self._lock:
+            return [w for w in self._jieba.cut(text) if w.strip()]
+
+
+_QUOTED = re.compile(r"《([^》]{2,40})》|“([^”]{2,30})”|「([^」]{2,30})」")
+_PIECE_SPLIT = re.compile(r"[\s()（）【】\[\]、，,。；;：:！？!?/|｜]+")
+_NUMBERING = re.compile(
+    r"^(第[一二三四五六七八九十百\d]+[章节条]|[一二三四五六七八九十]+[、.．]|[（(][一二三四五六七八九十\d]+[）)]"
+    r"|\d+[.．、]|[一二三四五六七八九十]是)"
+)
+
+
+def domain_words(headings: Iterable[str], cells: Iterable[str], texts: Iterable[str]) -> set[str]:
+    """Words a policy corpus names itself: table cells, names in 《》 and “”, heading phrases.
+
+    Short names become words as they are. Of longer ones, only the word-aligned suffixes that several
+    names share (Chinese names end in their kind: 创新型产业集群, 国家高新园) do, so that a long name never
+    swallows the words inside it.
+    """
+    whole: set[str] = set()
+    candidates: set[str] = set()
+    for text in texts:
+        for m in _QUOTED.finditer(text):
+            candidates.add(next(g for g in m.groups() if g))
+    for heading in headings:
+        candidates.update(_NUMBERING.sub("", p) for p in _PIECE_SPLIT.split(heading))
+    for cell in cells:
+        candidates.update(_PIECE_SPLIT.split(cell))
+    candidates = {normalize(c) for c in candidates}
+    candidates = {c for c in candidates if len(c) >= 2 and not re.fullmatch(r"[\d.%\s]+", c)}
+    whole = {c for c in candidates if len(c) <= 7}
+    base = Segmenter()
+    affixes: Counter[str] = Counter()
+    for c in candidates:
+        cuts = base.cut(c)
+        bounds = [sum(len(w) for w in cuts[:i]) for i in range(1, len(cuts))]
+        for b in bounds:
+            affixes[c[b:]] += 1
+    shared = {a for a, count in affixes.items() if count >= 3 and 3 <= len(a) <= 10}
+    return {w for w in whole | shared if w not in STOPWORDS}

@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from policyqa.api import create_app
+from policyqa.config import Settings
+from policyqa.engine import Engine
+
+
+@pytest.fixture
+def client(corpus: Path, tmp_path: Path, embedder):
+    engine = Engine(corpus, tmp_path / "idx", embedder)
+    engine.ensure()
+    app = create_app(Settings(corpus_dir=corpus, index_dir=tmp_path / "idx", model="hash:64"), engine)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_health_and_search_get_post(client: TestClient) -> None:
+    assert client.get("/api/health").json()["status"] == "ok"
+    got = client.get("/api/search", params={"q": "人才公寓", "k": 2}).json()
+    assert len(got["results"]) == 2
+    first = got["results"][0]
+    for key in ("text", "score", "doc_id", "source", "section", "start", "end", "answer_start", "answer_end"):
+        assert key in first
+    assert "人才公寓" in first["text"]
+    posted = client.post("/api/search", json={"q": "人才公寓", "k": 2}).json()
+    assert [r["chunk_id"] for r in posted["results"]] == [r["chunk_id"] for r in got["results"]]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"q": ""}, "q"),
+        ({"q": "   "}, "q"),
+        ({}, "q"),
+        ({"q": "问", "k": 0}, "k"),
+        ({"q": "问", "k": 51}, "k"),
+        ({"q": "问", "k": "x"}, "k"),
+        ({"q": "长" * 501}, "q"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(client: TestClient, params: dict, field: str) -> None:
+    resp = client.get("/api/search", params=params)
+    assert resp.status_code == 422
+    body = resp.json()
+    assert body["field"] == field and body["error"]
+
+
+def test_bad_post_bodies(client: TestClient) -> None:
+    assert client.post("/api/search", json={"k": 3}).status_code == 422
+    assert (
+        client.post("/api/search", content=b"{not json", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
+
+
+def test_page_and_docs_are_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "政策问答" in page.text
+    assert client.get("/app.js").status_code == 200
+    assert client.get("/docs").status_code == 200
+
+
+def test_real_server_process(corpus: Path, server_factory) -> None:
+    srv = server_factory(corpus)
+    resp = httpx.get(srv.url + "/api/search", params={"q": "数据中心电能利用效率", "k": 1}, timeout=10)
+    assert resp.status_code == 200
+    assert resp.json()["results"][0]["source"] == "sub/datacenter.md"
+    assert httpx.get(srv.url + "/api/search", params={"q": ""}, timeout=10).status_code == 422

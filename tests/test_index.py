@@ -1,0 +1,66 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from policyqa import index
+from policyqa.embed import HashEmbedder
+from policyqa.errors import CorpusError, IndexMismatchError, IndexMissingError
+
+
+def test_build_save_load_roundtrip(corpus: Path, tmp_path: Path, embedder) -> None:
+    report = index.build(corpus, tmp_path / "idx", embedder)
+    assert report.documents == 2 and report.chunks > 0 and report.embedded == report.chunks
+    ix = index.load(tmp_path / "idx", embedder)
+    assert len(ix.chunks) == report.chunks == ix.dense.ntotal
+    meta = json.loads((ix.folder / "meta.json").read_text())
+    assert meta["model"] == "hash-64" and meta["dim"] == 64 and meta["format_version"] == index.FORMAT_VERSION
+    assert meta["chunking"]["maximum"] == 400
+    assert {d["source"] for d in meta["documents"]} == {"measures.txt", "sub/datacenter.md"}
+    assert all(len(d["sha256"]) == 64 for d in meta["documents"])
+
+
+def test_loading_with_another_model_says_rebuild(corpus: Path, tmp_path: Path, embedder) -> None:
+    index.build(corpus, tmp_path / "idx", embedder)
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        index.load(tmp_path / "idx", HashEmbedder(32))
+
+
+def test_loading_another_format_says_rebuild(corpus: Path, tmp_path: Path, embedder) -> None:
+    index.build(corpus, tmp_path / "idx", embedder)
+    folder = index.current_snapshot(tmp_path / "idx")
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["format_version"] = 999
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        index.load(tmp_path / "idx", embedder)
+
+
+def test_missing_index_and_empty_corpus(tmp_path: Path, embedder) -> None:
+    with pytest.raises(IndexMissingError):
+        index.load(tmp_path / "none", embedder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match="no documents"):
+        index.build(tmp_path / "empty", tmp_path / "idx", embedder)
+
+
+def test_update_embeds_only_what_changed_and_drops_removed(corpus: Path, tmp_path: Path, embedder) -> None:
+    first = index.build(corpus, tmp_path / "idx", embedder)
+    same = index.build(corpus, tmp_path / "idx", embedder)
+    assert not same.changed and same.embedded == 0
+    (corpus / "new.txt").write_text("新文件\n\n人工智能产业发展专项资金管理办法已经印发。\n", encoding="utf-8")
+    (corpus / "sub" / "datacenter.md").unlink()
+    update = index.build(corpus, tmp_path / "idx", embedder)
+    assert update.embedded == 1
+    ix = index.load(tmp_path / "idx", embedder)
+    assert {c.source for c in ix.chunks} == {"measures.txt", "new.txt"}
+    assert first.snapshot != update.snapshot
+
+
+def test_a_broken_file_keeps_its_old_chunks(corpus: Path, tmp_path: Path, embedder) -> None:
+    index.build(corpus, tmp_path / "idx", embedder)
+    (corpus / "measures.txt").write_bytes(b"")
+    report = index.build(corpus, tmp_path / "idx", embedder)
+    assert any("measures.txt" in e for e in report.errors)
+    ix = index.load(tmp_path / "idx", embedder)
+    assert "measures.txt" in {c.source for c in ix.chunks}
