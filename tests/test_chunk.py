@@ -42,9 +42,12 @@ def test_an_overlong_sentence_is_cut_at_clauses() -> None:
 
 
 def test_every_chunk_carries_title_and_breadcrumb() -> None:
-    _, chunks = seed_chunks()
-    under_three = [c for c in chunks if c.section.startswith("三、推动南京创新型产业集群高质量发展的政策建议")]
+    doc, chunks = seed_chunks()
+    three = doc.text.index("三、推动南京创新型产业集群高质量发展的政策建议")
+    under_three = [c for c in chunks if c.start > three]
     assert len(under_three) >= 8
+    for c in under_three:
+        assert c.section.startswith("三、推动南京创新型产业集群高质量发展的政策建议 › （".replace("（", "("))
     for c in chunks:
         assert c.title == "南京高新区创新型产业集群如何高质量发展"
         assert c.context.startswith(c.title)
@@ -70,3 +73,11 @@ def test_the_apollo_sentence_is_whole_and_caption_free() -> None:
     holding = [c for c in chunks if sentence in c.text]
     assert holding
     assert all("生物医药制品制造创新型产业集群\n" not in c.text for c in holding)
+
+
+def test_no_caption_inside_any_chunk() -> None:
+    doc, chunks = seed_chunks()
+    assert len(doc.captions) >= 5
+    for caption in doc.captions:
+        for c in chunks:
+            assert caption not in c.text

@@ -49,9 +49,10 @@ def _sentences(doc: Document, blocks: list[Block], limit: int) -> list[tuple[int
     return out
 
 
-def _pack(doc: Document, blocks: list[Block], settings: ChunkSettings) -> list[tuple[int, int]]:
+def _pack(doc: Document, blocks: list[Block], settings: ChunkSettings) -> list[tuple[int, int, int]]:
+    """(start, end, page) of the passages packed from the sentences of consecutive blocks."""
     sentences = _sentences(doc, blocks, settings.maximum)
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, int]] = []
     i = 0
     while i < len(sentences):
         start, end, _ = sentences[i]
@@ -62,7 +63,7 @@ def _pack(doc: Document, blocks: list[Block], settings: ChunkSettings) -> list[t
                 break
             end = sentences[j][1]
             j += 1
-        spans.append((start, end))
+        spans.append((start, end, blocks[sentences[i][2]].page))
         if j >= len(sentences):
             break
         # Overlap by one sentence where the paragraph goes on, if it leaves room to move forward.
@@ -76,18 +77,17 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
     settings = settings or ChunkSettings()
     chunks: list[Chunk] = []
 
-    def emit(section: tuple[str, ...], text: str, start: int, end: int, kind: str) -> None:
+    def emit(section: tuple[str, ...], text: str, start: int, end: int, kind: str, page: int) -> None:
         crumb = SEPARATOR.join(section)
-        chunks.append(
-            Chunk(chunk_id(doc.doc_id, crumb, text), doc.doc_id, doc.source, doc.title, crumb, text, start, end, kind)
-        )
+        cid = chunk_id(doc.doc_id, crumb, text)
+        chunks.append(Chunk(cid, doc.doc_id, doc.source, doc.title, crumb, text, start, end, kind, page))
 
     group: list[Block] = []
 
     def flush() -> None:
         if group:
-            for start, end in _pack(doc, group, settings):
-                emit(group[0].section, doc.text[start:end], start, end, "text")
+            for start, end, page in _pack(doc, group, settings):
+                emit(group[0].section, doc.text[start:end], start, end, "text", page)
             group.clear()
 
     for block in doc.blocks:
@@ -98,6 +98,6 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
             continue
         flush()
         if block.kind == "table_row":
-            emit(block.section, block.table or block.text, block.start, block.end, "table_row")
+            emit(block.section, block.table or block.text, block.start, block.end, "table_row", block.page)
     flush()
     return chunks

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from policyqa.errors import CorpusError, DocumentError
 from policyqa.models import Block, Document
@@ -28,29 +29,33 @@ class Unit:
     cells: list[str] = field(default_factory=list)
     gap: int = 1  # blank lines before it in the source
     page: int = 0
+    width_full: bool = False  # pdf: the line fills the text width, so the paragraph may go on
 
 
 # --- loaders --------------------------------------------------------------------------------------
 
 
 def decode(data: bytes, name: str) -> str:
-    """Bytes -> text: UTF-8 (with or without BOM) first, then GB18030, then charset detection."""
+    """Bytes -> text: UTF-8 (with or without BOM) when it is valid, else what charset-normalizer detects.
+
+    Chinese files that are not UTF-8 are nearly always GB18030/GBK (or Big5); GB18030 is the fallback when
+    detection has no answer, since it decodes every GBK file too.
+    """
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    for encoding in ("utf-8", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
     try:
-        from charset_normalizer import from_bytes
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
 
-        best = from_bytes(data).best()
-    except ImportError:  # pragma: no cover - charset-normalizer is a dependency
-        best = None
-    if best is None:
-        raise DocumentError(f"{name}: cannot determine the text encoding; save it as UTF-8")
-    return str(best)
+    best = from_bytes(data, cp_isolation=["gb18030", "gbk", "gb2312", "big5", "utf_16", "utf_8"]).best()
+    if best is not None:
+        return str(best)
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{name}: cannot determine the text encoding; save it as UTF-8") from exc
 
 
 def _lines_to_units(text: str) -> list[Unit]:
@@ -93,7 +98,207 @@ def load_md(data: bytes, name: str) -> list[Unit]:
     return units
 
 
-LOADERS: dict[str, Callable[[bytes, str], list[Unit]]] = {".txt": load_txt, ".md": load_md}
+_HTML_SKIP = frozenset(
+    [
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "iframe",
+        "svg",
+        "canvas",
+        "nav",
+        "header",
+        "footer",
+        "aside",
+        "form",
+        "button",
+        "select",
+    ]
+)
+_HTML_BLOCK = frozenset(
+    ["p", "li", "pre", "blockquote", "dd", "dt", "figcaption", "caption", "address", "h1", "h2", "h3", "h4", "h5", "h6"]
+)
+_NAV_HINT = re.compile(r"(^|[-_ ])(nav|menu|breadcrumb|footer|header|sidebar|share|toolbar)([-_ ]|$)", re.I)
+
+
+def load_html(data: bytes, name: str) -> list[Unit]:
+    """Main content of a page: <main>/<article> when present, else <body>; no scripts, styles or navigation."""
+    from bs4 import BeautifulSoup
+    from bs4.element import NavigableString, Tag
+
+    soup = BeautifulSoup(data, "html.parser")
+    roots = soup.find_all(["main", "article"]) or [soup.body or soup]
+    root = max(roots, key=lambda r: len(r.get_text(strip=True)))
+    units: list[Unit] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        text = re.sub(r"\s+", " ", "".join(buffer)).strip()
+        buffer.clear()
+        if text:
+            units.append(Unit(text))
+
+    def skipped(tag: Tag) -> bool:
+        classes: Any = tag.get("class") or []
+        hints = " ".join(
+            [
+                *(classes if isinstance(classes, list) else [str(classes)]),
+                str(tag.get("id", "")),
+                str(tag.get("role", "")),
+            ]
+        )
+        return tag.name in _HTML_SKIP or bool(_NAV_HINT.search(hints)) or tag.get("hidden") is not None
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if type(child) is NavigableString:  # not a comment, doctype or CDATA
+                    buffer.append(str(child))
+                continue
+            if not isinstance(child, Tag) or skipped(child):
+                continue
+            if child.name == "table":
+                flush()
+                for tr in child.find_all("tr"):
+                    cells = [re.sub(r"\s+", " ", c.get_text(" ", strip=True)) for c in tr.find_all(["th", "td"])]
+                    if any(cells):
+                        units.append(Unit("\t".join(cells), "row", cells=cells))
+                units.append(Unit("", "end"))
+            elif child.name in _HTML_BLOCK:
+                flush()
+                text = re.sub(r"\s+", " ", child.get_text(" ", strip=True))
+                level = int(child.name[1]) if re.fullmatch(r"h[1-6]", child.name) else 0
+                if text:
+                    units.append(Unit(text, "heading" if level else "line", level=level))
+            elif child.name == "br":
+                flush()
+            else:
+                block = child.name in ("div", "section", "article", "main", "ul", "ol", "dl", "figure", "body")
+                if block:
+                    flush()
+                walk(child)
+                if block:
+                    flush()
+
+    walk(root)
+    flush()
+    return units
+
+
+def load_docx(data: bytes, name: str) -> list[Unit]:
+    """Paragraphs with heading styles as headings, and tables as rows, in document order."""
+    import io
+
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    document = docx.Document(io.BytesIO(data))
+    units: list[Unit] = []
+    for element in document.element.body.iterchildren():
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag == "p":
+            para = Paragraph(element, document)
+            text = para.text.strip()
+            if not text:
+                continue
+            style = (para.style.name if para.style is not None else "") or ""
+            m = re.match(r"^(Heading|标题)\s*(\d)", style)
+            if style == "Title":
+                units.append(Unit(text, "heading", level=0))
+            elif m:
+                units.append(Unit(text, "heading", level=int(m.group(2))))
+            else:
+                units.append(Unit(text))
+        elif tag == "tbl":
+            for row in Table(element, document).rows:
+                cells = [re.sub(r"\s+", " ", c.text).strip() for c in row.cells]
+                cells = [c for i, c in enumerate(cells) if i == 0 or c != cells[i - 1] or not c]  # merged cells
+                if any(cells):
+                    units.append(Unit("\t".join(cells), "row", cells=cells))
+            units.append(Unit("", "end"))
+    return units
+
+
+def load_pdf(data: bytes, name: str) -> list[Unit]:
+    """Text lines with page numbers, wrapped lines joined into paragraphs, tables as rows."""
+    import io
+
+    import pdfplumber
+
+    units: list[Unit] = []
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        for number, page in enumerate(pdf.pages, 1):
+            tables = page.find_tables()
+            boxes = [t.bbox for t in tables]
+
+            def outside(obj: dict[str, float], boxes: list[tuple[float, float, float, float]] = boxes) -> bool:
+                return not any(b[0] <= obj["x0"] and obj["x1"] <= b[2] and b[1] <= obj["top"] <= b[3] for b in boxes)
+
+            items: list[tuple[float, Unit | list[Unit]]] = []
+            lines = page.filter(outside).extract_text_lines() if boxes else page.extract_text_lines()
+            for line in lines:
+                items.append((line["top"], Unit(line["text"].strip(), page=number, level=int(line["x1"] - line["x0"]))))
+            for table in tables:
+                rows = [[re.sub(r"\s+", "", c or "") for c in row] for row in table.extract()]
+                items.append((table.bbox[1], [Unit("\t".join(r), "row", cells=r, page=number) for r in rows if any(r)]))
+            for _, item in sorted(items, key=lambda it: it[0]):
+                if isinstance(item, list):
+                    units.extend(item)
+                    units.append(Unit("", "end", page=number))
+                elif item.text:
+                    units.append(item)
+    return _join_pdf_lines(units)
+
+
+def _join_pdf_lines(units: list[Unit]) -> list[Unit]:
+    """A PDF line that fills the line width and does not end a sentence continues in the next line."""
+    widths = [u.level for u in units if u.kind == "line"]
+    full = max(widths) * 0.85 if widths else 0
+    out: list[Unit] = []
+    for u in units:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and u.kind == "line"
+            and prev.kind == "line"
+            and prev.width_full
+            and not _terminated(prev.text)
+            and heading_style(u.text) is None
+        ):
+            prev.text = _join(prev.text, u.text)
+            prev.width_full = u.level >= full
+            continue
+        fresh = Unit(u.text, u.kind, 0, u.cells, u.gap, u.page)
+        fresh.width_full = u.kind == "line" and u.level >= full
+        out.append(fresh)
+    return out
+
+
+LOADERS: dict[str, Callable[[bytes, str], list[Unit]]] = {
+    ".txt": load_txt,
+    ".md": load_md,
+    ".markdown": load_md,
+    ".html": load_html,
+    ".htm": load_html,
+    ".docx": load_docx,
+    ".pdf": load_pdf,
+}
+
+
+def sniff(data: bytes) -> str:
+    """The file type a content says it is (by magic bytes), as an extension: .pdf .docx .html .txt."""
+    head = data[:2048].lstrip().lower()
+    if data.startswith(b"%PDF"):
+        return ".pdf"
+    if data.startswith(b"PK\x03\x04"):
+        return ".docx" if b"word/" in data[:65536] else ".zip"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in head or b"<head" in head:
+        return ".html"
+    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ".bin"
+    return ".txt"
 
 
 def supported(path: Path) -> bool:
@@ -248,14 +453,14 @@ class _Writer:
         self.size = 0
         self.blocks: list[Block] = []
 
-    def add(self, text: str, kind: str, section: tuple[str, ...], table: str = "") -> int:
+    def add(self, text: str, kind: str, section: tuple[str, ...], table: str = "", page: int = 0) -> int:
         if self.parts:
             self.parts.append("\n")
             self.size += 1
         start = self.size
         self.parts.append(text)
         self.size += len(text)
-        self.blocks.append(Block(kind, text, start, self.size, section, table))
+        self.blocks.append(Block(kind, text, start, self.size, section, table, page))
         return start
 
     def split_last(self, cuts: list[tuple[int, tuple[str, ...]]]) -> None:
@@ -270,19 +475,19 @@ class _Writer:
                 s = last.start + cut + lead
                 # a piece that only repeats its own heading is a heading, not a passage
                 kind = "heading" if section and piece.rstrip(TERMINAL) == section[-1] else last.kind
-                self.blocks.append(Block(kind, piece, s, s + len(piece), section, last.table))
+                self.blocks.append(Block(kind, piece, s, s + len(piece), section, last.table, last.page))
 
 
-def _paragraph(writer: _Writer, sections: _Sections, text: str) -> None:
+def _paragraph(writer: _Writer, sections: _Sections, text: str, page: int = 0) -> None:
     style = heading_style(text)
     body_from = 0
     if style:
         label, body_from = _label(text, style)
         sections.enter(style, label)
         if body_from >= len(text):
-            writer.add(text, "heading", sections.path())
+            writer.add(text, "heading", sections.path(), page=page)
             return
-    writer.add(text, "paragraph", sections.path())
+    writer.add(text, "paragraph", sections.path(), page=page)
     cuts: list[tuple[int, tuple[str, ...]]] = [(body_from, sections.path())]
     for s, e in split_sentences(text):
         if s < body_from:
@@ -310,7 +515,7 @@ def _table(writer: _Writer, sections: _Sections, rows: list[Unit], title: str) -
             label = header[i] if has_header and i < len(header) and header[i] else ""
             labelled.append(f"{label} {cell}" if label else cell)
         shown = "｜".join([title, *labelled] if title else labelled)
-        writer.add(row.text, "table_row", sections.path(), table=shown)
+        writer.add(row.text, "table_row", sections.path(), table=shown, page=row.page)
 
 
 def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str) -> Document:
@@ -342,9 +547,9 @@ def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str) -
             continue
         if u.kind == "heading":
             sections.enter(f"h{u.level}", u.text)
-            writer.add(u.text, "heading", sections.path())
-        else:
-            _paragraph(writer, sections, u.text)
+            writer.add(u.text, "heading", sections.path(), page=u.page)
+        elif u.kind == "line":
+            _paragraph(writer, sections, u.text, u.page)
         i += 1
 
     text = "".join(writer.parts)

@@ -18,6 +18,7 @@ class Block:
     end: int
     section: tuple[str, ...] = ()
     table: str = ""  # for table rows: "title｜label value｜..." as shown to the user
+    page: int = 0  # 1-based page of a PDF, 0 when the format has no pages
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Chunk:
     start: int
     end: int
     kind: str = "text"  # "text" | "table_row"
+    page: int = 0
 
     @property
     def context(self) -> str:

@@ -103,6 +103,7 @@ def hit_dict(hit: Hit) -> dict[str, object]:
         "section": c.section,
         "chunk_id": c.chunk_id,
         "kind": c.kind,
+        "page": c.page,
         "start": c.start,
         "end": c.end,
         "answer_start": hit.answer_start,
