@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -93,6 +94,33 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from policyqa.evaluation import evaluate, read_questions
+    from policyqa.search import SearchOptions
+
+    questions = read_questions(args.qa)
+    settings = _settings(args)
+    engine = _engine(settings)
+    index = engine.load()
+    legs = ["hybrid", "dense", "lexical"] if args.legs else ["hybrid"]
+    reports = []
+    for mode in legs:
+        run = functools.partial(engine.search, k=10, options=SearchOptions(mode=mode))
+        reports.append(evaluate(mode, questions, run, index.chunks))
+    if args.json:
+        print(json.dumps([asdict(r) for r in reports], ensure_ascii=False, indent=2))
+        return 0
+    print(f"{len(questions)} questions, {reports[0].questions} answerable; index {index.name}")
+    print(f"{'run':<8} {'hit@1':>6} {'hit@3':>6} {'hit@5':>6} {'MRR@10':>7} {'nDCG@10':>8}")
+    for r in reports:
+        print(f"{r.name:<8} {r.hit1:>6.3f} {r.hit3:>6.3f} {r.hit5:>6.3f} {r.mrr10:>7.3f} {r.ndcg10:>8.3f}")
+    for miss in reports[0].misses:
+        print(f"miss (rank {miss['rank']}): {miss['q']}  needs {miss['must']}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -136,6 +164,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the same JSON as the HTTP API")
     s.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
     s.set_defaults(func=cmd_search)
+
+    e = sub.add_parser(
+        "eval",
+        help="measure retrieval on a QA file",
+        description="Evaluate retrieval: hit@1/3/5, MRR@10, nDCG@10 and the misses. "
+        "Example: policyqa eval corpus/eval/seed-qa.jsonl --legs",
+    )
+    e.add_argument("qa", type=Path, help='JSON lines: {"q": "...", "must": ["substring"], "source": "file"}')
+    e.add_argument("--json", action="store_true", help="print the reports as JSON")
+    e.add_argument("--legs", action="store_true", help="also run the dense and the lexical leg alone")
+    e.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
+    e.set_defaults(func=cmd_eval)
 
     v = sub.add_parser(
         "serve",

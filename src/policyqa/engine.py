@@ -14,7 +14,7 @@ from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError
 from policyqa.index import BuildReport, Index
-from policyqa.search import SearchResult, search
+from policyqa.search import SearchOptions, SearchResult, search
 
 
 class Engine:
@@ -55,8 +55,8 @@ class Engine:
             return self.update()
         return None
 
-    def search(self, query: str, k: int = 5) -> SearchResult:
+    def search(self, query: str, k: int = 5, options: SearchOptions | None = None) -> SearchResult:
         current = self.index
         if current is None:
             raise IndexMissingError("the index is not loaded yet; wait for /api/health to answer 200")
-        return search(current, self.embedder, query, k)
+        return search(current, self.embedder, query, k, options)

@@ -319,7 +319,7 @@ def build(
 def _embed(embedder: Embedder, chunks: list[Chunk], progress: Progress | None, batch: int = 64) -> np.ndarray:
     parts = []
     for i in range(0, len(chunks), batch):
-        parts.append(embedder.encode_passages([c.context for c in chunks[i : i + batch]]))
+        parts.append(embedder.encode_passages([c.embed_text for c in chunks[i : i + batch]]))
         if progress:
             progress(min(i + batch, len(chunks)), len(chunks))
     if not parts:

@@ -52,6 +52,12 @@ class Chunk:
         head = " › ".join(p for p in (self.title, self.section) if p)
         return f"{head}\n{self.text}" if head else self.text
 
+    @property
+    def embed_text(self) -> str:
+        """What the dense leg embeds: the breadcrumb and the passage (the title alone would make every passage
+        of a document look alike)."""
+        return f"{self.section}\n{self.text}" if self.section else self.text
+
 
 @dataclass(frozen=True)
 class Hit:

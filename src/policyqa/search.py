@@ -13,11 +13,21 @@ from policyqa.errors import QueryError
 from policyqa.index import Index
 from policyqa.lexical import best
 from policyqa.models import Hit
-from policyqa.segment import normalize, split_sentences
+from policyqa.segment import normalize, normalize_query, split_sentences
 
 MAX_QUERY = 500
 RRF_K = 60
+MODES = ("hybrid", "dense", "lexical")
+FUSIONS = ("rrf", "weighted")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    mode: str = "hybrid"  # which legs run: both, or one alone (for comparison)
+    fusion: str = "weighted"  # how the legs are combined (see the README for the measurement behind it)
+    alpha: float = 0.4  # weight of the dense leg in weighted fusion (chosen on corpus/eval/seed-qa.jsonl)
+    depth: int = 50  # candidates taken from each leg
 
 
 @dataclass(frozen=True)
@@ -46,38 +56,70 @@ def rrf(*rankings: list[int], k: int = RRF_K) -> dict[int, float]:
     return fused
 
 
+def weighted(dense: dict[int, float], lexical: dict[int, float], alpha: float) -> dict[int, float]:
+    """Weighted sum of per-leg scores, each scaled to 0..1 by the best score of its leg in this query.
+
+    Dense scores are cosine similarities, which crowd together; they are scaled between the leg's lowest
+    and highest candidate so that their spread, not their level, counts. BM25 is scaled by its maximum.
+    """
+    fused: dict[int, float] = {}
+    if dense:
+        lo, hi = min(dense.values()), max(dense.values())
+        for i, s in dense.items():
+            fused[i] = alpha * ((s - lo) / (hi - lo) if hi > lo else 1.0)
+    if lexical:
+        top = max(lexical.values())
+        for i, s in lexical.items():
+            fused[i] = fused.get(i, 0.0) + (1 - alpha) * (s / top if top > 0 else 0.0)
+    return fused
+
+
 def _answer(text: str, terms: list[str], weights: dict[str, float]) -> tuple[int, int]:
     """Span of the sentence of `text` that holds most of the query's weight (the first one on a tie)."""
     spans = split_sentences(text)
     if not spans:
         return 0, len(text)
-    best, best_score = spans[0], -1.0
+    best_span, best_score = spans[0], -1.0
     for s, e in spans:
         sentence = normalize(text[s:e])
         score = sum(weights.get(t, 0.0) for t in terms if t in sentence)
         if score > best_score + 1e-9:
-            best, best_score = (s, e), score
-    return best
+            best_span, best_score = (s, e), score
+    return best_span
 
 
-def search(index: Index, embedder: Embedder, query: str, k: int = 5, depth: int = 50) -> SearchResult:
+def search(
+    index: Index, embedder: Embedder, query: str, k: int = 5, options: SearchOptions | None = None
+) -> SearchResult:
+    opts = options or SearchOptions()
     began = time.perf_counter()
     text = clean_query(query)
     n = len(index.chunks)
     if n == 0:
         return SearchResult(text, (), 0.0)
-    depth = min(max(depth, k), n)
+    depth = min(max(opts.depth, k), n)
+    matched_text = normalize_query(text)
 
-    qvec = embedder.encode_queries([normalize(text)])
-    dense_scores, dense_ids = index.dense.search(np.ascontiguousarray(qvec, np.float32), depth)
-    dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0], strict=True) if i >= 0}
+    qvec = embedder.encode_queries([matched_text])[0]
+    dense: dict[int, float] = {}
+    if opts.mode != "lexical":
+        scores, ids = index.dense.search(np.ascontiguousarray(qvec[None, :], np.float32), depth)
+        dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
 
-    words = index.segmenter.words_of(text)
+    words = index.segmenter.query_words(matched_text)
     lexical_all = index.lexical.scores(words)
-    lexical = dict(best(lexical_all, depth))
+    lexical = dict(best(lexical_all, depth)) if opts.mode != "dense" else {}
 
-    fused = rrf(list(dense), list(lexical))
+    if opts.mode == "dense":
+        fused = dense
+    elif opts.mode == "lexical":
+        fused = lexical
+    elif opts.fusion == "rrf":
+        fused = rrf(list(dense), list(lexical))
+    else:
+        fused = weighted(dense, lexical, opts.alpha)
     order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+
     weights = {w: index.lexical.idf(w) for w in words}
     hits = []
     for rank, i in enumerate(order, 1):
@@ -85,9 +127,8 @@ def search(index: Index, embedder: Embedder, query: str, k: int = 5, depth: int 
         haystack = normalize(chunk.context)
         matched = tuple(dict.fromkeys(w for w in words if w in haystack))
         start, end = _answer(chunk.text, list(matched), weights)
-        hits.append(
-            Hit(chunk, fused[i], rank, float(index.vectors[i] @ qvec[0]), float(lexical_all[i]), matched, start, end)
-        )
+        cosine = float(index.vectors[i] @ qvec)
+        hits.append(Hit(chunk, fused[i], rank, cosine, float(lexical_all[i]), matched, start, end))
     return SearchResult(text, tuple(hits), (time.perf_counter() - began) * 1000)
 
 

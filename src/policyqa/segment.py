@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -14,122 +15,16 @@ from typing import Any
 _SENTENCE_END = re.compile(r"[^。！？!?；;…\n]*(?:[。！？!?；;]+|…+|\n|$)[”’」』）)\"']*")
 TERMINAL = "。！？!?；;…”’」』"
 
-# Words that carry no meaning for lexical matching.
+# Words that carry no meaning for lexical matching (function words and question words).
 STOPWORDS = frozenset(
-    [
-        "的",
-        "了",
-        "和",
-        "与",
-        "及",
-        "或",
-        "在",
-        "是",
-        "为",
-        "对",
-        "把",
-        "被",
-        "将",
-        "以",
-        "于",
-        "由",
-        "从",
-        "向",
-        "等",
-        "其",
-        "之",
-        "也",
-        "而",
-        "并",
-        "就",
-        "都",
-        "这",
-        "那",
-        "有",
-        "个",
-        "几",
-        "多少",
-        "哪些",
-        "哪",
-        "什么",
-        "怎么",
-        "怎样",
-        "如何",
-        "吗",
-        "呢",
-        "吧",
-        "啊",
-        "请问",
-        "一个",
-        "一些",
-        "我们",
-        "你们",
-        "他们",
-        "它们",
-        "我",
-        "你",
-        "他",
-        "她",
-        "它",
-        "这个",
-        "那个",
-        "这些",
-        "那些",
-        "中",
-        "上",
-        "下",
-        "里",
-        "所",
-        "可以",
-        "能",
-        "会",
-        "要",
-        "该",
-        "哪家",
-        "哪个",
-        "谁",
-        "是否",
-        "是不是",
-        "多大",
-        "多",
-        "有没有",
-        "什么样",
-        "还",
-        "又",
-        "给",
-        "让",
-        "使",
-        "通过",
-        "进行",
-        "目前",
-        "the",
-        "a",
-        "an",
-        "of",
-        "to",
-        "in",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "by",
-        "for",
-        "on",
-        "at",
-        "with",
-        "what",
-        "which",
-        "how",
-        "many",
-        "much",
-        "who",
-        "does",
-        "do",
-        "did",
-    ]
+    """的 了 和 与 及 或 在 是 为 对 把 被 将 以 于 由 从 向 等 其 之 也 而
+    并 就 都 这 那 有 个 几 多少 哪些 哪 什么 怎么 怎样 如何 吗 呢 吧 啊
+    请问 一个 一些 我们 你们 他们 它们 我 你 他 她 它 这个 那个 这些 那些 中
+    上 下 里 所 可以 能 会 要 该 哪家 哪个 谁 是否 是不是 多大 多 有没有
+    什么样 还 又 给 让 使 通过 进行 目前 the a an of to in and
+    or is are was were be by for on at with what
+    which how many much who does do did 几个 哪里 为什么
+    哪些方面 怎么样 叫""".split()  # noqa: SIM905
 )
 
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
@@ -139,6 +34,24 @@ def normalize(text: str) -> str:
     """Form used for matching: NFKC (full-width to half-width), lower case, collapsed spaces."""
     text = unicodedata.normalize("NFKC", text).lower()
     return re.sub(r"\s+", " ", text).strip()
+
+
+@functools.cache
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def simplify(text: str) -> str:
+    """Traditional to simplified Chinese (OpenCC t2s); text without traditional characters is unchanged."""
+    return str(_t2s().convert(text))
+
+
+def normalize_query(text: str) -> str:
+    """A question as it is matched and embedded: NFKC, simplified Chinese, trimmed (case kept for the model)."""
+    text = unicodedata.normalize("NFKC", text)
+    return re.sub(r"\s+", " ", simplify(text)).strip()
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -174,6 +87,13 @@ class Segmenter:
         """Words for lexical search: search-mode jieba over normalised text, no stopwords or punctuation."""
         with self._lock:
             raw = list(self._jieba.cut_for_search(normalize(text)))
+        return [w for w in (t.strip() for t in raw) if w and w not in STOPWORDS and not _PUNCT.match(w)]
+
+    def query_words(self, text: str) -> list[str]:
+        """Words of a question: precise-mode jieba (no overlapping fragments such as 京市 or 花台), which
+        match the search-mode words the passages were indexed with."""
+        with self._lock:
+            raw = list(self._jieba.cut(normalize(text)))
         return [w for w in (t.strip() for t in raw) if w and w not in STOPWORDS and not _PUNCT.match(w)]
 
     def cut(self, text: str) -> list[str]:
