@@ -29,7 +29,7 @@ class Unit:
     cells: list[str] = field(default_factory=list)
     gap: int = 1  # blank lines before it in the source
     page: int = 0
-    width_full: bool = False  # pdf: the line fills the text width, so the paragraph may go on
+    width: float = 0.0  # pdf: the printed width of the line
 
 
 # --- loaders --------------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def load_pdf(data: bytes, name: str) -> list[Unit]:
             items: list[tuple[float, Unit | list[Unit]]] = []
             lines = page.filter(outside).extract_text_lines() if boxes else page.extract_text_lines()
             for line in lines:
-                items.append((line["top"], Unit(line["text"].strip(), page=number, level=int(line["x1"] - line["x0"]))))
+                items.append((line["top"], Unit(line["text"].strip(), page=number, width=line["x1"] - line["x0"])))
             for table in tables:
                 rows = [[re.sub(r"\s+", "", c or "") for c in row] for row in table.extract()]
                 items.append((table.bbox[1], [Unit("\t".join(r), "row", cells=r, page=number) for r in rows if any(r)]))
@@ -254,25 +254,24 @@ def load_pdf(data: bytes, name: str) -> list[Unit]:
 
 def _join_pdf_lines(units: list[Unit]) -> list[Unit]:
     """A PDF line that fills the line width and does not end a sentence continues in the next line."""
-    widths = [u.level for u in units if u.kind == "line"]
-    full = max(widths) * 0.85 if widths else 0
+    widths = [u.width for u in units if u.kind == "line"]
+    full = max(widths) * 0.85 if widths else 0.0
     out: list[Unit] = []
+    last_full = False  # the last line appended or joined filled the width
     for u in units:
         prev = out[-1] if out else None
         if (
             prev is not None
             and u.kind == "line"
             and prev.kind == "line"
-            and prev.width_full
+            and last_full
             and not _terminated(prev.text)
-            and heading_style(u.text) is None
+            and not _is_numbered(u.text)
         ):
             prev.text = _join(prev.text, u.text)
-            prev.width_full = u.level >= full
-            continue
-        fresh = Unit(u.text, u.kind, 0, u.cells, u.gap, u.page)
-        fresh.width_full = u.kind == "line" and u.level >= full
-        out.append(fresh)
+        else:
+            out.append(Unit(u.text, u.kind, u.level, list(u.cells), u.gap, u.page))
+        last_full = u.kind == "line" and u.width >= full
     return out
 
 
