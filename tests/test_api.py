@@ -26,6 +26,9 @@ def test_health_and_search_get_post(client: TestClient) -> None:
     for key in ("text", "score", "doc_id", "source", "section", "start", "end", "answer_start", "answer_end"):
         assert key in first
     assert "人才公寓" in first["text"]
+    assert got["confident"] is True and got["confidence"]["missing"] == []
+    unsure = client.get("/api/search", params={"q": "上海地铁票价", "k": 2}).json()
+    assert unsure["confident"] is False and "上海" in unsure["confidence"]["missing"]
     posted = client.post("/api/search", json={"q": "人才公寓", "k": 2}).json()
     assert [r["chunk_id"] for r in posted["results"]] == [r["chunk_id"] for r in got["results"]]
 

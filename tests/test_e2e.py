@@ -67,3 +67,18 @@ def test_engine_is_reusable_from_the_cli_path(tmp_path: Path) -> None:
     engine.ensure()
     top = engine.search("高淳园的产业引导基金规模多大？", 1).hits[0]
     assert "10亿元" in top.chunk.text[top.answer_start : top.answer_end]
+
+
+@pytest.mark.parametrize(
+    ("question", "confident"),
+    [
+        ("南京有几个国家级创新型产业集群？", True),
+        ("高淳园的产业引导基金规模多大？", True),
+        ("苏州工业园区有几个国家级产业集群？", False),
+        ("深圳对半导体企业的补贴标准是多少？", False),
+    ],
+)
+def test_confidence_flag(client: TestClient, question: str, confident: bool) -> None:
+    body = client.get("/api/search", params={"q": question, "k": 3}).json()
+    assert body["confident"] is confident, body["confidence"]
+    assert body["results"], "the nearest passages are returned either way"

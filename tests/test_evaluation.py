@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from policyqa.confidence import Confidence
 from policyqa.errors import PolicyQAError
 from policyqa.evaluation import Question, evaluate, read_questions, relevant
 from policyqa.models import Chunk, Hit
@@ -24,7 +25,7 @@ CHUNKS = [
 
 def fake(order: dict[str, list[int]]):
     def run(q: str) -> SearchResult:
-        return SearchResult(q, tuple(Hit(CHUNKS[i], 1.0 / (r + 1), r + 1) for r, i in enumerate(order[q])), 0.0)
+        return SearchResult(q, tuple(Hit(CHUNKS[i], 1.0 / (r + 1), r + 1) for r, i in enumerate(order.get(q, []))), 0.0)
 
     return run
 
@@ -64,3 +65,17 @@ def test_shipped_eval_set_is_broad() -> None:
 
 def test_traditional_and_full_width_questions_are_normalised() -> None:
     assert normalize_query("  南京有幾個國家級創新型產業集群？ ") == "南京有几个国家级创新型产业集群?"
+
+
+def test_flag_precision_and_recall() -> None:
+    flagged = {"a": False, "b": True, "none": True, "none2": False}
+
+    def run(q: str) -> SearchResult:
+        hits = tuple(Hit(CHUNKS[i], 1.0, r + 1) for r, i in enumerate([0, 1]))
+        return SearchResult(q, hits, 0.0, Confidence(not flagged[q], 0.0, 0.0, ()))
+
+    qs = [Question("a", ("2个",)), Question("b", ("10亿元",)), Question("none", ()), Question("none2", ())]
+    report = evaluate("x", qs, run, CHUNKS)
+    assert report.unanswerable == 2
+    assert report.flag_precision == 0.5 and report.flag_recall == 0.5
+    assert report.wrong_flags == ("b",) and report.missed_flags == ("none2",)

@@ -1,10 +1,11 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from policyqa import index
 from policyqa.errors import QueryError
-from policyqa.search import clean_query, rrf, search
+from policyqa.search import _answer, clean_query, dense_scores, rrf, search
 
 
 def test_rrf_rewards_agreement() -> None:
@@ -35,3 +36,34 @@ def test_search_returns_cited_passages(corpus: Path, tmp_path: Path, embedder) -
     assert [h.rank for h in result.hits] == [1, 2, 3]
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_confidence_flags_questions_the_corpus_cannot_answer(corpus: Path, tmp_path: Path, embedder) -> None:
+    index.build(corpus, tmp_path / "idx", embedder)
+    ix = index.load(tmp_path / "idx", embedder)
+    sure = search(ix, embedder, "新认定的高新技术企业奖励多少？", k=3).confidence
+    assert sure is not None and sure.confident and sure.coverage == 1.0 and sure.missing == ()
+    unsure = search(ix, embedder, "上海地铁票价是多少？", k=3).confidence
+    assert unsure is not None and not unsure.confident
+    assert unsure.coverage == 0.0 and set(unsure.missing) == {"上海", "地铁", "票价"}
+
+
+def test_dense_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Path, embedder) -> None:
+    index.build(corpus, tmp_path / "idx", embedder)
+    ix = index.load(tmp_path / "idx", embedder)
+    assert len(ix.sentence_ptr) == len(ix.chunks) + 1 and int(ix.sentence_ptr[-1]) == len(ix.sentences)
+    q = embedder.encode_queries(["引进领军人才"])[0]
+    many = next(i for i in range(len(ix.chunks)) if ix.sentence_ptr[i + 1] - ix.sentence_ptr[i] >= 2)
+    lo, hi = int(ix.sentence_ptr[many]), int(ix.sentence_ptr[many + 1])
+    expected = (float(ix.vectors[many] @ q) + float(np.max(ix.sentences[lo:hi] @ q))) / 2
+    assert dense_scores(ix, q, [many])[many] == pytest.approx(expected)
+    rows = [i for i, c in enumerate(ix.chunks) if c.kind == "table_row" or ix.sentence_ptr[i + 1] == ix.sentence_ptr[i]]
+    for i in rows:
+        assert dense_scores(ix, q, [i])[i] == pytest.approx(float(ix.vectors[i] @ q))
+
+
+def test_answer_sentence_ties_go_to_the_closest_sentence() -> None:
+    text = "第一句话没有关键词内容。第二句话同样没有关键词。"
+    assert _answer(text, [], {}, [0.1, 0.9]) == (12, 24)
+    assert _answer(text, [], {}, [0.9, 0.1]) == (0, 12)
+    assert _answer(text, ["同样"], {"同样": 1.0}, [0.9, 0.1]) == (12, 24)

@@ -72,7 +72,10 @@ async function runSearch(q, k) {
     }
     if (data.confident === false) {
       status.className = "warn";
-      status.textContent = "未找到可靠答案，以下是最接近的段落：";
+      const missing = (data.confidence && data.confidence.missing) || [];
+      status.textContent = "未找到可靠答案" +
+        (missing.length ? "（文档中没有出现：" + missing.join("、") + "）" : "") +
+        "，以下是最接近的段落：";
     } else {
       status.textContent = data.results.length
         ? "找到 " + data.results.length + " 条结果（" + data.took_ms + " 毫秒）"

@@ -101,3 +101,19 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
             emit(block.section, block.table or block.text, block.start, block.end, "table_row", block.page)
     flush()
     return chunks
+
+
+MIN_SENTENCE = 8
+
+
+def sentence_texts(chunk: Chunk) -> list[str]:
+    """The sentences of a passage as the dense leg embeds them one by one (with the breadcrumb), so that a
+    question matching one sentence of a longer passage is not diluted by the rest. Empty for passages of
+    a single sentence and for table rows: their passage vector already is the sentence's."""
+    if chunk.kind != "text":
+        return []
+    spans = [(s, e) for s, e in split_sentences(chunk.text) if e - s >= MIN_SENTENCE]
+    if len(spans) < 2:
+        return []
+    head = f"{chunk.section}\n" if chunk.section else ""
+    return [head + chunk.text[s:e] for s, e in spans]

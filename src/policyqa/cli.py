@@ -118,6 +118,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{r.name:<8} {r.hit1:>6.3f} {r.hit3:>6.3f} {r.hit5:>6.3f} {r.mrr10:>7.3f} {r.ndcg10:>8.3f}")
     for miss in reports[0].misses:
         print(f"miss (rank {miss['rank']}): {miss['q']}  needs {miss['must']}")
+    top = reports[0]
+    if top.unanswerable:
+        precision = "n/a" if top.flag_precision is None else f"{top.flag_precision:.3f}"
+        print(
+            f"no-confident-answer flag: precision {precision}, recall {top.flag_recall:.3f} "
+            f"on {top.unanswerable} unanswerable questions"
+        )
+        for q in top.wrong_flags:
+            print(f"flagged but answerable: {q}")
+        for q in top.missed_flags:
+            print(f"unanswerable, not flagged: {q}")
     return 0
 
 

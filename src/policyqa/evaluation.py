@@ -36,6 +36,11 @@ class Report:
     mrr10: float
     ndcg10: float
     misses: tuple[dict[str, object], ...] = field(default_factory=tuple)
+    unanswerable: int = 0
+    flag_precision: float | None = None  # of the questions flagged "no confident answer", share unanswerable
+    flag_recall: float | None = None  # of the unanswerable questions, share flagged
+    wrong_flags: tuple[str, ...] = field(default_factory=tuple)  # answerable questions flagged anyway
+    missed_flags: tuple[str, ...] = field(default_factory=tuple)  # unanswerable questions answered confidently
 
 
 def _squash(text: str) -> str:
@@ -72,12 +77,17 @@ def relevant(chunk: Chunk, question: Question) -> bool:
 def evaluate(
     name: str, questions: list[Question], run: Callable[[str], SearchResult], all_chunks: list[Chunk]
 ) -> Report:
-    """Scores the answerable questions; `run` returns at least 10 hits for a question."""
+    """Ranks on the answerable questions, the confidence flag on all; `run` returns at least 10 hits."""
     answerable = [q for q in questions if q.answerable]
     h1 = h3 = h5 = mrr = ndcg = 0.0
     misses: list[dict[str, object]] = []
-    for q in answerable:
-        hits = run(q.q).hits[:10]
+    flagged: dict[str, bool] = {}
+    for q in questions:
+        result = run(q.q)
+        flagged[q.q] = result.confidence is not None and not result.confidence.confident
+        if not q.answerable:
+            continue
+        hits = result.hits[:10]
         flags = [relevant(h.chunk, q) for h in hits]
         first = flags.index(True) + 1 if True in flags else None
         h1 += first == 1
@@ -92,4 +102,22 @@ def evaluate(
                 {"q": q.q, "must": list(q.must), "rank": first, "top": hits[0].chunk.text[:80] if hits else ""}
             )
     n = len(answerable) or 1
-    return Report(name, len(answerable), h1 / n, h3 / n, h5 / n, mrr / n, ndcg / n, tuple(misses))
+    unanswerable = [q.q for q in questions if not q.answerable]
+    wrong = tuple(q.q for q in answerable if flagged[q.q])
+    caught = [q for q in unanswerable if flagged[q]]
+    raised = len(caught) + len(wrong)
+    return Report(
+        name,
+        len(answerable),
+        h1 / n,
+        h3 / n,
+        h5 / n,
+        mrr / n,
+        ndcg / n,
+        tuple(misses),
+        len(unanswerable),
+        len(caught) / raised if raised else None,
+        len(caught) / len(unanswerable) if unanswerable else None,
+        wrong,
+        tuple(q for q in unanswerable if not flagged[q]),
+    )

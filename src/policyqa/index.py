@@ -2,8 +2,9 @@
 
 Layout of the index folder:
     CURRENT                 name of the snapshot being served (replaced atomically)
-    snapshots/<name>/       meta.json, chunks.jsonl, vectors.npy, dense.faiss, lexical.npz, terms.json,
-                            dictionary.txt
+    snapshots/<name>/       meta.json, chunks.jsonl, vectors.npy, dense.faiss, sentences.npy (a vector per
+                            sentence of the longer passages) with sentence_ptr.npy (passage i owns rows
+                            ptr[i]:ptr[i+1]), lexical.npz, terms.json, dictionary.txt
 A build writes a new snapshot folder, fsyncs it, renames it into place and only then swaps CURRENT, so a
 crash at any point leaves the previous snapshot whole and served.
 """
@@ -18,20 +19,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from policyqa import ingest
-from policyqa.chunk import ChunkSettings, chunk_document
+from policyqa.chunk import ChunkSettings, chunk_document, sentence_texts
 from policyqa.embed import Embedder
 from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, IndexMissingError
 from policyqa.lexical import BM25
 from policyqa.models import Chunk, Document
 from policyqa.segment import Segmenter, domain_words
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KEEP_SNAPSHOTS = 2
 Progress = Callable[[int, int], None]
 
@@ -69,11 +71,19 @@ class Index:
     dense: Any  # faiss.Index
     lexical: BM25
     segmenter: Segmenter
+    sentences: np.ndarray  # sentence vectors, memory-mapped: only the candidates' rows are ever read
+    sentence_ptr: np.ndarray
     documents: dict[str, DocInfo] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.folder.name
+
+    @cached_property
+    def background(self) -> np.ndarray:
+        """A fixed, evenly spread sample of at most 1,024 passage vectors: the corpus as a whole."""
+        n = len(self.vectors)
+        return self.vectors[np.unique(np.linspace(0, n - 1, min(n, 1024)).astype(np.int64))] if n else self.vectors
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -127,9 +137,14 @@ def load(index_dir: Path, embedder: Embedder) -> Index:
     dense = faiss.read_index(str(folder / "dense.faiss"))
     if dense.ntotal != len(chunks) or len(vectors) != len(chunks):
         raise IndexMismatchError(f"index at {folder} is inconsistent; rebuild it with `policyqa build`")
+    sentences = np.load(folder / "sentences.npy", mmap_mode="r")
+    sentence_ptr = np.load(folder / "sentence_ptr.npy")
+    if len(sentence_ptr) != len(chunks) + 1 or int(sentence_ptr[-1]) != len(sentences):
+        raise IndexMismatchError(f"index at {folder} is inconsistent; rebuild it with `policyqa build`")
     words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
     documents = {d["source"]: DocInfo(**d) for d in meta.get("documents", [])}
-    return Index(folder, meta, chunks, vectors, dense, BM25.load(folder), Segmenter(words), documents)
+    lexical, segmenter = BM25.load(folder), Segmenter(words)
+    return Index(folder, meta, chunks, vectors, dense, lexical, segmenter, sentences, sentence_ptr, documents)
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -181,7 +196,7 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def _write_snapshot(
-    index_dir: Path, meta: dict[str, Any], chunks: list[Chunk], vectors: np.ndarray, segmenter: Segmenter
+    index_dir: Path, meta: dict[str, Any], chunks: list[Chunk], groups: list[Vectors], dim: int, segmenter: Segmenter
 ) -> str:
     import faiss
 
@@ -194,7 +209,14 @@ def _write_snapshot(
         with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
             for c in chunks:
                 fh.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+        vectors = np.array([g.passage for g in groups], np.float32).reshape(len(groups), dim)
         np.save(tmp / "vectors.npy", vectors)
+        sizes = [len(g.sentences) for g in groups]
+        np.save(tmp / "sentence_ptr.npy", np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64))
+        rows = [g.sentences for g in groups if len(g.sentences)]
+        np.save(
+            tmp / "sentences.npy", np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+        )
         dense = faiss.IndexFlatIP(int(meta["dim"]))
         if len(vectors):
             dense.add(vectors)
@@ -268,11 +290,11 @@ def build(
             detail = f" ({'; '.join(errors)})" if errors else ""
             raise CorpusError(f"no documents found in {corpus}{detail}; add .txt, .md, .html, .docx or .pdf files")
 
-        old_vectors: dict[str, np.ndarray] = {}
-        kept: list[tuple[Chunk, np.ndarray]] = []
+        old_vectors: dict[str, Vectors] = {}
+        kept: list[tuple[Chunk, Vectors]] = []
         old_ids: list[str] = []
         if prev:
-            for c, v in zip(_read_chunks(prev[1]), np.load(prev[1] / "vectors.npy"), strict=True):
+            for c, v in zip(_read_chunks(prev[1]), _read_vectors(prev[1]), strict=True):
                 old_ids.append(c.chunk_id)
                 if c.source in keep:
                     kept.append((c, v))
@@ -280,11 +302,10 @@ def build(
                     old_vectors[c.chunk_id] = v
 
         new_chunks = [c for d in docs for c in chunk_document(d, settings)]
-        todo = [c for c in new_chunks if c.chunk_id not in old_vectors]
+        todo = list({c.chunk_id: c for c in new_chunks if c.chunk_id not in old_vectors}.values())
         vec_of = {**old_vectors, **dict(zip((c.chunk_id for c in todo), _embed(embedder, todo, progress), strict=True))}
         chunks = [c for c, _ in kept] + new_chunks
-        vectors = np.array([v for _, v in kept] + [vec_of[c.chunk_id] for c in new_chunks], np.float32)
-        vectors = vectors.reshape(len(chunks), embedder.dim)
+        groups = [v for _, v in kept] + [vec_of[c.chunk_id] for c in new_chunks]
 
         now = time.time()
         counts: dict[str, int] = {}
@@ -312,16 +333,36 @@ def build(
             "documents": [asdict(i) for i in infos],
             "errors": errors,
         }
-        name = _write_snapshot(index_dir, meta, chunks, vectors, segmenter)
+        name = _write_snapshot(index_dir, meta, chunks, groups, embedder.dim, segmenter)
         return BuildReport(name, len(infos), len(chunks), len(todo), time.perf_counter() - began, tuple(errors))
 
 
-def _embed(embedder: Embedder, chunks: list[Chunk], progress: Progress | None, batch: int = 64) -> np.ndarray:
-    parts = []
+@dataclass(frozen=True)
+class Vectors:
+    """What the dense leg knows of one passage: its own vector and one per sentence (maybe none)."""
+
+    passage: np.ndarray
+    sentences: np.ndarray
+
+
+def _read_vectors(folder: Path) -> list[Vectors]:
+    vectors = np.load(folder / "vectors.npy")
+    sentences = np.load(folder / "sentences.npy")
+    ptr = np.load(folder / "sentence_ptr.npy")
+    return [Vectors(v, sentences[ptr[i] : ptr[i + 1]]) for i, v in enumerate(vectors)]
+
+
+def _embed(embedder: Embedder, chunks: list[Chunk], progress: Progress | None, batch: int = 16) -> list[Vectors]:
+    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch)."""
+    out: list[Vectors] = []
     for i in range(0, len(chunks), batch):
-        parts.append(embedder.encode_passages([c.embed_text for c in chunks[i : i + batch]]))
+        part = chunks[i : i + batch]
+        texts = [[c.embed_text, *sentence_texts(c)] for c in part]
+        flat = embedder.encode_passages([t for group in texts for t in group]).astype(np.float32)
+        at = 0
+        for group in texts:
+            out.append(Vectors(flat[at], flat[at + 1 : at + len(group)]))
+            at += len(group)
         if progress:
             progress(min(i + batch, len(chunks)), len(chunks))
-    if not parts:
-        return np.zeros((0, embedder.dim), np.float32)
-    return np.concatenate(parts).astype(np.float32)
+    return out

@@ -42,6 +42,9 @@ class BM25:
     def size(self) -> int:
         return len(self.doc_len)
 
+    def known(self, term: str) -> bool:
+        return term in self.terms
+
     def idf(self, term: str) -> float:
         t = self.terms.get(term)
         if t is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import threading
 import unicodedata
@@ -28,6 +29,8 @@ STOPWORDS = frozenset(
 )
 
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
+# Question words jieba keeps whole (哪一年, 几号, 多少家): they ask, they do not name anything.
+_QUESTION = re.compile(r"哪|^几|多少|多大|什么|怎么|为何")
 
 
 def normalize(text: str) -> str:
@@ -80,6 +83,8 @@ class Segmenter:
         self.words = sorted({w for w in words if len(w) >= 2})
         with self._lock:
             self._jieba.initialize()
+            self._total = float(self._jieba.total)
+            self._general = {w: self._jieba.FREQ.get(w, 0) for w in self.words}
             for word in self.words:
                 self._jieba.add_word(word, freq=200000)
 
@@ -94,7 +99,23 @@ class Segmenter:
         match the search-mode words the passages were indexed with."""
         with self._lock:
             raw = list(self._jieba.cut(normalize(text)))
-        return [w for w in (t.strip() for t in raw) if w and w not in STOPWORDS and not _PUNCT.match(w)]
+        return [
+            w
+            for w in (t.strip() for t in raw)
+            if w and w not in STOPWORDS and not _PUNCT.match(w) and not _QUESTION.search(w)
+        ]
+
+    def pieces(self, word: str) -> list[str]:
+        """The search-mode words inside `word` (the forms passages were indexed with)."""
+        with self._lock:
+            return [w for w in self._jieba.cut_for_search(word) if len(w.strip()) >= 2]
+
+    def rarity(self, word: str) -> float:
+        """How specific a word is in general Chinese: log(total / frequency) in jieba's own dictionary.
+
+        A word jieba does not know (a name, a number, a foreign word) counts as the rarest."""
+        freq = self._general.get(word, self._jieba.FREQ.get(word, 0))
+        return math.log(self._total / freq) if freq > 0 else math.log(self._total)
 
     def cut(self, text: str) -> list[str]:
         """Plain precise-mode words, punctuation kept (for display-side use such as highlighting)."""
