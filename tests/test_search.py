@@ -5,7 +5,7 @@ import pytest
 
 from policyqa import index
 from policyqa.errors import QueryError
-from policyqa.search import _answer, clean_query, dense_scores, rrf, search
+from policyqa.search import _answer, clean_query, dense_scores, lexical_scores, rrf, search
 
 
 def test_rrf_rewards_agreement() -> None:
@@ -67,3 +67,16 @@ def test_answer_sentence_ties_go_to_the_closest_sentence() -> None:
     assert _answer(text, [], {}, [0.1, 0.9]) == (12, 24)
     assert _answer(text, [], {}, [0.9, 0.1]) == (0, 12)
     assert _answer(text, ["同样"], {"同样": 1.0}, [0.9, 0.1]) == (12, 24)
+
+
+def test_lexical_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Path, embedder) -> None:
+    index.build(corpus, tmp_path / "idx", embedder)
+    ix = index.load(tmp_path / "idx", embedder)
+    words = ix.segmenter.query_words("引进领军人才")
+    own = ix.lexical.scores(words)
+    per_sentence = ix.sentence_lexical.scores(words)
+    blended = lexical_scores(ix, words)
+    for i in range(len(ix.chunks)):
+        best = max((float(s) for s, o in zip(per_sentence, ix.sentence_owner, strict=True) if o == i), default=0.0)
+        assert blended[i] == pytest.approx((own[i] + best) / 2)
+    assert int(np.argmax(blended)) == next(i for i, c in enumerate(ix.chunks) if "领军人才" in c.text)

@@ -4,7 +4,9 @@ Layout of the index folder:
     CURRENT                 name of the snapshot being served (replaced atomically)
     snapshots/<name>/       meta.json, chunks.jsonl, vectors.npy, dense.faiss, sentences.npy (a vector per
                             sentence of the longer passages) with sentence_ptr.npy (passage i owns rows
-                            ptr[i]:ptr[i+1]), lexical.npz, terms.json, dictionary.txt
+                            ptr[i]:ptr[i+1]), lexical.npz + lexical.terms.json (BM25 over passages),
+                            sentences.npz + sentences.terms.json + sentence_owner.npy (BM25 over their
+                            sentences), dictionary.txt
 A build writes a new snapshot folder, fsyncs it, renames it into place and only then swaps CURRENT, so a
 crash at any point leaves the previous snapshot whole and served.
 """
@@ -31,9 +33,9 @@ from policyqa.embed import Embedder
 from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, IndexMissingError
 from policyqa.lexical import BM25
 from policyqa.models import Chunk, Document
-from policyqa.segment import Segmenter, domain_words
+from policyqa.segment import Segmenter, domain_words, split_sentences
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 KEEP_SNAPSHOTS = 2
 Progress = Callable[[int, int], None]
 
@@ -73,6 +75,8 @@ class Index:
     segmenter: Segmenter
     sentences: np.ndarray  # sentence vectors, memory-mapped: only the candidates' rows are ever read
     sentence_ptr: np.ndarray
+    sentence_lexical: BM25  # BM25 over single sentences; sentence_owner[j] is the passage of sentence j
+    sentence_owner: np.ndarray
     documents: dict[str, DocInfo] = field(default_factory=dict)
 
     @property
@@ -144,7 +148,21 @@ def load(index_dir: Path, embedder: Embedder) -> Index:
     words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
     documents = {d["source"]: DocInfo(**d) for d in meta.get("documents", [])}
     lexical, segmenter = BM25.load(folder), Segmenter(words)
-    return Index(folder, meta, chunks, vectors, dense, lexical, segmenter, sentences, sentence_ptr, documents)
+    owner = np.load(folder / "sentence_owner.npy")
+    return Index(
+        folder,
+        meta,
+        chunks,
+        vectors,
+        dense,
+        lexical,
+        segmenter,
+        sentences,
+        sentence_ptr,
+        BM25.load(folder, "sentences"),
+        owner,
+        documents,
+    )
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -222,6 +240,14 @@ def _write_snapshot(
             dense.add(vectors)
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         BM25.build([segmenter.words_of(c.context) for c in chunks]).save(tmp)
+        owner, docs = [], []
+        for n, c in enumerate(chunks):
+            head = " ".join(p for p in (c.title, c.section) if p)
+            for a, b in split_sentences(c.text) or [(0, len(c.text))]:
+                owner.append(n)
+                docs.append(segmenter.words_of(f"{head}\n{c.text[a:b]}"))
+        BM25.build(docs).save(tmp, "sentences")
+        np.save(tmp / "sentence_owner.npy", np.array(owner, np.int64))
         (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         _fsync_tree(tmp)

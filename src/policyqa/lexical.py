@@ -71,17 +71,18 @@ class BM25:
     def top(self, words: Sequence[str], n: int) -> list[tuple[int, float]]:
         return best(self.scores(words), n)
 
-    def save(self, folder: Path) -> None:
-        np.savez(folder / "lexical.npz", indptr=self.indptr, indices=self.indices, tfs=self.tfs, doc_len=self.doc_len)
+    def save(self, folder: Path, stem: str = "lexical") -> None:
+        arrays = {"indptr": self.indptr, "indices": self.indices, "tfs": self.tfs, "doc_len": self.doc_len}
+        np.savez(folder / f"{stem}.npz", **arrays)  # type: ignore[arg-type]
         terms = sorted(self.terms, key=self.terms.__getitem__)
-        (folder / "terms.json").write_text(
+        (folder / f"{stem}.terms.json").write_text(
             json.dumps({"k1": self.k1, "b": self.b, "terms": terms}, ensure_ascii=False), encoding="utf-8"
         )
 
     @classmethod
-    def load(cls, folder: Path) -> BM25:
-        meta = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
-        arrays = np.load(folder / "lexical.npz")
+    def load(cls, folder: Path, stem: str = "lexical") -> BM25:
+        meta = json.loads((folder / f"{stem}.terms.json").read_text(encoding="utf-8"))
+        arrays = np.load(folder / f"{stem}.npz")
         terms = {t: i for i, t in enumerate(meta["terms"])}
         return cls(terms, arrays["indptr"], arrays["indices"], arrays["tfs"], arrays["doc_len"], meta["k1"], meta["b"])
 
