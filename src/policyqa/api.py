@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
+from policyqa import corpus as corpus_mod
 from policyqa.config import Settings
 from policyqa.engine import Engine
-from policyqa.errors import CorpusError, IndexMismatchError, IndexMissingError, PolicyQAError, QueryError
+from policyqa.errors import (
+    CorpusError,
+    IndexMismatchError,
+    IndexMissingError,
+    NotFoundError,
+    PolicyQAError,
+    QueryError,
+    TooLargeError,
+    UploadError,
+)
 from policyqa.search import MAX_QUERY, result_dict
 
 log = logging.getLogger("policyqa")
@@ -46,8 +62,20 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def _error(code: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(status_code=code, content={"error": message, **extra})
+def _error(code: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=code, content={"error": message, **extra}, headers=headers)
+
+
+class Denied(Exception):
+    """An admin request without the right to make it (403: admin disabled; 401: no or wrong token)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -59,23 +87,37 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             eng = state["engine"] or Engine.open(
                 settings.corpus_dir, settings.index_dir, settings.model, settings.model_dir, settings.threads
             )
-            state["engine"] = eng
             if eng.index is None:
                 try:
                     eng.load()
-                    eng.update()  # pick up documents dropped into the corpus while the service was down
                 except (IndexMissingError, IndexMismatchError):
                     log.warning("no usable index in %s; building it from %s", settings.index_dir, settings.corpus_dir)
-                    eng.update()
+            state["engine"] = eng
+            # Serve what is on disk at once; pick up documents dropped in while the service was down.
+            eng.submit("update", "service start")
         except PolicyQAError as exc:
             state["error"] = str(exc)
             log.error("policyqa cannot serve: %s", exc)
+
+    async def watch() -> None:
+        while settings.watch_seconds > 0:
+            await asyncio.sleep(settings.watch_seconds)
+            eng: Engine | None = state["engine"]
+            if eng is not None:
+                try:
+                    await run_in_threadpool(eng.poll)
+                except Exception:  # keep watching whatever one look ran into
+                    log.exception("watching %s failed", settings.corpus_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         thread = threading.Thread(target=start, name="policyqa-start", daemon=True)
         thread.start()
+        watcher = asyncio.create_task(watch())
         yield
+        watcher.cancel()
+        with suppress(asyncio.CancelledError):
+            await watcher
 
     app = FastAPI(
         title="policyqa",
@@ -89,7 +131,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", []) if p not in ("query", "body")]
+        loc = [str(p) for p in first.get("loc", []) if p not in ("query", "body", "path")]
         field = ".".join(loc) or "body"
         rule = first.get("msg", "invalid value")
         return _error(422, f"{field}: {rule}", field=field, rule=rule)
@@ -106,11 +148,49 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     async def corpus(request: Request, exc: CorpusError) -> JSONResponse:
         return _error(503, str(exc))
 
+    @app.exception_handler(Denied)
+    async def denied(request: Request, exc: Denied) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.code == 401 else None
+        return _error(exc.code, str(exc), headers)
+
+    @app.exception_handler(TooLargeError)
+    async def too_large(request: Request, exc: TooLargeError) -> JSONResponse:
+        return _error(413, f"{exc}; split the document or raise POLICYQA_MAX_UPLOAD_BYTES", field="file")
+
+    @app.exception_handler(UploadError)
+    async def refused(request: Request, exc: UploadError) -> JSONResponse:
+        return _error(422, str(exc), field="file", rule="a readable .txt .md .html .docx or .pdf file")
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return _error(404, str(exc))
+
+    def admin(request: Request) -> None:
+        """Dependency of every mutating endpoint: `Authorization: Bearer <POLICYQA_ADMIN_TOKEN>`."""
+        token = settings.admin_token
+        if not token:
+            raise Denied(403, "admin endpoints are disabled; set POLICYQA_ADMIN_TOKEN for the service and restart it")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        ok = hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+        if scheme.lower() != "bearer" or not ok:
+            raise Denied(401, "missing or wrong admin token; send the header Authorization: Bearer <token>")
+
+    Admin = Depends(admin)
+
+    def ready_engine() -> Engine:
+        eng: Engine | None = state["engine"]
+        if eng is None:
+            raise IndexMissingError(state["error"] or "the service is still starting; retry in a few seconds")
+        return eng
+
     @app.get("/api/health", summary="200 when the index is loaded and searches can be served")
     def health() -> JSONResponse:
         eng = state["engine"]
         if eng is None or eng.index is None:
-            return _error(503, state["error"] or "starting: loading the model and the index", status="starting")
+            detail = state["error"] or (eng.last_error if eng else None)
+            if detail is None and eng is not None and (job := eng.status()["job"]) and job["total"]:
+                detail = f"building the index: {job['done']}/{job['total']} passages embedded"
+            return _error(503, detail or "starting: loading the model and the index", status="starting")
         ix = eng.index
         return JSONResponse(
             {
@@ -133,6 +213,93 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @app.post("/api/search", summary="Ranked passages for a question (JSON body)")
     def search_post(eng: EngineDep, body: SearchBody) -> dict[str, Any]:
         return result_dict(eng.search(body.q, body.k))
+
+    # --- admin -------------------------------------------------------------------------------
+
+    @app.get("/api/documents", summary="The indexed documents")
+    def documents() -> dict[str, Any]:
+        eng = ready_engine()
+        ix, hidden = eng.index, eng.hidden
+        docs = [] if ix is None else [d for d in ix.documents.values() if d.doc_id not in hidden]
+        return {
+            "documents": [
+                {
+                    "doc_id": d.doc_id,
+                    "source": d.source,
+                    "title": d.title,
+                    "size": d.size,
+                    "sha256": d.sha256,
+                    "chunks": d.chunks,
+                    "indexed_at": _iso(d.indexed_at),
+                }
+                for d in sorted(docs, key=lambda d: d.source)
+            ],
+            "snapshot": None if ix is None else ix.name,
+        }
+
+    @app.post("/api/documents", status_code=202, dependencies=[Admin], summary="Add or replace a document")
+    async def upload(request: Request) -> JSONResponse:
+        limit = settings.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+            raise TooLargeError(f"the upload is {declared} bytes; the limit is {limit} bytes")
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise RequestValidationError(
+                [{"loc": ("body", "file"), "msg": "send the document as multipart/form-data in the field 'file'"}]
+            )
+        async with request.form(max_files=1, max_fields=4) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise RequestValidationError(
+                    [{"loc": ("body", "file"), "msg": "the multipart field 'file' with the document is required"}]
+                )
+            data = await upload.read(limit + 1)
+            name = upload.filename or "document"
+        eng = ready_engine()
+        stored = await run_in_threadpool(corpus_mod.add, settings.corpus_dir, name, data, limit)
+        eng.unhide(stored.doc_id)
+        job = eng.submit("update", f"uploaded {stored.source}")
+        body = {**stored.__dict__, "job": job.as_dict()}
+        return JSONResponse(status_code=202, content=body)
+
+    @app.delete("/api/documents/{doc_id}", status_code=202, dependencies=[Admin], summary="Remove a document")
+    def delete(
+        doc_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$", description="12 hex digits")],
+    ) -> JSONResponse:
+        eng = ready_engine()
+        indexed = eng.index is not None and any(d.doc_id == doc_id for d in eng.index.documents.values())
+        try:
+            source = corpus_mod.remove(settings.corpus_dir, doc_id)
+        except NotFoundError:
+            if not indexed:
+                raise
+            source = next(d.source for d in eng.index.documents.values() if d.doc_id == doc_id)  # type: ignore[union-attr]
+        eng.hide(doc_id)
+        job = eng.submit("update", f"removed {source}")
+        return JSONResponse(status_code=202, content={"doc_id": doc_id, "source": source, "job": job.as_dict()})
+
+    @app.post("/api/index/rebuild", status_code=202, dependencies=[Admin], summary="Rebuild the index")
+    def rebuild(
+        full: Annotated[bool, Query(description="also re-embed passages whose vectors could be reused")] = False,
+    ) -> JSONResponse:
+        job = ready_engine().submit("rebuild" if full else "update", "requested by an admin")
+        return JSONResponse(status_code=202, content={"job": job.as_dict()})
+
+    @app.get("/api/index/status", summary="Index state, the current or last job, its progress and last error")
+    def status() -> dict[str, Any]:
+        return ready_engine().status()
+
+    @app.get("/api/index/jobs/{job_id}", summary="One update job")
+    def job(job_id: Annotated[str, PathParam(max_length=64)]) -> dict[str, Any]:
+        found = ready_engine().jobs.get(job_id)
+        if found is None:
+            raise NotFoundError(f"no job {job_id}; jobs are kept for the last 50 updates")
+        return found.as_dict()
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def no_such_endpoint(rest: str) -> JSONResponse:
+        return _error(404, f"no endpoint /api/{rest}; the API is described at /docs")
 
     app.mount("/", StaticFiles(directory=web_dir(), html=True), name="web")
     return app

@@ -49,16 +49,13 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+def _build(settings: Settings, force: bool = False, show_progress: bool = False) -> int:
     engine = _engine(settings)
-    progress = _Progress() if sys.stderr.isatty() or args.progress else None
+    progress = _Progress() if sys.stderr.isatty() or show_progress else None
     from policyqa import index
 
     try:
-        report = index.build(
-            settings.corpus_dir, settings.index_dir, engine.embedder, engine.chunking, progress, args.force
-        )
+        report = index.build(settings.corpus_dir, settings.index_dir, engine.embedder, engine.chunking, progress, force)
     finally:
         if progress:
             progress.close()
@@ -70,6 +67,56 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"({report.embedded} embedded) in {report.seconds:.1f}s -> {settings.index_dir}"
     )
     return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    return _build(_settings(args), args.force, args.progress)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from policyqa import corpus
+
+    settings = _settings(args)
+    files = []
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PolicyQAError(f"cannot read {path}: {exc.strerror}") from exc
+        corpus.check(path.name, data, settings.max_upload_bytes)  # every file is checked before any is added
+        files.append((path, data))
+    for path, data in files:
+        stored = corpus.add(settings.corpus_dir, path.name, data, settings.max_upload_bytes)
+        verb = "replaced" if stored.replaced else "added"
+        print(f"{verb} {stored.source} (doc_id {stored.doc_id}, {stored.size} bytes)")
+    return _build(settings, show_progress=args.progress)
+
+
+def cmd_documents(args: argparse.Namespace) -> int:
+    from policyqa import index
+
+    settings = _settings(args)
+    docs = index.documents(settings.index_dir)
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps([asdict(d) for d in docs], ensure_ascii=False, indent=2))
+        return 0
+    for d in docs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed_at))
+        print(f"{d.doc_id}  {d.chunks:>5} passages  {d.size:>9} bytes  {when}  {d.source}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from policyqa import corpus
+
+    settings = _settings(args)
+    for doc_id in args.doc_ids:
+        corpus.find(settings.corpus_dir, doc_id)  # all ids are checked before any file is removed
+    for doc_id in args.doc_ids:
+        print(f"removed {corpus.remove(settings.corpus_dir, doc_id)} (doc_id {doc_id})")
+    return _build(settings, show_progress=args.progress)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -164,6 +211,37 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="re-embed every chunk instead of reusing unchanged ones")
     b.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
     b.set_defaults(func=cmd_build)
+
+    a = sub.add_parser(
+        "add",
+        help="add documents to the corpus and update the index",
+        description="Copy files into the corpus under safe names (type taken from the content) and update the "
+        "index incrementally. Example: policyqa add 通知.pdf 办法.docx",
+    )
+    a.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".txt .md .html .docx or .pdf files")
+    folders(a)
+    a.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+    a.set_defaults(func=cmd_add)
+
+    r = sub.add_parser(
+        "remove",
+        help="remove documents from the corpus and the index",
+        description="Delete documents by doc_id (see `policyqa documents` or GET /api/documents) and update "
+        "the index. Example: policyqa remove 231b70be986a",
+    )
+    r.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="12-hex-digit document id")
+    folders(r)
+    r.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+    r.set_defaults(func=cmd_remove)
+
+    d = sub.add_parser(
+        "documents",
+        help="list the indexed documents with their doc_id",
+        description="List the documents of the index. Example: policyqa documents",
+    )
+    d.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=cmd_documents)
 
     s = sub.add_parser(
         "search",

@@ -16,6 +16,7 @@ class Settings:
     admin_token: str = ""
     max_upload_bytes: int = 20 * 1024 * 1024
     threads: int | None = None
+    watch_seconds: float = 5.0  # how often the service looks for files dropped into the corpus (0: never)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -28,5 +29,6 @@ class Settings:
             admin_token=env.get("POLICYQA_ADMIN_TOKEN", ""),
             max_upload_bytes=int(env.get("POLICYQA_MAX_UPLOAD_BYTES") or cls.max_upload_bytes),
             threads=int(env["POLICYQA_THREADS"]) if env.get("POLICYQA_THREADS") else None,
+            watch_seconds=float(env.get("POLICYQA_WATCH_SECONDS") or cls.watch_seconds),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -1,20 +1,67 @@
-"""The running state shared by the service and the CLI: the embedder and the index snapshot being served.
+"""The running state shared by the service and the CLI: the embedder, the snapshot being served, and the
+update jobs that replace it.
 
-A search reads `self.index` once, so swapping in a new snapshot never disturbs a search under way.
+A search reads `self.index` once, so swapping in a new snapshot never disturbs a search under way. Updates
+run one at a time on a worker thread; a deleted document is hidden from searches at once, before the
+snapshot without it is published.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from policyqa import index as index_mod
+from policyqa import ingest
 from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
-from policyqa.errors import IndexMismatchError, IndexMissingError
-from policyqa.index import BuildReport, Index
+from policyqa.errors import IndexMismatchError, IndexMissingError, PolicyQAError
+from policyqa.index import BuildReport, Index, current_snapshot
 from policyqa.search import SearchOptions, SearchResult, search
+
+log = logging.getLogger("policyqa")
+KEEP_JOBS = 50
+
+
+@dataclass
+class Job:
+    """One index update, as reported by the admin API. Only the engine's worker changes it."""
+
+    id: str
+    kind: str  # "update" (incremental) or "rebuild" (re-embed everything)
+    reason: str
+    state: str = "queued"  # queued -> running -> done | failed
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    done: int = 0  # chunks embedded so far
+    total: int = 0  # chunks to embed
+    error: str | None = None
+    report: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What a change to the corpus folder changes: each file's path, size and modification time."""
+    if not corpus_dir.is_dir():
+        return ()
+    out = []
+    for path in ingest.corpus_files(corpus_dir):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        out.append((path.relative_to(corpus_dir).as_posix(), st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 class Engine:
@@ -26,7 +73,15 @@ class Engine:
         self.embedder = embedder
         self.chunking = chunking or ChunkSettings()
         self.index: Index | None = None
+        self.hidden: frozenset[str] = frozenset()  # doc_ids deleted but still in the served snapshot
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.last_error: str | None = None
         self._update_lock = threading.Lock()
+        self._jobs_lock = threading.Condition()
+        self._queue: list[Job] = []
+        self._worker: threading.Thread | None = None
+        self._ids = itertools.count(1)
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
 
     @classmethod
     def open(
@@ -34,17 +89,38 @@ class Engine:
     ) -> Engine:
         return cls(corpus_dir, index_dir, load_embedder(model, model_dir, threads))
 
+    # --- serving ------------------------------------------------------------------------------
+
     def load(self) -> Index:
         """Serve the snapshot on disk (strict: a missing or mismatched index is an error)."""
         self.index = index_mod.load(self.index_dir, self.embedder)
         return self.index
 
+    def search(self, query: str, k: int = 5, options: SearchOptions | None = None) -> SearchResult:
+        current = self.index
+        if current is None:
+            raise IndexMissingError("the index is not loaded yet; wait for /api/health to answer 200")
+        return search(current, self.embedder, query, k, options, exclude=self.hidden)
+
+    def hide(self, doc_id: str) -> None:
+        """Stop returning a document's passages now; the next snapshot drops them for good."""
+        self.hidden = self.hidden | {doc_id}
+
+    def unhide(self, doc_id: str) -> None:
+        self.hidden = self.hidden - {doc_id}
+
+    # --- updating -----------------------------------------------------------------------------
+
     def update(self, force: bool = False, progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        """Bring the index up to date with the corpus and serve the result."""
+        """Bring the index up to date with the corpus and serve the result (in the calling thread)."""
         with self._update_lock:
+            self._seen = corpus_signature(self.corpus_dir)
             report = index_mod.build(self.corpus_dir, self.index_dir, self.embedder, self.chunking, progress, force)
             if self.index is None or self.index.name != report.snapshot:
                 self.load()
+            if self.index is not None:
+                present = {d.doc_id for d in self.index.documents.values()}
+                self.hidden = frozenset(d for d in self.hidden if d in present)
             return report
 
     def ensure(self) -> BuildReport | None:
@@ -55,8 +131,101 @@ class Engine:
             return self.update()
         return None
 
-    def search(self, query: str, k: int = 5, options: SearchOptions | None = None) -> SearchResult:
-        current = self.index
-        if current is None:
-            raise IndexMissingError("the index is not loaded yet; wait for /api/health to answer 200")
-        return search(current, self.embedder, query, k, options)
+    def submit(self, kind: str = "update", reason: str = "") -> Job:
+        """Queue an update (or a full rebuild) for the worker thread. A job still waiting in the queue is
+        shared by later requests, since it will see their changes too."""
+        with self._jobs_lock:
+            waiting = next((j for j in self._queue if j.state == "queued"), None)
+            if waiting is not None:
+                if kind == "rebuild":
+                    waiting.kind = "rebuild"
+                return waiting
+            job = Job(f"job-{next(self._ids)}-{int(time.time())}", kind, reason)
+            self._queue.append(job)
+            self.jobs[job.id] = job
+            while len(self.jobs) > KEEP_JOBS:
+                self.jobs.popitem(last=False)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="policyqa-update", daemon=True)
+                self._worker.start()
+            self._jobs_lock.notify_all()
+            return job
+
+    def wait(self, job: Job, timeout: float | None = None) -> Job:
+        """Block until a job has finished (for the CLI and tests)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._jobs_lock:
+            while job.state in ("queued", "running"):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._jobs_lock.wait(left)
+        return job
+
+    def _work(self) -> None:
+        while True:
+            with self._jobs_lock:
+                if not self._queue:
+                    self._worker = None
+                    return
+                job = self._queue[0]
+                job.state, job.started = "running", time.time()
+
+            def progress(done: int, total: int, job: Job = job) -> None:
+                job.done, job.total = done, total
+
+            try:
+                report = self.update(force=job.kind == "rebuild", progress=progress)
+                job.report = asdict(report)
+                job.state, self.last_error = "done", None
+                log.info("index %s: %s (%d embedded)", job.kind, report.snapshot, report.embedded)
+            except PolicyQAError as exc:
+                job.state, job.error = "failed", str(exc)
+                self.last_error = str(exc)
+                log.error("index %s failed: %s", job.kind, exc)
+            except Exception as exc:  # a bug must not kill the worker: report it, keep serving the old index
+                job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+                self.last_error = job.error
+                log.exception("index %s failed", job.kind)
+            with self._jobs_lock:
+                job.finished = time.time()
+                self._queue.pop(0)
+                self._jobs_lock.notify_all()
+
+    def status(self) -> dict[str, Any]:
+        with self._jobs_lock:
+            running = next((j for j in self._queue if j.state == "running"), None)
+            queued = sum(1 for j in self._queue if j.state == "queued")
+            last = next(reversed(self.jobs.values()), None) if self.jobs else None
+            current = running or last
+            ix = self.index
+            return {
+                "state": "running" if running else ("queued" if queued else "idle"),
+                "job": current.as_dict() if current else None,
+                "queued": queued,
+                "last_error": self.last_error,
+                "snapshot": ix.name if ix else None,
+                "documents": len(ix.documents) if ix else 0,
+                "chunks": len(ix.chunks) if ix else 0,
+            }
+
+    # --- watching -----------------------------------------------------------------------------
+
+    def poll(self) -> Job | None:
+        """One look for outside changes: files dropped into (or removed from) the corpus folder queue an
+        update; a snapshot published by another process (`policyqa build`) is loaded."""
+        with self._jobs_lock:
+            busy = bool(self._queue)
+        if busy:
+            return None
+        signature = corpus_signature(self.corpus_dir)
+        if self._seen is not None and signature != self._seen:
+            return self.submit("update", "the corpus folder changed")
+        folder = current_snapshot(self.index_dir)
+        if folder is not None and (self.index is None or folder.name != self.index.name):
+            try:
+                with self._update_lock:
+                    self.load()
+            except PolicyQAError as exc:
+                log.warning("cannot load snapshot %s: %s", folder.name, exc)
+        return None

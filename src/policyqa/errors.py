@@ -27,3 +27,15 @@ class IndexMismatchError(PolicyQAError):
 
 class QueryError(PolicyQAError):
     """The query is empty or otherwise unusable."""
+
+
+class UploadError(PolicyQAError):
+    """A document offered for the corpus is refused (too large, unknown type, unreadable)."""
+
+
+class TooLargeError(UploadError):
+    """A document offered for the corpus is over the size limit."""
+
+
+class NotFoundError(PolicyQAError):
+    """No document with that id."""

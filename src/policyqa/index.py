@@ -101,6 +101,14 @@ def current_snapshot(index_dir: Path) -> Path | None:
     return folder if (folder / "meta.json").is_file() else None
 
 
+def documents(index_dir: Path) -> list[DocInfo]:
+    """The documents of the snapshot being served, read from its meta.json (no model needed)."""
+    folder = current_snapshot(index_dir)
+    if folder is None:
+        raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
+    return [DocInfo(**d) for d in _read_meta(folder).get("documents", [])]
+
+
 def _read_meta(folder: Path) -> dict[str, Any]:
     try:
         meta: dict[str, Any] = json.loads((folder / "meta.json").read_text(encoding="utf-8"))

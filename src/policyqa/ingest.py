@@ -552,9 +552,8 @@ def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str) -
         i += 1
 
     text = "".join(writer.parts)
-    doc_id = hashlib.sha1(source.encode("utf-8")).hexdigest()[:12]
     return Document(
-        doc_id=doc_id,
+        doc_id=document_id(source),
         source=source,
         title=title,
         text=text,
@@ -563,6 +562,11 @@ def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str) -
         captions=captions,
         size=len(data),
     )
+
+
+def document_id(source: str) -> str:
+    """The id of a document: stable for its path in the corpus, whatever its content."""
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()[:12]
 
 
 def load(path: Path, root: Path) -> Document:

@@ -124,8 +124,14 @@ def _answer(text: str, terms: list[str], weights: dict[str, float], closeness: l
 
 
 def search(
-    index: Index, embedder: Embedder, query: str, k: int = 5, options: SearchOptions | None = None
+    index: Index,
+    embedder: Embedder,
+    query: str,
+    k: int = 5,
+    options: SearchOptions | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> SearchResult:
+    """The k best passages for a question, leaving out documents whose doc_id is in `exclude`."""
     opts = options or SearchOptions()
     began = time.perf_counter()
     text = clean_query(query)
@@ -153,6 +159,8 @@ def search(
         fused = rrf(sorted(dense, key=lambda i: -dense[i]), list(lexical))
     else:
         fused = weighted(dense, lexical, opts.alpha)
+    if exclude:
+        fused = {i: v for i, v in fused.items() if index.chunks[i].doc_id not in exclude}
     order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
 
     weights = {w: index.lexical.idf(w) for w in words}

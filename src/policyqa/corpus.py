@@ -1,0 +1,110 @@
+"""The corpus folder as operators change it: add a document (safe name, checked content), find, remove.
+
+Used by the admin API and by `policyqa add` / `policyqa remove`; the index follows with an update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from policyqa import ingest
+from policyqa.errors import DocumentError, NotFoundError, TooLargeError, UploadError
+
+MAX_NAME = 120
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+_HTML_SUFFIXES = {".html", ".htm"}
+_DOC_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class Stored:
+    doc_id: str
+    source: str  # path relative to the corpus folder
+    size: int
+    sha256: str
+    replaced: bool  # a document of that name was there before
+
+
+def safe_name(name: str, data: bytes) -> str:
+    """A file name that stays inside the corpus folder and whose extension matches the content.
+
+    Directory parts (`../../x.txt`, `C:\\x.txt`) are dropped, control and reserved characters replaced,
+    leading dots removed (hidden files are not indexed) and the extension set from the content itself.
+    """
+    base = PureWindowsPath(PurePosixPath(unicodedata.normalize("NFC", name or "")).name).name
+    base = _UNSAFE.sub("_", base).strip().lstrip(".").strip()
+    kind = ingest.sniff(data)
+    if kind in (".bin", ".zip"):
+        raise UploadError(
+            f"{name}: the file is neither text, HTML, Word (.docx) nor PDF; use one of .txt .md .html .docx .pdf"
+        )
+    stem, suffix = os.path.splitext(base)
+    suffix = suffix.lower()
+    if (kind == ".txt" and suffix in _TEXT_SUFFIXES) or (kind == ".html" and suffix in _HTML_SUFFIXES):
+        kind = suffix
+    stem = stem.strip(" ._") or "document"
+    stem = stem[: MAX_NAME - len(kind)]
+    return stem + kind
+
+
+def check(name: str, data: bytes, max_bytes: int | None = None) -> str:
+    """The safe name a document would be stored under, once it is known to be small enough and readable."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise TooLargeError(f"{name}: the file is {len(data)} bytes; the limit is {max_bytes} bytes")
+    if not data:
+        raise UploadError(f"{name}: the file is empty")
+    source = safe_name(name, data)
+    try:
+        ingest.parse(data, source)
+    except DocumentError as exc:
+        raise UploadError(str(exc)) from exc
+    return source
+
+
+def add(corpus_dir: Path, name: str, data: bytes, max_bytes: int | None = None) -> Stored:
+    """Store one document in the corpus folder under a safe name, after checking that it can be read.
+
+    Nothing is written for a file that is too large, of an unknown type, or unreadable. A document of
+    the same name is replaced (a new version); the write is atomic, so the index never sees half a file.
+    """
+    source = check(name, data, max_bytes)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    target = corpus_dir / source
+    replaced = target.exists()
+    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=corpus_dir)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Stored(ingest.document_id(source), source, len(data), hashlib.sha256(data).hexdigest(), replaced)
+
+
+def find(corpus_dir: Path, wanted: str) -> Path:
+    """The corpus file whose doc_id is `wanted`."""
+    if not _DOC_ID.match(wanted):
+        raise NotFoundError(f"{wanted!r} is not a document id (12 hex digits, as listed by GET /api/documents)")
+    if corpus_dir.is_dir():
+        for path in ingest.corpus_files(corpus_dir):
+            if ingest.document_id(path.relative_to(corpus_dir).as_posix()) == wanted:
+                return path
+    raise NotFoundError(f"no document with id {wanted} in the corpus; list them with GET /api/documents")
+
+
+def remove(corpus_dir: Path, wanted: str) -> str:
+    """Delete the document file with this doc_id; returns its source path."""
+    path = find(corpus_dir, wanted)
+    source = path.relative_to(corpus_dir).as_posix()
+    path.unlink()
+    return source
