@@ -1,0 +1,124 @@
+"""The page in headless Chromium (Debian's chromium driven by Playwright) against a real server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("POLICYQA_CHROMIUM", "/usr/bin/chromium"))
+TOKEN = "browser-token"
+HOSTILE = (
+    "<b>恶意标题</b><img src=x onerror=\"window.__pwned='img'\">\n\n"
+    "一、测试内容\n"
+    '网络安全条例规定<script>window.__pwned = "inline"</script>禁止脚本注入，'
+    "以及<img src=x onerror=\"window.__pwned='onerror'\">图片事件。\n"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("POLICYQA_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing; install it with `apt-get install -y chromium`")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium); CI installs it and runs these tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    pg = context.new_page()
+    dialogs: list[str] = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    pg.dialogs = dialogs
+    yield pg
+    context.close()
+
+
+def search(page: Any, url: str, q: str) -> None:
+    page.goto(url + "/")
+    page.fill("#q", q)
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results li.result")
+
+
+def test_search_shows_the_highlighted_answer(corpus: Path, server_factory, page: Any) -> None:
+    srv = server_factory(corpus)
+    search(page, srv.url, "新认定的高新技术企业奖励多少？")
+    first = page.locator("#results li.result").first
+    assert "20万元" in first.locator("mark.answer").inner_text()
+    assert first.locator("mark.term").count() >= 1
+    assert "measures.txt" in first.locator(".source").inner_text()
+    assert "加大资金支持" in first.locator(".section").inner_text()
+
+
+def test_no_confident_answer_is_said(corpus: Path, server_factory, page: Any) -> None:
+    srv = server_factory(corpus)
+    search(page, srv.url, "上海地铁票价是多少？")
+    status = page.inner_text("#status")
+    assert "未找到可靠答案" in status and "上海" in status
+
+
+def test_admin_uploads_a_document_and_finds_it(corpus: Path, server_factory, page: Any) -> None:
+    srv = server_factory(corpus, POLICYQA_ADMIN_TOKEN=TOKEN)
+    page.goto(srv.url + "/")
+    page.click("#admin summary")
+    page.wait_for_selector("#documents tbody tr")
+    page.fill("#token", TOKEN)
+    page.click("#token-form button[type=submit]")
+    assert page.evaluate("sessionStorage.getItem('policyqa-admin-token')") == TOKEN
+    content = "海洋经济发展规划\n\n一、发展目标\n到2030年，海洋生产总值达到1.5万亿元。\n".encode()
+    page.set_input_files("#file", files=[{"name": "海洋规划.txt", "mimeType": "text/plain", "buffer": content}])
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#admin-message').textContent.includes('已可检索')")
+    assert page.locator("#documents td.doc-source", has_text="海洋规划.txt").count() == 1
+    search(page, srv.url, "海洋生产总值目标")
+    assert "海洋规划.txt" in page.locator("#results li.result .source").first.inner_text()
+
+    # delete it again from the panel
+    page.click("#admin summary")
+    row = page.locator("#documents tr", has_text="海洋规划.txt")
+    row.locator("button.delete").click()
+    page.wait_for_function("!document.querySelector('#documents').textContent.includes('海洋规划.txt')")
+    assert any("海洋规划.txt" in d for d in page.dialogs)
+
+
+def test_wrong_token_is_reported(corpus: Path, server_factory, page: Any) -> None:
+    srv = server_factory(corpus, POLICYQA_ADMIN_TOKEN=TOKEN)
+    page.goto(srv.url + "/")
+    page.click("#admin summary")
+    page.fill("#token", "wrong")
+    page.click("#token-form button[type=submit]")
+    page.set_input_files("#file", files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": "测试".encode()}])
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#admin-message').textContent.includes('401')")
+
+
+def test_markup_in_documents_is_shown_as_text_and_never_runs(corpus: Path, server_factory, page: Any) -> None:
+    (corpus / "hostile.txt").write_text(HOSTILE, encoding="utf-8")
+    srv = server_factory(corpus)
+    search(page, srv.url, "网络安全条例禁止脚本注入")
+    first = page.locator("#results li.result").first
+    text = first.locator(".passage").inner_text()
+    assert "<script>" in text and "onerror" in text
+    assert page.locator("#results script, #results img").count() == 0
+    page.click("#admin summary")
+    page.wait_for_selector("#documents tbody tr")
+    assert "<img" in page.locator("#documents", has_text="hostile.txt").inner_text()
+    assert page.locator("#documents img, #documents script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert page.dialogs == []
