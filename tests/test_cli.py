@@ -58,3 +58,37 @@ def test_environment_selects_folders(corpus: Path, tmp_path: Path) -> None:
     env = {**ENV, "POLICYQA_CORPUS_DIR": str(corpus), "POLICYQA_INDEX_DIR": str(tmp_path / "envidx")}
     assert run("build", env=env).returncode == 0
     assert (tmp_path / "envidx" / "CURRENT").is_file()
+
+
+def test_add_documents_remove(corpus: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    folders = ("--corpus", str(corpus), "--index", str(idx))
+    assert run("build", *folders).returncode == 0
+    doc = tmp_path / "incoming" / "海洋规划.txt"
+    doc.parent.mkdir()
+    doc.write_text("海洋经济发展规划\n\n一、发展目标\n到2030年，海洋生产总值达到1.5万亿元。\n", encoding="utf-8")
+    added = run("add", str(doc), *folders)
+    assert added.returncode == 0, added.stderr
+    assert "added 海洋规划.txt" in added.stdout and "index updated" in added.stdout
+    assert (corpus / "海洋规划.txt").is_file()
+    listed = json.loads(run("documents", "--json", "--index", str(idx)).stdout)
+    ocean = next(d for d in listed if d["source"] == "海洋规划.txt")
+    found = json.loads(run("search", "海洋生产总值", "-k", "1", "--json", "--index", str(idx)).stdout)
+    assert found["results"][0]["source"] == "海洋规划.txt"
+    removed = run("remove", ocean["doc_id"], *folders)
+    assert removed.returncode == 0 and "removed 海洋规划.txt" in removed.stdout
+    assert not (corpus / "海洋规划.txt").exists()
+    assert ocean["doc_id"] not in run("documents", "--index", str(idx)).stdout
+
+
+def test_add_refuses_bad_files_before_adding_any(corpus: Path, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.pdf"
+    good.write_text("好的文件\n\n内容。\n", encoding="utf-8")
+    bad.write_bytes(b"%PDF-1.4 garbage")
+    out = run("add", str(good), str(bad), "--corpus", str(corpus), "--index", str(tmp_path / "idx"))
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "bad.pdf" in out.stderr
+    assert not (corpus / "good.txt").exists()
+    missing = run("add", str(tmp_path / "nope.txt"), "--corpus", str(corpus), "--index", str(tmp_path / "idx"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    unknown = run("remove", "0123456789ab", "--corpus", str(corpus), "--index", str(tmp_path / "idx"))
+    assert unknown.returncode == 1 and "no document with id" in unknown.stderr and unknown.stderr.count("\n") == 1

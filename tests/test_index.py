@@ -64,3 +64,25 @@ def test_a_broken_file_keeps_its_old_chunks(corpus: Path, tmp_path: Path, embedd
     assert any("measures.txt" in e for e in report.errors)
     ix = index.load(tmp_path / "idx", embedder)
     assert "measures.txt" in {c.source for c in ix.chunks}
+
+
+def test_builds_are_serialised_by_the_lock(corpus: Path, tmp_path: Path, embedder) -> None:
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    idx = tmp_path / "idx"
+    index.build(corpus, idx, embedder)
+    before = (idx / "CURRENT").read_text()
+    env = {**__import__("os").environ, "POLICYQA_MODEL": "hash:64"}
+    cmd = [sys.executable, "-m", "policyqa", "build", "--force", "--corpus", str(corpus), "--index", str(idx)]
+    with open(idx / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(3)
+        assert proc.poll() is None  # waiting for the lock
+        assert (idx / "CURRENT").read_text() == before
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert proc.wait(60) == 0
+    assert (idx / "CURRENT").read_text() != before

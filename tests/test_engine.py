@@ -1,0 +1,62 @@
+"""The engine as the service runs it: update jobs on a worker thread, hiding deleted documents, watching."""
+
+from pathlib import Path
+
+from policyqa import index
+from policyqa.engine import Engine
+
+
+def sources(engine: Engine, q: str) -> list[str]:
+    return [h.chunk.source for h in engine.search(q, 10).hits]
+
+
+def test_jobs_run_one_at_a_time_and_report(corpus: Path, tmp_path: Path, embedder) -> None:
+    engine = Engine(corpus, tmp_path / "idx", embedder)
+    first = engine.submit("update", "start")
+    second = engine.submit("rebuild", "admin")  # waits behind the first, or shares a queued one
+    engine.wait(first, 60)
+    engine.wait(second, 60)
+    assert first.state == "done" and second.state == "done"
+    assert first.report is not None and first.report["chunks"] > 0
+    status = engine.status()
+    assert status["state"] == "idle" and status["chunks"] > 0 and status["last_error"] is None
+
+
+def test_hidden_documents_leave_results_at_once(corpus: Path, tmp_path: Path, embedder) -> None:
+    engine = Engine(corpus, tmp_path / "idx", embedder)
+    engine.ensure()
+    assert "sub/datacenter.md" in sources(engine, "数据中心电能利用效率")
+    doc_id = next(d.doc_id for d in engine.index.documents.values() if d.source == "sub/datacenter.md")
+    engine.hide(doc_id)
+    assert "sub/datacenter.md" not in sources(engine, "数据中心电能利用效率")
+    (corpus / "sub" / "datacenter.md").unlink()
+    engine.update()
+    assert engine.hidden == frozenset()  # gone from the snapshot, so nothing left to hide
+    assert "sub/datacenter.md" not in sources(engine, "数据中心电能利用效率")
+
+
+def test_poll_picks_up_dropped_files_and_outside_builds(corpus: Path, tmp_path: Path, embedder) -> None:
+    engine = Engine(corpus, tmp_path / "idx", embedder)
+    engine.update()
+    assert engine.poll() is None  # nothing changed
+    (corpus / "new.txt").write_text("新能源补贴办法\n\n第一条 充电桩建设补贴每个5000元。\n", encoding="utf-8")
+    job = engine.poll()
+    assert job is not None and engine.wait(job, 60).state == "done"
+    assert sources(engine, "充电桩建设补贴")[0] == "new.txt"
+
+    (corpus / "new.txt").unlink()
+    index.build(corpus, tmp_path / "idx", embedder)  # another process publishes a snapshot
+    engine._seen = None  # the outside build saw the change; the engine only reloads
+    engine.poll()
+    assert "new.txt" not in sources(engine, "充电桩建设补贴")
+
+
+def test_a_failed_job_keeps_serving_and_says_why(corpus: Path, tmp_path: Path, embedder) -> None:
+    engine = Engine(corpus, tmp_path / "idx", embedder)
+    engine.update()
+    for path in sorted(corpus.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    job = engine.wait(engine.submit("update"), 60)
+    assert job.state == "failed" and "no documents" in (job.error or "")
+    assert engine.status()["last_error"] == job.error
+    assert sources(engine, "数据中心电能利用效率")  # the old snapshot still serves
