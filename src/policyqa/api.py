@@ -26,7 +26,6 @@ from policyqa.config import Settings
 from policyqa.engine import Engine
 from policyqa.errors import (
     CorpusError,
-    IndexMismatchError,
     IndexMissingError,
     NotFoundError,
     PolicyQAError,
@@ -84,14 +83,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     def start() -> None:
         try:
-            eng = state["engine"] or Engine.open(
-                settings.corpus_dir, settings.index_dir, settings.model, settings.model_dir, settings.threads
+            eng = state["engine"] or Engine.start(
+                settings.corpus_dir,
+                settings.index_dir,
+                settings.model,
+                settings.model_dir,
+                settings.threads,
+                settings.micro_batch,
             )
-            if eng.index is None:
-                try:
-                    eng.load()
-                except (IndexMissingError, IndexMismatchError):
-                    log.warning("no usable index in %s; building it from %s", settings.index_dir, settings.corpus_dir)
             state["engine"] = eng
             # Serve what is on disk at once; pick up documents dropped in while the service was down.
             eng.submit("update", "service start")
@@ -207,12 +206,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         eng: EngineDep,
         q: Annotated[str, Query(description="The question, 1-500 characters")],
         k: Annotated[int, Query(ge=1, le=50, description="How many passages (1-50)")] = 5,
-    ) -> dict[str, Any]:
-        return result_dict(eng.search(q, k))
+    ) -> JSONResponse:
+        return JSONResponse(result_dict(eng.search(q, k)))
 
     @app.post("/api/search", summary="Ranked passages for a question (JSON body)")
-    def search_post(eng: EngineDep, body: SearchBody) -> dict[str, Any]:
-        return result_dict(eng.search(body.q, body.k))
+    def search_post(eng: EngineDep, body: SearchBody) -> JSONResponse:
+        return JSONResponse(result_dict(eng.search(body.q, body.k)))
 
     # --- admin -------------------------------------------------------------------------------
 

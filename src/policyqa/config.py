@@ -16,6 +16,7 @@ class Settings:
     admin_token: str = ""
     max_upload_bytes: int = 20 * 1024 * 1024
     threads: int | None = None
+    micro_batch: bool = True  # encode questions that arrive together in one forward pass
     watch_seconds: float = 5.0  # how often the service looks for files dropped into the corpus (0: never)
 
     @classmethod
@@ -29,6 +30,7 @@ class Settings:
             admin_token=env.get("POLICYQA_ADMIN_TOKEN", ""),
             max_upload_bytes=int(env.get("POLICYQA_MAX_UPLOAD_BYTES") or cls.max_upload_bytes),
             threads=int(env["POLICYQA_THREADS"]) if env.get("POLICYQA_THREADS") else None,
+            micro_batch=env.get("POLICYQA_MICRO_BATCH", "1") not in ("0", "false", "no"),
             watch_seconds=float(env.get("POLICYQA_WATCH_SECONDS") or cls.watch_seconds),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -85,9 +85,40 @@ class Engine:
 
     @classmethod
     def open(
-        cls, corpus_dir: Path, index_dir: Path, model: str, model_dir: Path | None, threads: int | None = None
+        cls,
+        corpus_dir: Path,
+        index_dir: Path,
+        model: str,
+        model_dir: Path | None,
+        threads: int | None = None,
+        micro_batch: bool = True,
     ) -> Engine:
-        return cls(corpus_dir, index_dir, load_embedder(model, model_dir, threads))
+        return cls(corpus_dir, index_dir, load_embedder(model, model_dir, threads, micro_batch))
+
+    @classmethod
+    def start(
+        cls,
+        corpus_dir: Path,
+        index_dir: Path,
+        model: str,
+        model_dir: Path | None,
+        threads: int | None = None,
+        micro_batch: bool = True,
+    ) -> Engine:
+        """Open the engine and load the index on disk at the same time (faster service start). Without a
+        usable index the engine starts empty; the first update builds one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="policyqa-read") as pool:
+            pending = pool.submit(index_mod.read, index_dir)
+            engine = cls.open(corpus_dir, index_dir, model, model_dir, threads, micro_batch)
+            try:
+                ix = pending.result()
+                index_mod.check_meta(ix.meta, engine.embedder.name, engine.embedder.dim)
+                engine.index = ix
+            except (IndexMissingError, IndexMismatchError) as exc:
+                log.warning("%s; building the index from %s", exc, corpus_dir)
+        return engine
 
     # --- serving ------------------------------------------------------------------------------
 

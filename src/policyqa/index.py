@@ -137,13 +137,25 @@ def _read_chunks(folder: Path) -> list[Chunk]:
 
 
 def load(index_dir: Path, embedder: Embedder) -> Index:
+    """The snapshot being served, checked against the embedder that will search it."""
+    folder = current_snapshot(index_dir)
+    if folder is None:
+        raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
+    check_meta(_read_meta(folder), embedder.name, embedder.dim)
+    return read(index_dir)
+
+
+def read(index_dir: Path) -> Index:
+    """The snapshot being served, unchecked (the caller checks `meta` once the model is known): lets the
+    service read the index while the model loads."""
     import faiss
 
     folder = current_snapshot(index_dir)
     if folder is None:
         raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
     meta = _read_meta(folder)
-    check_meta(meta, embedder.name, embedder.dim)
+    if meta.get("format_version") != FORMAT_VERSION:
+        check_meta(meta, "", 0)  # raises the format message
     chunks = _read_chunks(folder)
     vectors = np.load(folder / "vectors.npy")
     dense = faiss.read_index(str(folder / "dense.faiss"))
@@ -386,7 +398,7 @@ def _read_vectors(folder: Path) -> list[Vectors]:
     return [Vectors(v, sentences[ptr[i] : ptr[i + 1]]) for i, v in enumerate(vectors)]
 
 
-def _embed(embedder: Embedder, chunks: list[Chunk], progress: Progress | None, batch: int = 16) -> list[Vectors]:
+def _embed(embedder: Embedder, chunks: list[Chunk], progress: Progress | None, batch: int = 32) -> list[Vectors]:
     """Embed passages with their sentences, a batch of passages at a time (one encode call per batch)."""
     out: list[Vectors] = []
     for i in range(0, len(chunks), batch):
