@@ -86,3 +86,23 @@ def test_builds_are_serialised_by_the_lock(corpus: Path, tmp_path: Path, embedde
         fcntl.flock(held, fcntl.LOCK_UN)
     assert proc.wait(60) == 0
     assert (idx / "CURRENT").read_text() != before
+
+
+def test_reused_words_match_a_fresh_segmentation(corpus: Path, tmp_path: Path, embedder) -> None:
+    import numpy as np
+
+    idx = tmp_path / "idx"
+    index.build(corpus, idx, embedder)
+    # a new document whose heading adds dictionary words that also occur in old passages
+    (corpus / "new.md").write_text(
+        "# 高新技术企业认定\n\n## 人才公寓\n\n人才公寓面向高新技术企业。\n", encoding="utf-8"
+    )
+    index.build(corpus, idx, embedder)
+    fresh = tmp_path / "fresh"
+    index.build(corpus, fresh, embedder, force=True)
+    a, b = index.load(idx, embedder), index.load(fresh, embedder)
+    assert a.segmenter.words == b.segmenter.words
+    for left, right in ((a.lexical, b.lexical), (a.sentence_lexical, b.sentence_lexical)):
+        assert left.terms == right.terms
+        assert np.array_equal(left.indptr, right.indptr) and np.array_equal(left.indices, right.indices)
+        assert np.array_equal(left.tfs, right.tfs)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -85,43 +83,69 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self.passage_prompt, BATCH)
 
 
+class _Ask:
+    __slots__ = ("error", "lead", "text", "vector", "wake")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.vector: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.lead = False
+        self.wake = threading.Event()
+
+
 class MicroBatcher:
     """Encodes questions that arrive together in one forward pass.
 
-    Each caller waits on its own slot; one worker thread takes every question queued while the previous
-    batch ran and encodes them together. A lone question goes through at once (no waiting window), so
-    latency at one client is unchanged, while concurrent clients share forward passes (throughput on
-    two cores: see bench/RESULTS.md).
+    Leader/follower: a caller who finds the model idle encodes at once in its own thread (so one client
+    pays nothing for batching); callers who arrive while a pass runs queue up, and when the pass ends the
+    first of them is woken to encode all of them together. Each caller sleeps on its own event, so a pass
+    wakes exactly the callers it answered plus the next leader.
     """
 
     def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = 32) -> None:
         self._encode = encode
         self._max = max_batch
-        self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name="policyqa-query-batcher", daemon=True)
-        self._thread.start()
+        self._pending: list[_Ask] = []
+        self._busy = False
+        self._lock = threading.Lock()
 
     def encode(self, text: str) -> np.ndarray:
-        slot: Future[np.ndarray] = Future()
-        self._queue.put((text, slot))
-        return slot.result()
+        ask = _Ask(text)
+        with self._lock:
+            if self._busy:
+                self._pending.append(ask)
+            else:
+                self._busy = ask.lead = True
+        if not ask.lead:
+            ask.wake.wait()
+        if ask.lead:
+            self._run(ask)
+        if ask.error is not None:
+            raise ask.error
+        assert ask.vector is not None
+        return ask.vector
 
-    def _work(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self._max:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                vectors = self._encode([text for text, _ in batch])
-            except BaseException as exc:  # hand the failure to every waiting caller
-                for _, slot in batch:
-                    slot.set_exception(exc)
-                continue
-            for (_, slot), vector in zip(batch, vectors, strict=True):
-                slot.set_result(vector)
+    def _run(self, leader: _Ask) -> None:
+        with self._lock:
+            batch = [leader, *[a for a in self._pending if a is not leader]][: self._max]
+            self._pending = [a for a in self._pending if a not in batch]
+        try:
+            vectors = self._encode([a.text for a in batch])
+            for a, vector in zip(batch, vectors, strict=True):
+                a.vector = vector
+        except BaseException as exc:  # every caller of this pass gets the failure
+            for a in batch:
+                a.error = exc
+        with self._lock:
+            if self._pending:
+                self._pending[0].lead = True
+                self._pending[0].wake.set()
+            else:
+                self._busy = False
+        for a in batch:
+            a.lead = False
+            a.wake.set()
 
 
 class HashEmbedder:

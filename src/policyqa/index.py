@@ -6,7 +6,8 @@ Layout of the index folder:
                             sentence of the longer passages) with sentence_ptr.npy (passage i owns rows
                             ptr[i]:ptr[i+1]), lexical.npz + lexical.terms.json (BM25 over passages),
                             sentences.npz + sentences.terms.json + sentence_owner.npy (BM25 over their
-                            sentences), dictionary.txt
+                            sentences), words.jsonl (the words of each, reused while the dictionary
+                            stays the same), dictionary.txt
 A build writes a new snapshot folder, fsyncs it, renames it into place and only then swaps CURRENT, so a
 crash at any point leaves the previous snapshot whole and served.
 """
@@ -33,9 +34,13 @@ from policyqa.embed import Embedder
 from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, IndexMissingError
 from policyqa.lexical import BM25
 from policyqa.models import Chunk, Document
-from policyqa.segment import Segmenter, domain_words, split_sentences
+from policyqa.segment import Segmenter, domain_words, normalize, split_sentences
 
 FORMAT_VERSION = 3
+# Dense index type by corpus size, from bench/scale.py (see bench/RESULTS.md): exact search below the
+# switch; HNSW above it, where exact search starts to cost a noticeable share of a question's encode.
+HNSW_FROM = 50_000
+HNSW_M = 32
 KEEP_SNAPSHOTS = 2
 Progress = Callable[[int, int], None]
 
@@ -109,6 +114,28 @@ def documents(index_dir: Path) -> list[DocInfo]:
     return [DocInfo(**d) for d in _read_meta(folder).get("documents", [])]
 
 
+def search_effort(n: int) -> int:
+    """HNSW efSearch: candidates visited per question (recall 0.99+ at 100k in bench/scale.py)."""
+    return 128 if n >= 200_000 else 64
+
+
+def dense_index(vectors: np.ndarray, force: str | None = None) -> Any:
+    """The FAISS index for these passage vectors (inner product = cosine): flat, or HNSW for large corpora."""
+    import faiss
+
+    n, dim = vectors.shape
+    index: Any
+    if (force or ("hnsw" if n >= HNSW_FROM else "flat")) == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = search_effort(n)
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if n:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
 def _read_meta(folder: Path) -> dict[str, Any]:
     try:
         meta: dict[str, Any] = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
@@ -159,6 +186,8 @@ def read(index_dir: Path) -> Index:
     chunks = _read_chunks(folder)
     vectors = np.load(folder / "vectors.npy")
     dense = faiss.read_index(str(folder / "dense.faiss"))
+    if hasattr(dense, "hnsw"):
+        dense.hnsw.efSearch = search_effort(dense.ntotal)
     if dense.ntotal != len(chunks) or len(vectors) != len(chunks):
         raise IndexMismatchError(f"index at {folder} is inconsistent; rebuild it with `policyqa build`")
     sentences = np.load(folder / "sentences.npy", mmap_mode="r")
@@ -233,8 +262,41 @@ def _fsync_tree(folder: Path) -> None:
         _fsync_dir(path)
 
 
+@dataclass(frozen=True)
+class Words:
+    """A passage as BM25 sees it: its words (with title and breadcrumb) and each sentence's words."""
+
+    passage: list[str]
+    sentences: list[list[str]]
+
+
+def _words(chunk: Chunk, segmenter: Segmenter) -> Words:
+    head = " ".join(p for p in (chunk.title, chunk.section) if p)
+    spans = split_sentences(chunk.text) or [(0, len(chunk.text))]
+    return Words(
+        segmenter.words_of(chunk.context), [segmenter.words_of(f"{head}\n{chunk.text[a:b]}") for a, b in spans]
+    )
+
+
+def _known_words(folder: Path | None, segmenter: Segmenter, chunks: list[Chunk]) -> dict[str, Words]:
+    """Words of the previous snapshot's passages that segmenting again would not change: those holding
+    none of the dictionary words added or dropped since (jieba cuts elsewhere the same way)."""
+    if folder is None or not (folder / "words.jsonl").is_file():
+        return {}
+    changed = set((folder / "dictionary.txt").read_text(encoding="utf-8").split()) ^ set(segmenter.words)
+    wanted = {c.chunk_id for c in chunks if not any(w in normalize(c.context) for w in changed)}
+    with (folder / "words.jsonl").open(encoding="utf-8") as fh:
+        return {row[0]: Words(row[1], row[2]) for row in map(json.loads, fh) if row[0] in wanted}
+
+
 def _write_snapshot(
-    index_dir: Path, meta: dict[str, Any], chunks: list[Chunk], groups: list[Vectors], dim: int, segmenter: Segmenter
+    index_dir: Path,
+    meta: dict[str, Any],
+    chunks: list[Chunk],
+    groups: list[Vectors],
+    dim: int,
+    segmenter: Segmenter,
+    known: dict[str, Words],
 ) -> str:
     import faiss
 
@@ -255,19 +317,15 @@ def _write_snapshot(
         np.save(
             tmp / "sentences.npy", np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
         )
-        dense = faiss.IndexFlatIP(int(meta["dim"]))
-        if len(vectors):
-            dense.add(vectors)
-        faiss.write_index(dense, str(tmp / "dense.faiss"))
-        BM25.build([segmenter.words_of(c.context) for c in chunks]).save(tmp)
-        owner, docs = [], []
-        for n, c in enumerate(chunks):
-            head = " ".join(p for p in (c.title, c.section) if p)
-            for a, b in split_sentences(c.text) or [(0, len(c.text))]:
-                owner.append(n)
-                docs.append(segmenter.words_of(f"{head}\n{c.text[a:b]}"))
-        BM25.build(docs).save(tmp, "sentences")
+        faiss.write_index(dense_index(vectors), str(tmp / "dense.faiss"))
+        words = [known.get(c.chunk_id) or _words(c, segmenter) for c in chunks]
+        BM25.build([w.passage for w in words]).save(tmp)
+        owner = [n for n, w in enumerate(words) for _ in w.sentences]
+        BM25.build([s for w in words for s in w.sentences]).save(tmp, "sentences")
         np.save(tmp / "sentence_owner.npy", np.array(owner, np.int64))
+        with (tmp / "words.jsonl").open("w", encoding="utf-8") as fh:
+            for c, w in zip(chunks, words, strict=True):
+                fh.write(json.dumps([c.chunk_id, w.passage, w.sentences], ensure_ascii=False) + "\n")
         (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         _fsync_tree(tmp)
@@ -379,7 +437,8 @@ def build(
             "documents": [asdict(i) for i in infos],
             "errors": errors,
         }
-        name = _write_snapshot(index_dir, meta, chunks, groups, embedder.dim, segmenter)
+        known = _known_words(prev[1] if prev else None, segmenter, chunks)
+        name = _write_snapshot(index_dir, meta, chunks, groups, embedder.dim, segmenter, known)
         return BuildReport(name, len(infos), len(chunks), len(todo), time.perf_counter() - began, tuple(errors))
 
 

@@ -71,18 +71,29 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+@functools.cache
+def _general_dictionary() -> tuple[dict[str, int], int]:
+    """jieba's own dictionary, read once per process (it takes ~0.6 s); each Segmenter gets a copy."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return dict(tokenizer.FREQ), int(tokenizer.total)
+
+
 class Segmenter:
     """A jieba tokenizer of its own (not the global one), optionally with a domain dictionary."""
 
     def __init__(self, words: Iterable[str] = ()) -> None:
         import jieba
 
-        jieba.setLogLevel(logging.WARNING)
+        freq, total = _general_dictionary()
         self._jieba: Any = jieba.Tokenizer()
+        self._jieba.FREQ, self._jieba.total, self._jieba.initialized = dict(freq), total, True
         self._lock = threading.Lock()
         self.words = sorted({w for w in words if len(w) >= 2})
         with self._lock:
-            self._jieba.initialize()
             self._total = float(self._jieba.total)
             self._general = {w: self._jieba.FREQ.get(w, 0) for w in self.words}
             for word in self.words:
