@@ -7,7 +7,7 @@ PORT ?= 8000
 # CPU build of torch; installed before anything that depends on torch, so no CUDA build is pulled in.
 TORCH ?= torch==2.13.0
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ lint: $(VENV)/.installed-dev
 
 test: lint
 	$(BIN)/pytest -q
+
+# Benchmarks: print the figures and write bench/RESULTS.md (about 10 minutes; bench-quick about 5).
+bench: $(VENV)/.installed-dev
+	cd bench && ../$(BIN)/python run.py
+
+bench-quick: $(VENV)/.installed-dev
+	cd bench && ../$(BIN)/python run.py --quick
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/snapshots
