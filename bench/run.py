@@ -18,6 +18,7 @@ import indexing
 import latency
 import quality
 import scale
+import updates
 from common import ROOT, machine
 from policyqa.config import Settings
 from policyqa.embed import load_embedder
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     section("indexing", f"python bench/indexing.py{flag}", lambda: indexing.run(args.quick))
     section("cold start", f"python bench/coldstart.py{flag}", lambda: coldstart.run(args.quick))
     section("scale", f"python bench/scale.py{flag}", lambda: scale.run(args.quick))
+    section("updates", "python bench/updates.py", updates.run)
 
     def side_by_side() -> str:
         settings = Settings.from_env()

@@ -106,3 +106,19 @@ def test_reused_words_match_a_fresh_segmentation(corpus: Path, tmp_path: Path, e
         assert left.terms == right.terms
         assert np.array_equal(left.indptr, right.indptr) and np.array_equal(left.indices, right.indices)
         assert np.array_equal(left.tfs, right.tfs)
+
+
+def test_dense_index_type_follows_corpus_size() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    flat = index.dense_index(vectors)
+    assert type(flat).__name__ == "IndexFlatIP"
+    hnsw = index.dense_index(vectors, force="hnsw")
+    assert type(hnsw).__name__ == "IndexHNSWFlat" and hnsw.hnsw.efSearch == index.search_effort(300)
+    _, exact = flat.search(vectors[:20], 5)
+    _, approx = hnsw.search(vectors[:20], 5)
+    assert (exact[:, 0] == approx[:, 0]).all()  # each vector finds itself first
+    assert index.HNSW_FROM > 1000 and index.search_effort(10**6) > index.search_effort(10**4)

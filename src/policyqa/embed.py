@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import queue
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -19,6 +19,7 @@ from policyqa.errors import ModelError
 
 DEFAULT_MODEL = "multilingual-e5-small"
 MAX_QUESTION_BATCH = 32
+PASSAGE_SLICE = 8  # passages per model-thread call during indexing: a search waits for one slice at most
 BATCH = 8  # texts per forward pass: the fastest of 4/8/16/32/64 for passages on 2 cores (less padding)
 
 
@@ -40,62 +41,73 @@ def _rows(encode: Callable[[list[str]], np.ndarray], texts: list[str]) -> list[A
 
 
 class ModelThread:
-    """One thread that makes every call into torch, and batches the questions that wait for it.
+    """One thread that makes every call into torch, questions first, and batches the waiting questions.
 
     torch's CPU thread team belongs to the thread that calls it; a second calling thread brings a second
     team, and on two cores the idle team's spinning doubles a question's encode (14 ms -> 26 ms measured).
-    So the model is loaded and used on this thread only. Questions queued while a forward pass runs are
-    encoded together in the next one (micro-batching); a lone question goes straight through.
+    So the model is loaded and used on this thread only. Questions and other work (an index update's
+    passages, fed in small slices) take turns, so a search waits for one slice at most and an update
+    still progresses under a steady stream of searches; questions that queued up while a forward pass
+    ran are encoded together in the next one (micro-batching).
     """
 
     def __init__(self, batch_questions: bool = True) -> None:
         self.batch_questions = batch_questions
-        self._queue: queue.SimpleQueue[tuple[str, Any, Future[Any]]] = queue.SimpleQueue()
+        self._asks: deque[tuple[str, Callable[[list[str]], np.ndarray], Future[Any]]] = deque()
+        self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self._cv = threading.Condition()
+        self._asked = False  # the last pass answered questions
         self._thread = threading.Thread(target=self._work, name="policyqa-model", daemon=True)
         self._thread.start()
 
     def call(self, fn: Callable[[], Any]) -> Any:
-        """Run fn on the model thread and return its result (or raise its exception)."""
+        """Run fn on the model thread, after any waiting questions, and return its result (or raise)."""
         done: Future[Any] = Future()
-        self._queue.put(("call", fn, done))
+        with self._cv:
+            self._calls.append((fn, done))
+            self._cv.notify()
         return done.result()
 
     def question(self, text: str, encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         done: Future[Any] = Future()
-        self._queue.put(("question", (text, encode), done))
+        with self._cv:
+            self._asks.append((text, encode, done))
+            self._cv.notify()
         result: np.ndarray = done.result()
         return result
 
-    def _work(self) -> None:
-        later: list[tuple[str, Any, Future[Any]]] = []
-        while True:
-            kind, payload, done = later.pop(0) if later else self._queue.get()
-            if kind == "call":
-                self._settle([done], functools.partial(_as_list, payload))
-                continue
-            batch, encode = [(payload[0], done)], payload[1]
-            while self.batch_questions and len(batch) < MAX_QUESTION_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item[0] == "question" and item[1][1] == encode:
-                    batch.append((item[1][0], item[2]))
+    def _next(self) -> tuple[list[Future[Any]], Callable[[], list[Any]]]:
+        with self._cv:
+            while not self._asks and not self._calls:
+                self._cv.wait()
+            if not self._asks or (self._calls and self._asked):
+                self._asked = False  # a waiting call runs after each batch of questions: no starvation
+                fn, done = self._calls.popleft()
+                return [done], functools.partial(_as_list, fn)
+            self._asked = True
+            text, encode, done = self._asks.popleft()
+            batch = [(text, done)]
+            rest: deque[tuple[str, Callable[[list[str]], np.ndarray], Future[Any]]] = deque()
+            while self.batch_questions and self._asks and len(batch) < MAX_QUESTION_BATCH:
+                item = self._asks.popleft()
+                if item[1] == encode:  # bound methods: equal, not identical
+                    batch.append((item[0], item[2]))
                 else:
-                    later.append(item)
-            texts = [t for t, _ in batch]
-            self._settle([d for _, d in batch], functools.partial(_rows, encode, texts))
+                    rest.append(item)
+            self._asks.extendleft(reversed(rest))
+            return [d for _, d in batch], functools.partial(_rows, encode, [t for t, _ in batch])
 
-    @staticmethod
-    def _settle(waiting: list[Future[Any]], run: Callable[[], list[Any]]) -> None:
-        try:
-            results = run()
-        except BaseException as exc:  # every caller of this pass gets the failure; the thread lives on
-            for d in waiting:
-                d.set_exception(exc)
-            return
-        for d, r in zip(waiting, results, strict=True):
-            d.set_result(r)
+    def _work(self) -> None:
+        while True:
+            waiting, run = self._next()
+            try:
+                results = run()
+            except BaseException as exc:  # every caller of this pass gets the failure; the thread lives on
+                for d in waiting:
+                    d.set_exception(exc)
+                continue
+            for d, r in zip(waiting, results, strict=True):
+                d.set_result(r)
 
 
 class SentenceTransformerEmbedder:
@@ -156,10 +168,17 @@ class SentenceTransformerEmbedder:
         return result
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """In slices of a few forward passes, longest texts together (less padding), so that searches
+        slip in between the slices of a large update."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        result: np.ndarray = self._thread.call(lambda: self._forward(list(texts), self.passage_prompt))
-        return result
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for at in range(0, len(order), PASSAGE_SLICE):
+            rows = order[at : at + PASSAGE_SLICE]
+            part = [texts[i] for i in rows]
+            out[rows] = self._thread.call(functools.partial(self._forward, part, self.passage_prompt))
+        return out
 
 
 class HashEmbedder:
