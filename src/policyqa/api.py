@@ -267,13 +267,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         doc_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$", description="12 hex digits")],
     ) -> JSONResponse:
         eng = ready_engine()
-        indexed = eng.index is not None and any(d.doc_id == doc_id for d in eng.index.documents.values())
+        docs = eng.index.documents.values() if eng.index is not None else []
+        indexed = next((d for d in docs if d.doc_id == doc_id), None)
         try:
             source = corpus_mod.remove(settings.corpus_dir, doc_id)
         except NotFoundError:
-            if not indexed:
+            if indexed is None:
                 raise
-            source = next(d.source for d in eng.index.documents.values() if d.doc_id == doc_id)  # type: ignore[union-attr]
+            source = indexed.source  # the file went already; its passages are still served
         eng.hide(doc_id)
         job = eng.submit("update", f"removed {source}")
         return JSONResponse(status_code=202, content={"doc_id": doc_id, "source": source, "job": job.as_dict()})

@@ -83,10 +83,10 @@ def cmd_add(args: argparse.Namespace) -> int:
             data = path.read_bytes()
         except OSError as exc:
             raise PolicyQAError(f"cannot read {path}: {exc.strerror}") from exc
-        corpus.check(path.name, data, settings.max_upload_bytes)  # every file is checked before any is added
-        files.append((path, data))
-    for path, data in files:
-        stored = corpus.add(settings.corpus_dir, path.name, data, settings.max_upload_bytes)
+        # every file is checked before any is added
+        files.append((corpus.check(path.name, data, settings.max_upload_bytes), data))
+    for source, data in files:
+        stored = corpus.store(settings.corpus_dir, source, data)
         verb = "replaced" if stored.replaced else "added"
         print(f"{verb} {stored.source} (doc_id {stored.doc_id}, {stored.size} bytes)")
     return _build(settings, show_progress=args.progress)
@@ -202,6 +202,9 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--corpus", type=Path, help="corpus folder (default: corpus, or $POLICYQA_CORPUS_DIR)")
         cmd.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
 
+    def progress(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+
     b = sub.add_parser(
         "build",
         help="build or update the index from the corpus",
@@ -209,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     )
     folders(b)
     b.add_argument("--force", action="store_true", help="re-embed every chunk instead of reusing unchanged ones")
-    b.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+    progress(b)
     b.set_defaults(func=cmd_build)
 
     a = sub.add_parser(
@@ -220,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
     )
     a.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".txt .md .html .docx or .pdf files")
     folders(a)
-    a.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+    progress(a)
     a.set_defaults(func=cmd_add)
 
     r = sub.add_parser(
@@ -231,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="12-hex-digit document id")
     folders(r)
-    r.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+    progress(r)
     r.set_defaults(func=cmd_remove)
 
     d = sub.add_parser(

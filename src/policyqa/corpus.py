@@ -74,7 +74,11 @@ def add(corpus_dir: Path, name: str, data: bytes, max_bytes: int | None = None) 
     Nothing is written for a file that is too large, of an unknown type, or unreadable. A document of
     the same name is replaced (a new version); the write is atomic, so the index never sees half a file.
     """
-    source = check(name, data, max_bytes)
+    return store(corpus_dir, check(name, data, max_bytes), data)
+
+
+def store(corpus_dir: Path, source: str, data: bytes) -> Stored:
+    """Write a document that `check` accepted under the name it returned (atomically)."""
     corpus_dir.mkdir(parents=True, exist_ok=True)
     target = corpus_dir / source
     replaced = target.exists()

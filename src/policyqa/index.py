@@ -147,11 +147,7 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 def check_meta(meta: dict[str, Any], model: str, dim: int) -> None:
     """Refuse an index that this code or this model would answer wrongly from."""
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"index format {meta.get('format_version')} is not the supported format {FORMAT_VERSION}; "
-            "rebuild it with `policyqa build`"
-        )
+    _check_format(meta)
     if meta.get("model") != model or meta.get("dim") != dim:
         raise IndexMismatchError(
             f"index was built with model {meta.get('model')!r} ({meta.get('dim')}-d) but {model!r} ({dim}-d) "
@@ -164,13 +160,19 @@ def _read_chunks(folder: Path) -> list[Chunk]:
         return [Chunk(**json.loads(line)) for line in fh if line.strip()]
 
 
+def _check_format(meta: dict[str, Any]) -> None:
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index format {meta.get('format_version')} is not the supported format {FORMAT_VERSION}; "
+            "rebuild it with `policyqa build`"
+        )
+
+
 def load(index_dir: Path, embedder: Embedder) -> Index:
     """The snapshot being served, checked against the embedder that will search it."""
-    folder = current_snapshot(index_dir)
-    if folder is None:
-        raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
-    check_meta(_read_meta(folder), embedder.name, embedder.dim)
-    return read(index_dir)
+    index = read(index_dir)
+    check_meta(index.meta, embedder.name, embedder.dim)
+    return index
 
 
 def read(index_dir: Path) -> Index:
@@ -182,8 +184,7 @@ def read(index_dir: Path) -> Index:
     if folder is None:
         raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
     meta = _read_meta(folder)
-    if meta.get("format_version") != FORMAT_VERSION:
-        check_meta(meta, "", 0)  # raises the format message
+    _check_format(meta)  # files of another format may not be there to read
     chunks = _read_chunks(folder)
     vectors = np.load(folder / "vectors.npy")
     dense = faiss.read_index(str(folder / "dense.faiss"))
