@@ -25,8 +25,9 @@ def test_chunks_never_cut_a_sentence_and_overlap_by_one() -> None:
     doc = ingest.parse(f"标题\n\n一、概况\n\n{long_para}\n".encode(), "long.txt")
     chunks = chunk_document(doc, ChunkSettings())
     assert len(chunks) > 2
+    assert chunks[0].text.startswith("一、概况\n第0句")  # the heading opens its section's first passage
     for c in chunks:
-        assert c.text.endswith("。") and c.text.startswith("第")
+        assert c.text.endswith("。") and c.text.removeprefix("一、概况\n").startswith("第")
         assert len(c.text) <= 400
         assert c.section == "一、概况"
     for a, b in itertools.pairwise(chunks):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from policyqa.models import Block, Chunk, Document
@@ -49,8 +50,17 @@ def _sentences(doc: Document, blocks: list[Block], limit: int) -> list[tuple[int
     return out
 
 
-def _pack(doc: Document, blocks: list[Block], settings: ChunkSettings) -> list[tuple[int, int, int]]:
-    """(start, end, page) of the passages packed from the sentences of consecutive blocks."""
+_ARTICLE = re.compile(r"^第[一二三四五六七八九十百千零〇两\d]+条")
+
+
+def _pack(
+    doc: Document, blocks: list[Block], settings: ChunkSettings, whole_blocks: bool = False
+) -> list[tuple[int, int, int]]:
+    """(start, end, page) of the passages packed from the sentences of consecutive blocks.
+
+    With `whole_blocks` (a law's article: its paragraphs and items) a passage holds as many whole blocks
+    as fit in `maximum` and is cut only between blocks, unless one block alone is longer.
+    """
     sentences = _sentences(doc, blocks, settings.maximum)
     spans: list[tuple[int, int, int]] = []
     i = 0
@@ -59,10 +69,16 @@ def _pack(doc: Document, blocks: list[Block], settings: ChunkSettings) -> list[t
         j = i + 1
         while j < len(sentences):
             size = sentences[j][1] - start
-            if size > settings.maximum or (end - start >= settings.minimum and size > settings.target):
+            if size > settings.maximum or (
+                not whole_blocks and end - start >= settings.minimum and size > settings.target
+            ):
                 break
             end = sentences[j][1]
             j += 1
+        if whole_blocks and j < len(sentences) and sentences[j][2] == sentences[j - 1][2]:
+            first = next(n for n in range(i, j) if sentences[n][2] == sentences[j][2])
+            if first > i:  # the last block does not fit whole: it starts the next passage
+                j, end = first, sentences[first - 1][1]
         spans.append((start, end, blocks[sentences[i][2]].page))
         if j >= len(sentences):
             break
@@ -74,6 +90,8 @@ def _pack(doc: Document, blocks: list[Block], settings: ChunkSettings) -> list[t
 
 
 def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list[Chunk]:
+    """Passages of one document. The headings above a section travel in its first passage's text (and in
+    every passage's breadcrumb); a law's article is one passage when it fits."""
     settings = settings or ChunkSettings()
     chunks: list[Chunk] = []
 
@@ -82,21 +100,35 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
         cid = chunk_id(doc.doc_id, crumb, text)
         chunks.append(Chunk(cid, doc.doc_id, doc.source, doc.title, crumb, text, start, end, kind, page))
 
-    group: list[Block] = []
+    group: list[Block] = []  # headings not yet shown, then the paragraphs of one section
+    headings: list[Block] = []
 
     def flush() -> None:
-        if group:
-            for start, end, page in _pack(doc, group, settings):
-                emit(group[0].section, doc.text[start:end], start, end, "text", page)
-            group.clear()
+        paragraphs = [b for b in group if b.kind == "paragraph"]
+        if paragraphs:
+            section = paragraphs[0].section
+            article = bool(section) and bool(_ARTICLE.match(section[-1]))
+            for start, end, page in _pack(doc, group, settings, whole_blocks=article):
+                emit(section, doc.text[start:end], start, end, "text", page)
+        group.clear()
 
     for block in doc.blocks:
-        if block.kind == "paragraph":
-            if group and group[0].section != block.section:
+        if block.kind == "heading":
+            if any(b.kind == "paragraph" for b in group):
                 flush()
+            headings.append(block)
+            continue
+        if block.kind == "paragraph":
+            if group and any(b.kind == "paragraph" for b in group) and group[-1].section != block.section:
+                flush()
+            if headings:
+                # the headings on this paragraph's path open its section's first passage
+                group[:0] = [h for h in headings if block.section[: len(h.section)] == h.section]
+                headings.clear()
             group.append(block)
             continue
         flush()
+        headings.clear()
         if block.kind == "table_row":
             emit(block.section, block.table or block.text, block.start, block.end, "table_row", block.page)
     flush()

@@ -179,6 +179,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from policyqa.inspection import inspect_file
+
+    settings = _settings(args)
+    path: Path = args.file
+    try:
+        source = path.resolve().relative_to(settings.corpus_dir.resolve()).as_posix()
+    except ValueError:
+        source = path.name
+    found = inspect_file(path, source)
+    if args.json:
+        print(json.dumps(found.as_dict(), ensure_ascii=False, indent=2))
+        return 0
+    report = found.as_dict()
+    print(f"{report['source']}  (doc_id {report['doc_id']})")
+    print(f"title: {report['title']}")
+    for key, value in dict(report["metadata"]).items():  # type: ignore[call-overload]
+        print(f"{key}: {value}")
+    print(f"body: {report['characters']} characters, {found.coverage:.1%} of them in passages")
+    print(f"sections: {len(found.sections)}; passages: {len(found.passages)}")
+    for removal in found.removals:
+        examples = " | ".join(e[:40] for e in removal.examples)
+        print(f"removed by '{removal.rule}': {removal.count} ({removal.characters} characters), e.g. {examples}")
+    for n, p in enumerate(found.passages, 1):
+        where = f"[{p.kind}{f', page {p.page}' if p.page else ''}] {p.section}"
+        text = p.text.replace("\n", " ")
+        print(f"{n:>4}. {where}\n      {text if args.full else text[:120]}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -268,6 +298,18 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--legs", action="store_true", help="also run the dense and the lexical leg alone")
     e.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
     e.set_defaults(func=cmd_eval)
+
+    n = sub.add_parser(
+        "inspect",
+        help="show what the index would hold for one file, without building",
+        description="Show a file as the index would hold it: title, metadata, sections, what each removal rule "
+        "took, and the passages. Example: policyqa inspect corpus/通知.pdf --json",
+    )
+    n.add_argument("file", type=Path, metavar="FILE", help="a .txt .md .html .docx or .pdf file, in the corpus or not")
+    n.add_argument("--json", action="store_true", help='print {"source", "title", "removed", "passages", ...}')
+    n.add_argument("--full", action="store_true", help="print whole passages instead of their first 120 characters")
+    n.add_argument("--corpus", type=Path, help="corpus folder, for the source path (default: corpus)")
+    n.set_defaults(func=cmd_inspect)
 
     v = sub.add_parser(
         "serve",

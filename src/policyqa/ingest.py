@@ -9,27 +9,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from policyqa import webpage
 from policyqa.errors import CorpusError, DocumentError
-from policyqa.models import Block, Document
+from policyqa.models import Block, Document, Unit
 from policyqa.segment import TERMINAL, split_sentences
 
 # Files under the corpus that are never documents (evaluation sets, notes for operators).
 SKIP_DIRS = frozenset({"eval", ".git", "__pycache__"})
-
-
-@dataclass
-class Unit:
-    """One line-level piece as a loader sees it, before cleaning."""
-
-    text: str
-    kind: str = "line"  # "line" | "heading" | "row"
-    level: int = 0  # heading level from markup (markdown #, docx styles, html h1-h6)
-    cells: list[str] = field(default_factory=list)
-    gap: int = 1  # blank lines before it in the source
-    page: int = 0
-    width: float = 0.0  # pdf: the printed width of the line
 
 
 # --- loaders --------------------------------------------------------------------------------------
@@ -68,9 +55,39 @@ def _lines_to_units(text: str) -> list[Unit]:
         if "\t" in line.strip():
             units.append(Unit(line.rstrip(), "row", cells=[c.strip() for c in line.split("\t")], gap=gap))
         else:
-            units.append(Unit(line.strip(), gap=gap))
+            pieces = unflatten(line.strip())
+            flat = len(pieces) > 1
+            units.extend(Unit(p, gap=gap if n == 0 else 1, flattened=flat) for n, p in enumerate(pieces))
         gap = 0
     return units
+
+
+# A space between Chinese characters or punctuation: in a long line of Chinese text it is where a paragraph
+# break was flattened (spaces next to Latin words and numbers stay).
+_FLAT_BREAK = re.compile(r"(?<=[^\x00-\x7f])[ \u3000\xa0]+(?=[^\x00-\x7f])")
+# Numbering that starts a new item right after a sentence or a colon, inside a flattened paragraph.
+_INLINE_NUMBER = re.compile(
+    r"(?<=[。；;：:！？!?])(?=(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[）)]"
+    r"|第[一二三四五六七八九十百零〇\d]+[章节条]|\d{1,2}[、．.](?!\d)))"
+)
+FLATTENED = 200  # a line this long with several flattened breaks is a whole document on one line
+
+
+def unflatten(line: str) -> list[str]:
+    """A document whose paragraph breaks were flattened into spaces, back into paragraphs: split at the
+    flattened breaks, then before numbering that follows a sentence end (一、 （一） 第X条 1.)."""
+    if len(line) < FLATTENED or len(_FLAT_BREAK.findall(line)) < 3:
+        return [line]
+    pieces: list[str] = []
+    for piece in _FLAT_BREAK.split(line):
+        if pieces and len(pieces[-1]) <= 2:  # letter-spaced words (财 政 部) are not paragraphs
+            pieces[-1] = f"{pieces[-1]} {piece}"
+        else:
+            pieces.append(piece)
+    out: list[str] = []
+    for piece in pieces:
+        out.extend(p.strip() for p in _INLINE_NUMBER.split(piece))
+    return [p for p in out if p]
 
 
 def load_txt(data: bytes, name: str) -> list[Unit]:
@@ -79,13 +96,16 @@ def load_txt(data: bytes, name: str) -> list[Unit]:
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_MD_COMMENT = re.compile(r"^<!--.*-->$")
 
 
 def load_md(data: bytes, name: str) -> list[Unit]:
     units: list[Unit] = []
     for unit in _lines_to_units(decode(data, name)):
         m = _MD_HEADING.match(unit.text)
-        if m:
+        if _MD_COMMENT.match(unit.text):
+            units.append(Unit(unit.text, "removed", rule="markup comment"))
+        elif m:
             units.append(Unit(m.group(2), "heading", level=len(m.group(1)), gap=unit.gap))
         elif unit.text.startswith("|") and unit.text.endswith("|"):
             if not _MD_RULE.match(unit.text):
@@ -95,94 +115,6 @@ def load_md(data: bytes, name: str) -> list[Unit]:
             units[-1].text = _join(units[-1].text, unit.text)  # a paragraph wrapped over several lines
         else:
             units.append(Unit(re.sub(r"^[-*+]\s+", "", unit.text), gap=unit.gap))
-    return units
-
-
-_HTML_SKIP = frozenset(
-    [
-        "script",
-        "style",
-        "noscript",
-        "template",
-        "iframe",
-        "svg",
-        "canvas",
-        "nav",
-        "header",
-        "footer",
-        "aside",
-        "form",
-        "button",
-        "select",
-    ]
-)
-_HTML_BLOCK = frozenset(
-    ["p", "li", "pre", "blockquote", "dd", "dt", "figcaption", "caption", "address", "h1", "h2", "h3", "h4", "h5", "h6"]
-)
-_NAV_HINT = re.compile(r"(^|[-_ ])(nav|menu|breadcrumb|footer|header|sidebar|share|toolbar)([-_ ]|$)", re.I)
-
-
-def load_html(data: bytes, name: str) -> list[Unit]:
-    """Main content of a page: <main>/<article> when present, else <body>; no scripts, styles or navigation."""
-    from bs4 import BeautifulSoup
-    from bs4.element import NavigableString, Tag
-
-    soup = BeautifulSoup(data, "html.parser")
-    roots = soup.find_all(["main", "article"]) or [soup.body or soup]
-    root = max(roots, key=lambda r: len(r.get_text(strip=True)))
-    units: list[Unit] = []
-    buffer: list[str] = []
-
-    def flush() -> None:
-        text = re.sub(r"\s+", " ", "".join(buffer)).strip()
-        buffer.clear()
-        if text:
-            units.append(Unit(text))
-
-    def skipped(tag: Tag) -> bool:
-        classes: Any = tag.get("class") or []
-        hints = " ".join(
-            [
-                *(classes if isinstance(classes, list) else [str(classes)]),
-                str(tag.get("id", "")),
-                str(tag.get("role", "")),
-            ]
-        )
-        return tag.name in _HTML_SKIP or bool(_NAV_HINT.search(hints)) or tag.get("hidden") is not None
-
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:  # not a comment, doctype or CDATA
-                    buffer.append(str(child))
-                continue
-            if not isinstance(child, Tag) or skipped(child):
-                continue
-            if child.name == "table":
-                flush()
-                for tr in child.find_all("tr"):
-                    cells = [re.sub(r"\s+", " ", c.get_text(" ", strip=True)) for c in tr.find_all(["th", "td"])]
-                    if any(cells):
-                        units.append(Unit("\t".join(cells), "row", cells=cells))
-                units.append(Unit("", "end"))
-            elif child.name in _HTML_BLOCK:
-                flush()
-                text = re.sub(r"\s+", " ", child.get_text(" ", strip=True))
-                level = int(child.name[1]) if re.fullmatch(r"h[1-6]", child.name) else 0
-                if text:
-                    units.append(Unit(text, "heading" if level else "line", level=level))
-            elif child.name == "br":
-                flush()
-            else:
-                block = child.name in ("div", "section", "article", "main", "ul", "ol", "dl", "figure", "body")
-                if block:
-                    flush()
-                walk(child)
-                if block:
-                    flush()
-
-    walk(root)
-    flush()
     return units
 
 
@@ -279,8 +211,8 @@ LOADERS: dict[str, Callable[[bytes, str], list[Unit]]] = {
     ".txt": load_txt,
     ".md": load_md,
     ".markdown": load_md,
-    ".html": load_html,
-    ".htm": load_html,
+    ".html": webpage.load_html,
+    ".htm": webpage.load_html,
     ".docx": load_docx,
     ".pdf": load_pdf,
 }
@@ -306,7 +238,9 @@ def supported(path: Path) -> bool:
 
 # --- cleaning -------------------------------------------------------------------------------------
 
-_CREDIT = re.compile(r"(图片来源|图片提供|图片由|供图|摄影|摄\s*$|图/|图：|图:|^图\s*\d|^图为|^（图|^\(图|^资料来源)")
+_CREDIT = re.compile(
+    r"(图片来源|图片提供|图片由|供图|摄影[:：/]|[\s/]摄影$|摄\s*$|图/|图：|图:|^图\s*\d|^图为|^（图|^\(图|^资料来源)"
+)
 _PAGE_NUMBER = re.compile(
     r"^(第\s*\d+\s*页(\s*共\s*\d+\s*页)?|[-—–]?\s*\d{1,4}\s*[-—–]?|\d+\s*/\s*\d+|page\s*\d+)$", re.I
 )
@@ -324,40 +258,80 @@ def _terminated(text: str) -> bool:
 
 
 def _drop_repeats(units: list[Unit]) -> list[Unit]:
-    """Drop page numbers and running headers or footers (short lines that repeat on many pages)."""
-    counts = Counter(u.text for u in units if u.kind == "line" and len(u.text) <= 40)
+    """Mark page numbers and running headers or footers (short lines that repeat on many pages) removed."""
+    counts = Counter(u.text for u in units if u.kind == "line" and len(u.text) <= 40 and not u.flattened)
     pages = len({u.page for u in units})
     repeated = {t for t, n in counts.items() if n >= 3 and (pages >= 3 or n >= 4) and not _terminated(t)}
-    kept = []
     for u in units:
-        if u.kind == "line" and (_PAGE_NUMBER.match(u.text) or u.text in repeated):
+        if u.flattened:
+            continue  # page furniture exists only where there were pages
+        if u.kind == "line" and _PAGE_NUMBER.match(u.text):
+            u.kind, u.rule = "removed", "page number"
+        elif u.kind == "line" and u.text in repeated:
+            u.kind, u.rule = "removed", "running header"
+    return units
+
+
+_TOC = re.compile(r"^目\s*录$")
+_LEADER = re.compile(r"(…{2,}|\.{4,}|·{4,}|-{4,})\s*\d*$|^[….·\s\d]+$")
+
+
+def _drop_contents(units: list[Unit]) -> None:
+    """Mark a table of contents removed: a 目录 line and the entries after it (lines with leader dots, or
+    short titles that appear again below as the real headings)."""
+    for i, u in enumerate(units):
+        if u.kind not in ("line", "heading") or not _TOC.match(u.text.strip()):
             continue
-        kept.append(u)
-    return kept
+        entries: list[Unit] = []
+        for v in units[i + 1 :]:
+            if v.kind in ("removed", "end"):
+                continue
+            if v.kind == "row" and (not entries or entries[-1].kind == "row"):
+                entries.append(v)  # a contents table
+                continue
+            short = v.kind in ("line", "heading") and len(v.text) <= 40 and not _terminated(v.text)
+            if _LEADER.search(v.text) or (short and (not entries or v.text != entries[0].text)):
+                entries.append(v)
+            else:
+                break
+        later = {v.text for v in units[i + 1 + len(entries) :]}
+        leaders = all(v.kind == "row" or _LEADER.search(v.text) for v in entries)
+        if entries and (leaders or entries[0].text in later):
+            for v in [u, *entries]:
+                v.kind, v.rule = "removed", "table of contents"
+        return
 
 
 def _is_numbered(text: str) -> bool:
     return heading_style(text) is not None
 
 
-def _captions(units: list[Unit]) -> set[int]:
-    """Indices of caption and picture-credit lines that interrupt the body text."""
-    gaps = [u.gap for u in units[1:]]
+_DOC_NUMBER = re.compile(r"[〔\[［(（]\d{4}[〕\]］)）]\s*\d+\s*号|\d{4}\s*年\s*\d{1,2}\s*月")
+
+
+def _captions(units: list[Unit]) -> None:
+    """Mark caption and picture-credit lines that interrupt the body text removed."""
+    lines = [u for u in units if u.kind != "removed"]
+    gaps = [u.gap for u in lines[1:]]
     usual = statistics.median(gaps) if gaps else 1
     found: set[int] = set()
-    for i, u in enumerate(units):
-        if u.kind != "line" or i == 0 or len(u.text) > 50 or _is_numbered(u.text):
+    for i, u in enumerate(lines):
+        if u.kind != "line" or i == 0 or len(u.text) > 50 or _is_numbered(u.text) or _DOC_NUMBER.search(u.text):
             continue
+        if u.flattened:
+            continue  # captions are a layout artefact: a flattened text has no layout left
+        if _terminated(u.text) and not u.text.startswith("图"):
+            continue  # a whole sentence is body text, whatever words it holds
         if _CREDIT.search(u.text):
             found.add(i)
             continue
         if _terminated(u.text) or "。" in u.text:
             continue
-        nxt = units[i + 1] if i + 1 < len(units) else None
+        nxt = lines[i + 1] if i + 1 < len(lines) else None
         if nxt is not None and nxt.kind == "row":
             continue  # a table title
         wide_gap = u.gap > usual  # figures leave a wider gap than paragraphs do
-        prev = next((units[j] for j in range(i - 1, -1, -1) if j not in found), None)
+        prev = next((lines[j] for j in range(i - 1, -1, -1) if j not in found), None)
         interrupts = (
             prev is not None
             and prev.kind == "line"
@@ -369,7 +343,8 @@ def _captions(units: list[Unit]) -> set[int]:
         )
         if wide_gap or interrupts:
             found.add(i)
-    return found
+    for i in found:
+        lines[i].kind, lines[i].rule = "removed", "caption"
 
 
 def _rejoin(units: list[Unit]) -> list[Unit]:
@@ -388,7 +363,7 @@ def _rejoin(units: list[Unit]) -> list[Unit]:
         ):
             prev.text = _join(prev.text, u.text)
             continue
-        out.append(Unit(u.text, u.kind, u.level, list(u.cells), u.gap, u.page))
+        out.append(Unit(u.text, u.kind, u.level, list(u.cells), u.gap, u.page, flattened=u.flattened))
     return out
 
 
@@ -396,6 +371,7 @@ def _rejoin(units: list[Unit]) -> list[Unit]:
 
 _CN = "一二三四五六七八九十百零〇两"
 _STYLES: list[tuple[str, re.Pattern[str]]] = [
+    ("volume", re.compile(rf"^第[{_CN}\d]+(分)?编")),
     ("chapter", re.compile(rf"^第[{_CN}\d]+章")),
     ("part", re.compile(rf"^第[{_CN}\d]+节")),
     ("article", re.compile(rf"^第[{_CN}\d]+条")),
@@ -403,8 +379,15 @@ _STYLES: list[tuple[str, re.Pattern[str]]] = [
     ("cn_paren", re.compile(rf"^[（(][{_CN}]+[）)]")),
     ("num", re.compile(r"^\d{1,2}[.．、](?!\d)")),
     ("num_paren", re.compile(r"^[（(]\d{1,2}[）)]")),
+    ("circled", re.compile(r"^[①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳]")),
     ("ordinal", re.compile(r"^(其[一二三四五六七八九十]|[一二三四五六七八九十]是)")),
 ]
+_STRUCTURAL = frozenset({"volume", "chapter", "part"})
+# Punctuation that a title does not hold: a numbered line with any of it is a sentence, not a heading
+# (a comma it may hold: （一）优化协同创新机制，营造良好发展生态).
+_SENTENCE_PUNCT = re.compile(r"[。；;！？!?：:]")
+_FIRST_SENTENCE = re.compile(r"^[^。！？!?]*[。！？!?]")
+TITLE_MAX = 40
 
 
 def heading_style(text: str) -> str | None:
@@ -414,30 +397,46 @@ def heading_style(text: str) -> str | None:
     return None
 
 
-def _label(text: str, style: str) -> tuple[str, int]:
-    """Breadcrumb label of a numbered paragraph and where its body starts (0: the whole line is a heading)."""
-    if style in ("chapter", "part", "cn", "cn_paren") and len(text) <= 40 and not _terminated(text):
-        return text, len(text)
-    if style == "article":
-        m = _STYLES[2][1].match(text)
-        assert m is not None
-        return text[: m.end()], 0
-    first = split_sentences(text)[0]
-    head = text[first[0] : first[1]].rstrip("。；;：: ")
-    if len(head) > 60:
-        head = re.split(r"[，,]", head)[0][:60]
-    whole_line = first[1] >= len(text.rstrip())
-    return head, len(text) if whole_line and not _terminated(text) else 0
+def reads_as_title(text: str) -> bool:
+    """Short, and no sentence punctuation anywhere: 一、总体要求 or （一）加大资金支持, not （一）文字作品；."""
+    return len(text) <= TITLE_MAX and not _SENTENCE_PUNCT.search(text)
+
+
+def _run_in_title(text: str) -> str | None:
+    """The title of a numbered paragraph that opens with one (（一）加强组织领导。各地要…), else None."""
+    m = _FIRST_SENTENCE.match(text)
+    if m is None or m.end() >= len(text.rstrip()):
+        return None
+    head = m.group(0).rstrip("。！？!? ")
+    return head if reads_as_title(head) else None
+
+
+def _sentence_label(sentence: str) -> str:
+    head = sentence.rstrip("。；;：: ")
+    return re.split(r"[，,]", head)[0][:60] if len(head) > 60 else head
+
+
+# Rank of each numbering style in the heading path: markup headings, then the hierarchy of Chinese laws
+# (编 章 节 条) and of official documents (GB/T 9704: 一、 （一） 1. （1）), whatever order they first appear in.
+_RANKS = {
+    **{f"h{n}": n for n in range(7)},
+    **{style: 10 + n for n, (style, _) in enumerate(_STYLES)},
+}
 
 
 @dataclass
 class _Sections:
+    """The heading path: entering a level closes every level at or below its rank."""
+
     stack: list[tuple[str, str]] = field(default_factory=list)  # (style, label)
 
+    def leave(self, style: str) -> None:
+        """Close `style` and everything below it (an item closes the sibling before it)."""
+        rank = _RANKS[style]
+        self.stack = [(s, label) for s, label in self.stack if _RANKS[s] < rank]
+
     def enter(self, style: str, label: str) -> None:
-        styles = [s for s, _ in self.stack]
-        if style in styles:
-            del self.stack[styles.index(style) :]
+        self.leave(style)
         self.stack.append((style, label))
 
     def path(self) -> tuple[str, ...]:
@@ -472,29 +471,44 @@ class _Writer:
             piece = piece.strip()
             if piece:
                 s = last.start + cut + lead
-                # a piece that only repeats its own heading is a heading, not a passage
-                kind = "heading" if section and piece.rstrip(TERMINAL) == section[-1] else last.kind
-                self.blocks.append(Block(kind, piece, s, s + len(piece), section, last.table, last.page))
+                self.blocks.append(Block(last.kind, piece, s, s + len(piece), section, last.table, last.page))
 
 
-def _paragraph(writer: _Writer, sections: _Sections, text: str, page: int = 0) -> None:
+def _is_heading(text: str, style: str, following: Unit | None) -> bool:
+    """A numbered line is a heading when it reads as a title and body follows it (not the next item of
+    the same list: （一）文字作品 followed by （二）口述作品 is a list of items)."""
+    if not reads_as_title(text):
+        return False
+    if style in _STRUCTURAL:
+        return True
+    if following is None:
+        return False
+    return following.kind != "line" or heading_style(following.text) != style
+
+
+def _paragraph(writer: _Writer, sections: _Sections, unit: Unit, following: Unit | None) -> None:
+    text, page = unit.text, unit.page
     style = heading_style(text)
-    body_from = 0
-    if style:
-        label, body_from = _label(text, style)
-        sections.enter(style, label)
-        if body_from >= len(text):
-            writer.add(text, "heading", sections.path(), page=page)
-            return
+    if style == "article":
+        m = _STYLES[3][1].match(text)
+        assert m is not None
+        sections.enter(style, text[: m.end()])
+    elif style and _is_heading(text, style, following):
+        sections.enter(style, text)
+        writer.add(text, "heading", sections.path(), page=page)
+        return
+    elif style:
+        title = _run_in_title(text)
+        if title is not None:
+            sections.enter(style, title)
+        else:
+            sections.leave(style)  # an item is body text: it closes its sibling and names nothing
     writer.add(text, "paragraph", sections.path(), page=page)
-    cuts: list[tuple[int, tuple[str, ...]]] = [(body_from, sections.path())]
+    cuts: list[tuple[int, tuple[str, ...]]] = [(0, sections.path())]
     for s, e in split_sentences(text):
-        if s < body_from:
-            continue
         sentence = text[s:e]
         if s > 0 and heading_style(sentence) == "ordinal":
-            label, _ = _label(sentence, "ordinal")
-            sections.enter("ordinal", label)
+            sections.enter("ordinal", _sentence_label(sentence))
             if s > cuts[-1][0]:
                 cuts.append((s, sections.path()))
     writer.split_last(cuts)
@@ -517,16 +531,52 @@ def _table(writer: _Writer, sections: _Sections, rows: list[Unit], title: str) -
         writer.add(row.text, "table_row", sections.path(), table=shown, page=row.page)
 
 
-def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str) -> Document:
-    """Cleaned text, blocks with offsets and section paths, from a loader's units."""
-    units = _drop_repeats(units)
-    caption_idx = _captions(units)
-    captions = tuple(units[i].text for i in sorted(caption_idx))
-    units = _rejoin([u for i, u in enumerate(units) if i not in caption_idx])
+def _clean(units: list[Unit], layout: bool) -> tuple[list[Unit], list[tuple[str, str]]]:
+    """The body units, and (rule, text) of every unit removed on purpose, in document order. Captions are
+    guessed only in text extracted from a layout (pdf, plain text); markup says what a caption is."""
+    _drop_repeated_title(units)
+    _drop_repeats(units)
+    _drop_contents(units)
+    if layout:
+        _captions(units)
+    removed = [(u.rule or "removed", u.text) for u in units if u.kind == "removed" and u.text]
+    return _rejoin([u for u in units if u.kind != "removed"]), removed
 
-    title = fallback_title
-    if units and units[0].kind in ("line", "heading") and len(units[0].text) <= 60 and not _terminated(units[0].text):
-        title = units.pop(0).text
+
+def _is_title(unit: Unit) -> bool:
+    return unit.kind == "title" or (
+        unit.kind in ("line", "heading") and len(unit.text) <= 60 and not _terminated(unit.text)
+    )
+
+
+def _drop_repeated_title(units: list[Unit]) -> None:
+    """Mark copies of the title right after it removed (flattened notices often repeat it)."""
+    body = [u for u in units if u.kind != "removed"]
+    if not body or not _is_title(body[0]):
+        return
+    squashed = re.sub(r"\s+", "", body[0].text)
+    for u in body[1:]:
+        if u.kind not in ("line", "heading", "title") or re.sub(r"\s+", "", u.text) != squashed:
+            break
+        u.kind, u.rule = "removed", "repeated title"
+
+
+def _title(units: list[Unit], fallback: str) -> str:
+    """The document title: a title unit, else a short first line; a run of top headings makes one title
+    (# 中华人民共和国民法典 / # 合同编)."""
+    if not units or not _is_title(units[0]):
+        return fallback
+    first = units.pop(0)
+    title = first.text
+    while first.kind == "heading" and units and units[0].kind == "heading" and units[0].level == first.level:
+        title = f"{title} {units.pop(0).text}"
+    return title
+
+
+def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str, layout: bool = True) -> Document:
+    """Cleaned text, blocks with offsets and section paths, from a loader's units."""
+    units, removed = _clean(units, layout)
+    title = _title(units, fallback_title)
 
     writer, sections = _Writer(), _Sections()
     i = 0
@@ -539,16 +589,17 @@ def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str) -
             table_title = ""
             prev = writer.blocks[-1] if writer.blocks else None
             if prev is not None and prev.kind == "paragraph" and len(prev.text) <= 40 and not _terminated(prev.text):
-                table_title = writer.blocks.pop().text
-                writer.add(table_title, "heading", sections.path())
+                table_title = prev.text
+                writer.blocks[-1] = Block("heading", prev.text, prev.start, prev.end, prev.section, "", prev.page)
             _table(writer, sections, units[i:j], table_title or (sections.path() or ("",))[-1])
             i = j
             continue
         if u.kind == "heading":
             sections.enter(f"h{u.level}", u.text)
             writer.add(u.text, "heading", sections.path(), page=u.page)
-        elif u.kind == "line":
-            _paragraph(writer, sections, u.text, u.page)
+        elif u.kind in ("line", "title"):
+            following = next((v for v in units[i + 1 :] if v.kind != "end"), None)
+            _paragraph(writer, sections, u, following)
         i += 1
 
     text = "".join(writer.parts)
@@ -559,7 +610,7 @@ def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str) -
         text=text,
         blocks=tuple(writer.blocks),
         sha256=hashlib.sha256(data).hexdigest(),
-        captions=captions,
+        removed=tuple(removed),
         size=len(data),
     )
 
@@ -592,7 +643,7 @@ def parse(data: bytes, source: str, loader: Callable[[bytes, str], list[Unit]] |
         raise
     except Exception as exc:  # a parser library failing on a broken file
         raise DocumentError(f"{source}: cannot be read ({type(exc).__name__}: {exc})") from exc
-    doc = assemble(units, source, data, Path(source).stem)
+    doc = assemble(units, source, data, Path(source).stem, layout=loader in (load_txt, load_pdf))
     if not doc.text.strip():
         raise DocumentError(f"{source}: no text found (empty, or an image-only scan)")
     return doc

@@ -1,8 +1,23 @@
-"""Plain frozen dataclasses passed between modules: Document, Block, Chunk, Hit."""
+"""Plain dataclasses passed between modules: Unit (a loader's line), Document, Block, Chunk, Hit."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+
+@dataclass
+class Unit:
+    """One line-level piece as a loader sees it, before cleaning (mutable: cleaning joins and relabels)."""
+
+    text: str
+    kind: str = "line"  # "line" | "heading" | "title" | "row" | "end" | "removed"
+    level: int = 0  # heading level from markup (markdown #, docx styles, html h1-h6)
+    cells: list[str] = field(default_factory=list)
+    gap: int = 1  # blank lines before it in the source
+    page: int = 0
+    width: float = 0.0  # pdf: the printed width of the line
+    rule: str = ""  # for removed units: the named rule that removed it
+    flattened: bool = False  # split out of a line whose paragraph breaks were flattened into spaces
 
 
 @dataclass(frozen=True)
@@ -29,8 +44,13 @@ class Document:
     text: str  # cleaned text; every offset in the index points into it
     blocks: tuple[Block, ...]
     sha256: str
-    captions: tuple[str, ...] = ()  # caption and picture-credit lines removed from the body
+    removed: tuple[tuple[str, str], ...] = ()  # (rule, text) of everything left out of the body on purpose
     size: int = 0  # bytes of the source file
+
+    @property
+    def captions(self) -> tuple[str, ...]:
+        """Caption and picture-credit lines removed from the body."""
+        return tuple(text for rule, text in self.removed if rule == "caption")
 
 
 @dataclass(frozen=True)

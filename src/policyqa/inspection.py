@@ -1,0 +1,130 @@
+"""One file as the index would hold it, without building: title, metadata, sections, what each removal
+rule took, the passages, and how much of the body the passages cover."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from policyqa import ingest
+from policyqa.chunk import ChunkSettings, chunk_document
+from policyqa.errors import DocumentError
+from policyqa.models import Chunk, Document
+
+EXAMPLES = 3
+_DOC_NUMBER = re.compile(
+    r"[\u4e00-\u9fa5]{1,12}[〔\[［(（]\d{4}[〕\]］)）]\s*\d+\s*号|国务院令第\s*\d+\s*号|政府令第\s*\d+\s*号"
+)
+_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日|(\d{4})-(\d{2})-(\d{2})")
+
+
+@dataclass(frozen=True)
+class Removal:
+    rule: str
+    count: int
+    characters: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Inspection:
+    document: Document
+    passages: tuple[Chunk, ...]
+    removals: tuple[Removal, ...]
+    coverage: float  # share of the body's characters (whitespace aside) inside some passage
+
+    @property
+    def sections(self) -> list[str]:
+        return list(dict.fromkeys(p.section for p in self.passages if p.section))
+
+    def as_dict(self) -> dict[str, object]:
+        doc = self.document
+        return {
+            "source": doc.source,
+            "doc_id": doc.doc_id,
+            "title": doc.title,
+            "metadata": metadata(doc),
+            "characters": len(re.sub(r"\s+", "", doc.text)),
+            "coverage": round(self.coverage, 4),
+            "sections": self.sections,
+            "removed": {
+                r.rule: {"count": r.count, "characters": r.characters, "examples": list(r.examples)}
+                for r in self.removals
+            },
+            "passages": [
+                {"text": p.text, "section": p.section, "kind": p.kind, "page": p.page, "start": p.start, "end": p.end}
+                for p in self.passages
+            ],
+        }
+
+
+def metadata(doc: Document) -> dict[str, str]:
+    """发文字号 from the title and the opening, and a date from a short line near the start or the end
+    (a page's date line, a notice's 成文日期), where present."""
+    head = f"{doc.title}\n{doc.text[:600]}"
+    found: dict[str, str] = {}
+    number = _DOC_NUMBER.search(head)
+    if number:
+        found["doc_number"] = re.sub(r"\s+", "", number.group(0))
+    paragraphs = [b.text for b in doc.blocks if b.kind == "paragraph"]
+    short = [t for t in paragraphs[:4] + paragraphs[-3:] if len(t) <= 60]
+    date = next((m for m in map(_DATE.search, short) if m), None)
+    if date:
+        y, m, d = (g for g in date.groups() if g)
+        found["date"] = f"{int(y):04d}-{int(m):02d}-{int(d):02d}"
+    return found
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def coverage(doc: Document, passages: list[Chunk] | tuple[Chunk, ...]) -> float:
+    """Share of the non-whitespace characters of the cleaned text that some passage holds: by its span, or,
+    for a heading that opens no passage (a table's title, its header row), by every cell of it appearing
+    in some passage's text (table rows show their title and column labels)."""
+    covered = bytearray(len(doc.text))
+    for p in passages:
+        covered[p.start : p.end] = b"\x01" * (p.end - p.start)
+    shown = "\n".join(_squash(p.text) for p in passages)
+    for block in doc.blocks:
+        if block.kind == "heading" and not all(covered[block.start : block.end]):
+            cells = [_squash(c) for c in block.text.split("\t")]
+            if all(c in shown for c in cells if c):
+                covered[block.start : block.end] = b"\x01" * (block.end - block.start)
+    total = hit = 0
+    for ch, flag in zip(doc.text, covered, strict=True):
+        if not ch.isspace():
+            total += 1
+            hit += flag
+    return hit / total if total else 1.0
+
+
+def removals(doc: Document) -> tuple[Removal, ...]:
+    by_rule: dict[str, list[str]] = {}
+    for rule, text in doc.removed:
+        by_rule.setdefault(rule, []).append(text)
+    return tuple(
+        Removal(rule, len(texts), sum(len(re.sub(r"\s+", "", t)) for t in texts), tuple(texts[:EXAMPLES]))
+        for rule, texts in by_rule.items()
+    )
+
+
+def inspect_document(doc: Document, settings: ChunkSettings | None = None) -> Inspection:
+    passages = chunk_document(doc, settings)
+    return Inspection(doc, tuple(passages), removals(doc), coverage(doc, passages))
+
+
+def inspect_file(path: Path, source: str | None = None, settings: ChunkSettings | None = None) -> Inspection:
+    """Read one file (in the corpus or not) as a build would; raises DocumentError naming it."""
+    name = source or path.name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{name}: cannot read ({exc.strerror})") from exc
+    suffix = path.suffix.lower()
+    loader = ingest.LOADERS.get(suffix) or ingest.LOADERS.get(ingest.sniff(data))
+    if loader is None:
+        raise DocumentError(f"{name}: unsupported file type {suffix or '(none)'}; use .txt .md .html .docx or .pdf")
+    return inspect_document(ingest.parse(data, name, loader), settings)
