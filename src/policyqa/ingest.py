@@ -280,14 +280,17 @@ def _drop_contents(units: list[Unit]) -> None:
     """Mark a table of contents removed: a 目录 line and the entries after it (lines with leader dots, or
     short titles that appear again below as the real headings)."""
     for i, u in enumerate(units):
-        if u.kind not in ("line", "heading") or not _TOC.match(u.text.strip()):
+        contents_table = u.kind == "row" and [c for c in u.cells if c] and _TOC.match("".join(u.cells).strip())
+        if not contents_table and (u.kind not in ("line", "heading") or not _TOC.match(u.text.strip())):
             continue
         entries: list[Unit] = []
         for v in units[i + 1 :]:
-            if v.kind in ("removed", "end"):
+            if v.kind == "removed":
                 continue
-            if v.kind == "row" and (not entries or entries[-1].kind == "row"):
-                entries.append(v)  # a contents table
+            if contents_table or v.kind == "end":
+                if v.kind != "row":
+                    break
+                entries.append(v)  # the rows of a contents table
                 continue
             short = v.kind in ("line", "heading") and len(v.text) <= 40 and not _terminated(v.text)
             if _LEADER.search(v.text) or (short and (not entries or v.text != entries[0].text)):
@@ -295,11 +298,11 @@ def _drop_contents(units: list[Unit]) -> None:
             else:
                 break
         later = {v.text for v in units[i + 1 + len(entries) :]}
-        leaders = all(v.kind == "row" or _LEADER.search(v.text) for v in entries)
+        leaders = all(_LEADER.search(v.text) for v in entries)
         if entries and (leaders or entries[0].text in later):
             for v in [u, *entries]:
                 v.kind, v.rule = "removed", "table of contents"
-        return
+            return
 
 
 def _is_numbered(text: str) -> bool:
@@ -514,18 +517,39 @@ def _paragraph(writer: _Writer, sections: _Sections, unit: Unit, following: Unit
     writer.split_last(cuts)
 
 
+def _header(rows: list[Unit]) -> tuple[int, list[str]]:
+    """How many leading rows are the header, and each column's label. A header may span several rows
+    (本年收入 over 项目 and 预算数): a merged cell, left empty by the extraction, takes the label on its left,
+    and a column's label joins its cells top-down."""
+    if len(rows) < 2 or any(c.isdigit() for c in rows[0].cells if c):
+        return 0, []
+    n = 1
+    while n < min(3, len(rows) - 1) and not any(re.search(r"\d", c) for c in rows[n].cells):
+        n += 1
+    width = max(len(r.cells) for r in rows[:n])
+    columns: list[list[str]] = [[] for _ in range(width)]
+    for depth, row in enumerate(rows[:n]):
+        last = ""
+        for i in range(width):
+            cell = row.cells[i] if i < len(row.cells) else ""
+            if not cell and depth < n - 1:
+                cell = last  # a merged cell over the columns to its right
+            last = cell
+            if cell and (not columns[i] or columns[i][-1] != cell):
+                columns[i].append(cell)
+    return n, [" ".join(c) for c in columns]
+
+
 def _table(writer: _Writer, sections: _Sections, rows: list[Unit], title: str) -> None:
-    header = rows[0].cells
-    has_header = len(rows) > 1 and not any(c.isdigit() for c in header if c)
-    body = rows[1:] if has_header else rows
-    if has_header:
-        writer.add(rows[0].text, "heading", sections.path())
-    for row in body:
+    depth, labels = _header(rows)
+    for row in rows[:depth]:
+        writer.add(row.text, "heading", sections.path())
+    for row in rows[depth:]:
         labelled = []
         for i, cell in enumerate(row.cells):
             if not cell:
                 continue
-            label = header[i] if has_header and i < len(header) and header[i] else ""
+            label = labels[i] if i < len(labels) else ""
             labelled.append(f"{label} {cell}" if label else cell)
         shown = "｜".join([title, *labelled] if title else labelled)
         writer.add(row.text, "table_row", sections.path(), table=shown, page=row.page)
