@@ -90,13 +90,18 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 settings.model_dir,
                 settings.threads,
                 settings.micro_batch,
+                settings.rebuild_for_model,
             )
             state["engine"] = eng
-            # Serve what is on disk at once; pick up documents dropped in while the service was down.
+            # Serve what is on disk at once; pick up documents dropped in while the service was down, and
+            # write a whole snapshot when the one CURRENT names was damaged.
             eng.submit("update", "service start")
         except PolicyQAError as exc:
             state["error"] = str(exc)
             log.error("policyqa cannot serve: %s", exc)
+        except Exception as exc:  # whatever it is, health must say it rather than "starting" for ever
+            state["error"] = f"the service failed to start ({type(exc).__name__}: {exc}); see the server log"
+            log.exception("policyqa cannot serve")
 
     async def watch() -> None:
         while settings.watch_seconds > 0:
@@ -187,9 +192,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         eng = state["engine"]
         if eng is None or eng.index is None:
             detail = state["error"] or (eng.last_error if eng else None)
-            if detail is None and eng is not None and (job := eng.status()["job"]) and job["total"]:
-                detail = f"building the index: {job['done']}/{job['total']} passages embedded"
-            return _error(503, detail or "starting: loading the model and the index", status="starting")
+            damage = list(eng.damage) if eng else []
+            if detail is None and eng is not None:
+                job = eng.status()["job"]
+                progress = f": {job['done']}/{job['total']} passages embedded" if job and job["total"] else ""
+                detail = f"building the index from the corpus{progress}"
+                if damage:
+                    detail = f"no snapshot loads ({'; '.join(damage)}); rebuilding the index from the corpus{progress}"
+            status = "failed" if state["error"] else ("rebuilding" if damage else "starting")
+            return _error(503, detail or "starting: loading the model and the index", status=status, damaged=damage)
         ix = eng.index
         return JSONResponse(
             {
@@ -198,6 +209,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 "snapshot": ix.name,
                 "documents": len(ix.documents),
                 "chunks": len(ix.chunks),
+                "damaged": list(eng.damage),  # snapshots passed over since the start, each with why
             }
         )
 

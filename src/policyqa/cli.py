@@ -20,6 +20,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         corpus_dir=getattr(args, "corpus", None),
         index_dir=getattr(args, "index", None),
+        rebuild_for_model=getattr(args, "rebuild_for_model", None) or None,
     )
 
 
@@ -55,10 +56,20 @@ def _build(settings: Settings, force: bool = False, show_progress: bool = False)
     from policyqa import index
 
     try:
-        report = index.build(settings.corpus_dir, settings.index_dir, engine.embedder, engine.chunking, progress, force)
+        report = index.build(
+            settings.corpus_dir,
+            settings.index_dir,
+            engine.embedder,
+            engine.chunking,
+            progress,
+            force,
+            settings.rebuild_for_model,
+        )
     finally:
         if progress:
             progress.close()
+    for note in report.repaired:
+        print(f"repaired: {note}", file=sys.stderr)
     for error in report.errors:
         print(f"skipped: {error}", file=sys.stderr)
     state = "updated" if report.changed else "already up to date"
@@ -124,7 +135,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = _engine(settings)
-    engine.load()
+    for note in engine.load().damage:
+        print(f"policyqa: warning: {note}; run `policyqa build` to repair", file=sys.stderr)
     result = engine.search(args.query, args.k)
     if args.json:
         print(json.dumps(result_dict(result), ensure_ascii=False, indent=2))
@@ -212,6 +224,11 @@ def parser() -> argparse.ArgumentParser:
     )
     folders(b)
     b.add_argument("--force", action="store_true", help="re-embed every chunk instead of reusing unchanged ones")
+    b.add_argument(
+        "--rebuild-for-model",
+        action="store_true",
+        help="rebuild an index made with another model for the configured one (refused without this flag)",
+    )
     progress(b)
     b.set_defaults(func=cmd_build)
 
@@ -277,6 +294,11 @@ def parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    v.add_argument(
+        "--rebuild-for-model",
+        action="store_true",
+        help="rebuild an index made with another model (default: refuse to serve it; $POLICYQA_REBUILD_FOR_MODEL)",
+    )
     folders(v)
     v.set_defaults(func=cmd_serve)
     return p

@@ -18,6 +18,7 @@ class Settings:
     threads: int | None = None
     micro_batch: bool = True  # encode questions that arrive together in one forward pass
     watch_seconds: float = 5.0  # how often the service looks for files dropped into the corpus (0: never)
+    rebuild_for_model: bool = False  # rebuild an index made with another model instead of refusing it
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -32,5 +33,6 @@ class Settings:
             threads=int(env["POLICYQA_THREADS"]) if env.get("POLICYQA_THREADS") else None,
             micro_batch=env.get("POLICYQA_MICRO_BATCH", "1") not in ("0", "false", "no"),
             watch_seconds=float(env.get("POLICYQA_WATCH_SECONDS") or cls.watch_seconds),
+            rebuild_for_model=env.get("POLICYQA_REBUILD_FOR_MODEL", "0") not in ("0", "false", "no", ""),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from policyqa import index as index_mod
 from policyqa import ingest
 from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
-from policyqa.errors import IndexMismatchError, IndexMissingError, PolicyQAError
+from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError
 from policyqa.index import BuildReport, Index, current_snapshot
 from policyqa.search import SearchOptions, SearchResult, search
 
@@ -76,6 +76,8 @@ class Engine:
         self.hidden: frozenset[str] = frozenset()  # doc_ids deleted but still in the served snapshot
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.last_error: str | None = None
+        self.damage: tuple[str, ...] = ()  # snapshots that failed to load at start or since, with why
+        self.allow_model_change = False  # rebuild an index made with another model instead of refusing it
         self._update_lock = threading.Lock()
         self._jobs_lock = threading.Condition()
         self._queue: list[Job] = []
@@ -104,28 +106,45 @@ class Engine:
         model_dir: Path | None,
         threads: int | None = None,
         micro_batch: bool = True,
+        allow_model_change: bool = False,
     ) -> Engine:
-        """Open the engine and load the index on disk at the same time (faster service start). Without a
-        usable index the engine starts empty; the first update builds one."""
+        """Open the engine and load the index on disk at the same time (faster service start).
+
+        A damaged snapshot is passed over for the newest whole one (`damage` says which and why); without
+        any, the engine starts empty and the first update builds one. An index built with another model is
+        refused (ModelMismatchError) unless `allow_model_change`."""
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1, thread_name_prefix="policyqa-read") as pool:
             pending = pool.submit(index_mod.read, index_dir)
             engine = cls.open(corpus_dir, index_dir, model, model_dir, threads, micro_batch)
+            engine.allow_model_change = allow_model_change
             try:
                 ix = pending.result()
+                engine.damage = ix.damage
                 index_mod.check_meta(ix.meta, engine.embedder.name, engine.embedder.dim)
                 engine.index = ix
+            except ModelMismatchError:
+                if not allow_model_change:
+                    raise
+                log.warning("rebuilding the index in %s for model %s", index_dir, engine.embedder.name)
             except (IndexMissingError, IndexMismatchError) as exc:
+                if "damaged" in str(exc):
+                    engine.damage = (str(exc),)
                 log.warning("%s; building the index from %s", exc, corpus_dir)
+        for note in engine.damage:
+            log.error("%s", note)
         return engine
 
     # --- serving ------------------------------------------------------------------------------
 
     def load(self) -> Index:
-        """Serve the snapshot on disk (strict: a missing or mismatched index is an error)."""
-        self.index = index_mod.load(self.index_dir, self.embedder)
-        return self.index
+        """Serve the newest whole snapshot on disk (a missing or mismatched index is an error)."""
+        ix = index_mod.load(self.index_dir, self.embedder)
+        self.index = ix
+        if ix.damage:
+            self.damage = tuple(dict.fromkeys((*self.damage, *ix.damage)))
+        return ix
 
     def search(self, query: str, k: int = 5, options: SearchOptions | None = None) -> SearchResult:
         current = self.index
@@ -146,12 +165,23 @@ class Engine:
         """Bring the index up to date with the corpus and serve the result (in the calling thread)."""
         with self._update_lock:
             self._seen = corpus_signature(self.corpus_dir)
-            report = index_mod.build(self.corpus_dir, self.index_dir, self.embedder, self.chunking, progress, force)
+            report = index_mod.build(
+                self.corpus_dir,
+                self.index_dir,
+                self.embedder,
+                self.chunking,
+                progress,
+                force,
+                self.allow_model_change,
+            )
             if self.index is None or self.index.name != report.snapshot:
                 self.load()
             if self.index is not None:
-                present = {d.doc_id for d in self.index.documents.values()}
-                self.hidden = frozenset(d for d in self.hidden if d in present)
+                # Hidden: deleted from the corpus but still in the served snapshot. A document whose file is
+                # back (or was never removed: a delete that failed) is shown again.
+                present = {d.doc_id: d.source for d in self.index.documents.values()}
+                gone = {d for d in self.hidden if d in present and not (self.corpus_dir / present[d]).exists()}
+                self.hidden = frozenset(gone)
             return report
 
     def ensure(self) -> BuildReport | None:
@@ -256,7 +286,13 @@ class Engine:
         if folder is not None and (self.index is None or folder.name != self.index.name):
             try:
                 with self._update_lock:
-                    self.load()
-            except PolicyQAError as exc:
-                log.warning("cannot load snapshot %s: %s", folder.name, exc)
+                    ix = index_mod.read_snapshot(folder)
+                    index_mod.check_meta(ix.meta, self.embedder.name, self.embedder.dim)
+                    self.index = ix
+            except Exception as exc:  # damaged or foreign: keep serving, and repair it with an update
+                note = f"snapshot {folder.name} is damaged ({type(exc).__name__}: {exc}); serving the previous one"
+                log.warning("%s", note)
+                if note not in self.damage:
+                    self.damage = (*self.damage, note)
+                    return self.submit("update", "repair a damaged snapshot")
         return None
