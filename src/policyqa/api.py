@@ -92,6 +92,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 settings.micro_batch,
                 settings.rebuild_for_model,
             )
+            eng.limits = settings.limits
             state["engine"] = eng
             # Serve what is on disk at once; pick up documents dropped in while the service was down, and
             # write a whole snapshot when the one CURRENT names was damaged.
@@ -268,7 +269,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             data = await upload.read(limit + 1)
             name = upload.filename or "document"
         eng = ready_engine()
-        stored = await run_in_threadpool(corpus_mod.add, settings.corpus_dir, name, data, limit)
+        stored = await run_in_threadpool(corpus_mod.add, settings.corpus_dir, name, data, limit, settings.limits)
         eng.unhide(stored.doc_id)
         job = eng.submit("update", f"uploaded {stored.source}")
         body = {**stored.__dict__, "job": job.as_dict()}

@@ -64,6 +64,7 @@ def _build(settings: Settings, force: bool = False, show_progress: bool = False)
             progress,
             force,
             settings.rebuild_for_model,
+            settings.limits,
         )
     finally:
         if progress:
@@ -95,7 +96,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise PolicyQAError(f"cannot read {path}: {exc.strerror}") from exc
         # every file is checked before any is added
-        files.append((corpus.check(path.name, data, settings.max_upload_bytes), data))
+        files.append((corpus.check(path.name, data, settings.max_upload_bytes, settings.limits), data))
     for source, data in files:
         stored = corpus.store(settings.corpus_dir, source, data)
         verb = "replaced" if stored.replaced else "added"

@@ -13,8 +13,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from policyqa import ingest
+from policyqa import ingest, sandbox
 from policyqa.errors import DocumentError, NotFoundError, TooLargeError, UploadError
+from policyqa.limits import Limits
 
 MAX_NAME = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
@@ -54,27 +55,28 @@ def safe_name(name: str, data: bytes) -> str:
     return stem + kind
 
 
-def check(name: str, data: bytes, max_bytes: int | None = None) -> str:
-    """The safe name a document would be stored under, once it is known to be small enough and readable."""
+def check(name: str, data: bytes, max_bytes: int | None = None, limits: Limits | None = None) -> str:
+    """The safe name a document would be stored under, once it is known to be small enough and readable
+    (parsed in a child process under `limits`, so a parse bomb costs the child only)."""
     if max_bytes is not None and len(data) > max_bytes:
         raise TooLargeError(f"{name}: the file is {len(data)} bytes; the limit is {max_bytes} bytes")
     if not data:
         raise UploadError(f"{name}: the file is empty")
     source = safe_name(name, data)
     try:
-        ingest.parse(data, source)
+        sandbox.parse(data, source, limits)
     except DocumentError as exc:
         raise UploadError(str(exc)) from exc
     return source
 
 
-def add(corpus_dir: Path, name: str, data: bytes, max_bytes: int | None = None) -> Stored:
+def add(corpus_dir: Path, name: str, data: bytes, max_bytes: int | None = None, limits: Limits | None = None) -> Stored:
     """Store one document in the corpus folder under a safe name, after checking that it can be read.
 
     Nothing is written for a file that is too large, of an unknown type, or unreadable. A document of
     the same name is replaced (a new version); the write is atomic, so the index never sees half a file.
     """
-    return store(corpus_dir, check(name, data, max_bytes), data)
+    return store(corpus_dir, check(name, data, max_bytes, limits), data)
 
 
 def store(corpus_dir: Path, source: str, data: bytes) -> Stored:

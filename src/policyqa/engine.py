@@ -24,6 +24,7 @@ from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError
 from policyqa.index import BuildReport, Index, current_snapshot
+from policyqa.limits import Limits
 from policyqa.search import SearchOptions, SearchResult, search
 
 log = logging.getLogger("policyqa")
@@ -78,6 +79,7 @@ class Engine:
         self.last_error: str | None = None
         self.damage: tuple[str, ...] = ()  # snapshots that failed to load at start or since, with why
         self.allow_model_change = False  # rebuild an index made with another model instead of refusing it
+        self.limits: Limits | None = None  # what parsing one corpus file may cost (None: the defaults)
         self._update_lock = threading.Lock()
         self._jobs_lock = threading.Condition()
         self._queue: list[Job] = []
@@ -173,6 +175,7 @@ class Engine:
                 progress,
                 force,
                 self.allow_model_change,
+                self.limits,
             )
             if self.index is None or self.index.name != report.snapshot:
                 self.load()

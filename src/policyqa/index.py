@@ -40,7 +40,9 @@ from policyqa.errors import (
     ModelMismatchError,
 )
 from policyqa.lexical import BM25
+from policyqa.limits import Limits
 from policyqa.models import Chunk, Document
+from policyqa.sandbox import Sandbox
 from policyqa.segment import Segmenter, domain_words, normalize, split_sentences
 
 FORMAT_VERSION = 3
@@ -482,19 +484,21 @@ def _prune(snapshots: Path, keep: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _scan(corpus: Path) -> tuple[list[Document], list[str], set[str]]:
-    """Parse every document of the corpus. Returns the documents, errors, and the sources that failed."""
+def _scan(corpus: Path, limits: Limits | None = None) -> tuple[list[Document], list[str], set[str]]:
+    """Parse every document of the corpus (in a child process under `limits`: files dropped into the
+    folder are as untrusted as uploads). Returns the documents, errors, and the sources that failed."""
     docs, errors, failed = [], [], set()
-    for path in ingest.corpus_files(corpus):
-        source = path.relative_to(corpus).as_posix()
-        try:
-            docs.append(ingest.parse(path.read_bytes(), source))
-        except DocumentError as exc:
-            errors.append(str(exc))
-            failed.add(source)
-        except OSError as exc:
-            errors.append(f"{source}: cannot read ({exc.strerror})")
-            failed.add(source)
+    with Sandbox(limits) as box:
+        for path in ingest.corpus_files(corpus):
+            source = path.relative_to(corpus).as_posix()
+            try:
+                docs.append(box.parse(path.read_bytes(), source))
+            except DocumentError as exc:
+                errors.append(str(exc))
+                failed.add(source)
+            except OSError as exc:
+                errors.append(f"{source}: cannot read ({exc.strerror})")
+                failed.add(source)
     return docs, errors, failed
 
 
@@ -506,6 +510,7 @@ def build(
     progress: Progress | None = None,
     force: bool = False,
     allow_model_change: bool = False,
+    limits: Limits | None = None,
 ) -> BuildReport:
     """Build or update the index from the corpus folder.
 
@@ -520,7 +525,7 @@ def build(
         repaired: list[str] = []
         prev = _previous(index_dir, embedder.name, embedder.dim, settings, repaired, allow_model_change)
         prev = None if force else prev
-        docs, errors, failed = _scan(corpus)
+        docs, errors, failed = _scan(corpus, limits)
         prev_docs = {d["source"]: DocInfo(**d) for d in prev.meta["documents"]} if prev else {}
         keep = {s for s in failed if s in prev_docs}
         if not docs and not keep:
