@@ -98,7 +98,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         # every file is checked before any is added
         files.append((corpus.check(path.name, data, settings.max_upload_bytes, settings.limits), data))
     for source, data in files:
-        stored = corpus.store(settings.corpus_dir, source, data)
+        stored = corpus.store(settings.corpus_dir, source, data, args.replace)
         verb = "replaced" if stored.replaced else "added"
         print(f"{verb} {stored.source} (doc_id {stored.doc_id}, {stored.size} bytes)")
     return _build(settings, show_progress=args.progress)
@@ -200,7 +200,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {settings.corpus_dir} does not exist; create it or pass --corpus DIR")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    from policyqa.guard import header_timeout_protocol
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        http=header_timeout_protocol(settings.header_seconds),
+    )
     return 0
 
 
@@ -240,6 +248,9 @@ def parser() -> argparse.ArgumentParser:
         "index incrementally. Example: policyqa add 通知.pdf 办法.docx",
     )
     a.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".txt .md .html .docx or .pdf files")
+    a.add_argument(
+        "--replace", action="store_true", help="replace documents of the same name (default: store under a new name)"
+    )
     folders(a)
     progress(a)
     a.set_defaults(func=cmd_add)
