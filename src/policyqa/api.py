@@ -376,6 +376,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             raise NotFoundError(f"no job {job_id}; jobs are kept for the last 50 updates")
         return found.as_dict()
 
+    @app.delete("/api/index/jobs/{job_id}", dependencies=[Admin], summary="Cancel a queued or running job")
+    def cancel_job(job_id: Annotated[str, PathParam(max_length=64)]) -> dict[str, Any]:
+        found = ready_engine().cancel(job_id)
+        if found is None:
+            raise NotFoundError(f"no job {job_id}; jobs are kept for the last 50 updates")
+        return found.as_dict()
+
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def no_such_endpoint(rest: str) -> JSONResponse:
         return _error(404, f"no endpoint /api/{rest}; the API is described at /docs")

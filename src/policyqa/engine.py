@@ -29,6 +29,13 @@ from policyqa.search import SearchOptions, SearchResult, search
 
 log = logging.getLogger("policyqa")
 KEEP_JOBS = 50
+# An update leaves a document with more passages than this to embed to a "large" job of its own, which any
+# later job interrupts (keeping the vectors embedded so far) and which resumes after it.
+LARGE_JOB = 2000
+
+
+class Cancelled(Exception):
+    """Raised inside a build by its progress callback when its job is cancelled or preempted."""
 
 
 @dataclass
@@ -38,7 +45,9 @@ class Job:
     id: str
     kind: str  # "update" (incremental) or "rebuild" (re-embed everything)
     reason: str
-    state: str = "queued"  # queued -> running -> done | failed
+    state: str = "queued"  # queued -> running -> done | failed | cancelled (a preempted large job: queued again)
+    large: bool = False  # embeds documents an update deferred; later jobs pass it
+    cancel: str | None = None  # why the worker should stop this job at its next batch
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -86,6 +95,7 @@ class Engine:
         self._worker: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._vectors: dict[str, index_mod.Vectors] = {}  # embedded by builds that were stopped, for the next
 
     @classmethod
     def open(
@@ -163,10 +173,15 @@ class Engine:
 
     # --- updating -----------------------------------------------------------------------------
 
-    def update(self, force: bool = False, progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        """Bring the index up to date with the corpus and serve the result (in the calling thread)."""
+    def update(
+        self, force: bool = False, progress: Callable[[int, int], None] | None = None, defer_over: int | None = None
+    ) -> BuildReport:
+        """Bring the index up to date with the corpus and serve the result (in the calling thread). Documents
+        with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
             self._seen = corpus_signature(self.corpus_dir)
+            if force:
+                self._vectors.clear()
             report = index_mod.build(
                 self.corpus_dir,
                 self.index_dir,
@@ -176,7 +191,11 @@ class Engine:
                 force,
                 self.allow_model_change,
                 self.limits,
+                self._vectors,
+                defer_over,
             )
+            if not report.deferred:
+                self._vectors.clear()
             if self.index is None or self.index.name != report.snapshot:
                 self.load()
             if self.index is not None:
@@ -195,17 +214,25 @@ class Engine:
             return self.update()
         return None
 
-    def submit(self, kind: str = "update", reason: str = "") -> Job:
+    def submit(self, kind: str = "update", reason: str = "", large: bool = False) -> Job:
         """Queue an update (or a full rebuild) for the worker thread. A job still waiting in the queue is
-        shared by later requests, since it will see their changes too."""
+        shared by later requests, since it will see their changes too. A new job goes ahead of large jobs
+        and interrupts a running one (which resumes after it, keeping what it embedded)."""
         with self._jobs_lock:
-            waiting = next((j for j in self._queue if j.state == "queued"), None)
+            waiting = next((j for j in self._queue if j.state == "queued" and j.large == large), None)
             if waiting is not None:
                 if kind == "rebuild":
                     waiting.kind = "rebuild"
                 return waiting
-            job = Job(f"job-{next(self._ids)}-{int(time.time())}", kind, reason)
-            self._queue.append(job)
+            job = Job(f"job-{next(self._ids)}-{int(time.time())}", kind, reason, large=large)
+            at = len(self._queue)
+            if not large:  # ahead of the large jobs, but never ahead of the running one
+                at = next((i for i, j in enumerate(self._queue) if j.large and j.state == "queued"), at)
+            self._queue.insert(at, job)
+            if not large:
+                for other in self._queue:
+                    if other.large and other.state == "running":
+                        other.cancel = "preempted"
             self.jobs[job.id] = job
             while len(self.jobs) > KEEP_JOBS:
                 self.jobs.popitem(last=False)
@@ -213,6 +240,20 @@ class Engine:
                 self._worker = threading.Thread(target=self._work, name="policyqa-update", daemon=True)
                 self._worker.start()
             self._jobs_lock.notify_all()
+            return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued job at once, or a running one at its next batch (nothing it did is published)."""
+        with self._jobs_lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state not in ("queued", "running"):
+                return job
+            if job.state == "queued":
+                self._queue.remove(job)
+                job.state, job.finished = "cancelled", time.time()
+                self._jobs_lock.notify_all()
+            else:
+                job.cancel = "cancelled"
             return job
 
     def wait(self, job: Job, timeout: float | None = None) -> Job:
@@ -233,16 +274,26 @@ class Engine:
                     self._worker = None
                     return
                 job = self._queue[0]
-                job.state, job.started = "running", time.time()
+                job.state, job.started, job.cancel = "running", time.time(), None
 
             def progress(done: int, total: int, job: Job = job) -> None:
                 job.done, job.total = done, total
+                if job.cancel:
+                    raise Cancelled(job.cancel)
 
+            requeue = False
             try:
-                report = self.update(force=job.kind == "rebuild", progress=progress)
+                defer = None if job.large or job.kind == "rebuild" else LARGE_JOB
+                report = self.update(force=job.kind == "rebuild", progress=progress, defer_over=defer)
                 job.report = asdict(report)
                 job.state, self.last_error = "done", None
                 log.info("index %s: %s (%d embedded)", job.kind, report.snapshot, report.embedded)
+                if report.deferred:
+                    self.submit("update", f"large documents: {', '.join(report.deferred)}", large=True)
+            except Cancelled as exc:
+                requeue = str(exc) == "preempted"
+                job.state = "queued" if requeue else "cancelled"
+                log.info("index %s %s: %s", job.kind, job.id, exc)
             except PolicyQAError as exc:
                 job.state, job.error = "failed", str(exc)
                 self.last_error = str(exc)
@@ -252,8 +303,11 @@ class Engine:
                 self.last_error = job.error
                 log.exception("index %s failed", job.kind)
             with self._jobs_lock:
-                job.finished = time.time()
-                self._queue.pop(0)
+                self._queue.remove(job)
+                if requeue:
+                    self._queue.append(job)
+                else:
+                    job.finished = time.time()
                 self._jobs_lock.notify_all()
 
     def status(self) -> dict[str, Any]:

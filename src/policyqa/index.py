@@ -75,6 +75,7 @@ class BuildReport:
     errors: tuple[str, ...] = ()
     changed: bool = True
     repaired: tuple[str, ...] = ()  # damaged snapshots set aside by this build, each with why
+    deferred: tuple[str, ...] = ()  # documents left for a later build: too many passages to embed now
 
 
 @dataclass
@@ -511,6 +512,8 @@ def build(
     force: bool = False,
     allow_model_change: bool = False,
     limits: Limits | None = None,
+    cache: dict[str, Vectors] | None = None,
+    defer_over: int | None = None,
 ) -> BuildReport:
     """Build or update the index from the corpus folder.
 
@@ -518,7 +521,10 @@ def build(
     (expensive). A document that fails to parse keeps its previously indexed chunks, and is reported.
     Damaged snapshots are set aside and the build starts from the newest whole one (or from nothing).
     An index built with another model is refused unless `allow_model_change` (then rebuilt for this one).
+    `cache` holds vectors embedded by builds that were stopped (and gains this build's, as they come);
+    a document with more than `defer_over` passages still to embed is left as it was, for a later build.
     """
+    cache = {} if cache is None else cache
     settings = settings or ChunkSettings()
     began = time.perf_counter()
     with build_lock(index_dir):
@@ -527,7 +533,18 @@ def build(
         prev = None if force else prev
         docs, errors, failed = _scan(corpus, limits)
         prev_docs = {d["source"]: DocInfo(**d) for d in prev.meta["documents"]} if prev else {}
-        keep = {s for s in failed if s in prev_docs}
+        chunked = {d.source: chunk_document(d, settings) for d in docs}
+        known_ids = {c.chunk_id for c in prev.chunks} if prev else set()
+        known_ids |= cache.keys()
+        deferred = [
+            d.source
+            for d in docs
+            if defer_over is not None and sum(c.chunk_id not in known_ids for c in chunked[d.source]) > defer_over
+        ]
+        if len(deferred) == len(docs) and not prev_docs:
+            deferred = []  # nothing else to publish first
+        docs = [d for d in docs if d.source not in deferred]
+        keep = {s for s in [*failed, *deferred] if s in prev_docs}
         if not docs and not keep:
             detail = f" ({'; '.join(errors)})" if errors else ""
             raise CorpusError(f"no documents found in {corpus}{detail}; add .txt, .md, .html, .docx or .pdf files")
@@ -543,9 +560,11 @@ def build(
                 else:
                     old_vectors[c.chunk_id] = v
 
-        new_chunks = [c for d in docs for c in chunk_document(d, settings)]
+        new_chunks = [c for d in docs for c in chunked[d.source]]
         todo = list({c.chunk_id: c for c in new_chunks if c.chunk_id not in old_vectors}.values())
-        vec_of = {**old_vectors, **dict(zip((c.chunk_id for c in todo), _embed(embedder, todo, progress), strict=True))}
+        fresh = [c for c in todo if c.chunk_id not in cache]
+        _embed(embedder, fresh, progress, cache)
+        vec_of = {**old_vectors, **{c.chunk_id: cache[c.chunk_id] for c in todo}}
         chunks = [c for c, _ in kept] + new_chunks
         groups = [v for _, v in kept] + [vec_of[c.chunk_id] for c in new_chunks]
 
@@ -561,8 +580,9 @@ def build(
         infos.sort(key=lambda i: i.source)
         unchanged = [c.chunk_id for c in chunks] == old_ids and len(infos) == len(prev_docs)
         if prev and not todo and unchanged and not repaired and _pointer(index_dir)[0] == prev.folder.name:
+            seconds = time.perf_counter() - began
             return BuildReport(
-                prev.folder.name, len(infos), len(chunks), 0, time.perf_counter() - began, tuple(errors), False
+                prev.folder.name, len(infos), len(chunks), 0, seconds, tuple(errors), False, (), tuple(deferred)
             )
 
         segmenter = Segmenter(_dictionary(docs))
@@ -579,7 +599,9 @@ def build(
         known = _known_words(prev.folder if prev else None, segmenter, chunks)
         name = _write_snapshot(index_dir, meta, chunks, groups, embedder.dim, segmenter, known)
         seconds = time.perf_counter() - began
-        return BuildReport(name, len(infos), len(chunks), len(todo), seconds, tuple(errors), True, tuple(repaired))
+        return BuildReport(
+            name, len(infos), len(chunks), len(fresh), seconds, tuple(errors), True, tuple(repaired), tuple(deferred)
+        )
 
 
 @dataclass(frozen=True)
@@ -597,17 +619,18 @@ def _read_vectors(folder: Path) -> list[Vectors]:
     return [Vectors(v, sentences[ptr[i] : ptr[i + 1]]) for i, v in enumerate(vectors)]
 
 
-def _embed(embedder: Embedder, chunks: list[Chunk], progress: Progress | None, batch: int = 32) -> list[Vectors]:
-    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch)."""
-    out: list[Vectors] = []
+def _embed(
+    embedder: Embedder, chunks: list[Chunk], progress: Progress | None, into: dict[str, Vectors], batch: int = 32
+) -> None:
+    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch), into
+    `into` as each batch is done (so a build stopped by `progress` raising keeps what it embedded)."""
     for i in range(0, len(chunks), batch):
         part = chunks[i : i + batch]
         texts = [[c.embed_text, *sentence_texts(c)] for c in part]
         flat = embedder.encode_passages([t for group in texts for t in group]).astype(np.float32)
         at = 0
-        for group in texts:
-            out.append(Vectors(flat[at], flat[at + 1 : at + len(group)]))
+        for c, group in zip(part, texts, strict=True):
+            into[c.chunk_id] = Vectors(flat[at], flat[at + 1 : at + len(group)])
             at += len(group)
         if progress:
             progress(min(i + batch, len(chunks)), len(chunks))
-    return out
