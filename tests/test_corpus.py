@@ -48,7 +48,7 @@ def test_add_find_remove(tmp_path: Path) -> None:
     first = corpus.add(tmp_path, "../通知.txt", TEXT)
     assert first.source == "通知.txt" and (tmp_path / "通知.txt").read_bytes() == TEXT and not first.replaced
     assert first.doc_id == ingest.document_id("通知.txt")
-    again = corpus.add(tmp_path, "通知.txt", TEXT + "二、附则\n".encode())
+    again = corpus.add(tmp_path, "通知.txt", TEXT + "二、附则\n".encode(), replace=True)
     assert again.replaced and again.doc_id == first.doc_id
     assert [p.name for p in tmp_path.iterdir()] == ["通知.txt"]  # no temporary files left behind
     assert corpus.find(tmp_path, first.doc_id) == tmp_path / "通知.txt"

@@ -45,8 +45,18 @@ def page(browser: Any) -> Iterator[Any]:
     dialogs: list[str] = []
     pg.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
     pg.dialogs = dialogs
+    violations: list[str] = []
+    pg.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     yield pg
     context.close()
+    assert violations == []  # the page passes its own Content-Security-Policy
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's assertions: they poll without evaluating strings, which the page's CSP forbids."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
 
 
 def search(page: Any, url: str, q: str) -> None:
@@ -84,7 +94,7 @@ def test_admin_uploads_a_document_and_finds_it(corpus: Path, server_factory, pag
     content = "海洋经济发展规划\n\n一、发展目标\n到2030年，海洋生产总值达到1.5万亿元。\n".encode()
     page.set_input_files("#file", files=[{"name": "海洋规划.txt", "mimeType": "text/plain", "buffer": content}])
     page.click("#upload-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#admin-message').textContent.includes('已可检索')")
+    expect(page.locator("#admin-message")).to_contain_text("已可检索", timeout=60_000)
     assert page.locator("#documents td.doc-source", has_text="海洋规划.txt").count() == 1
     search(page, srv.url, "海洋生产总值目标")
     assert "海洋规划.txt" in page.locator("#results li.result .source").first.inner_text()
@@ -93,7 +103,7 @@ def test_admin_uploads_a_document_and_finds_it(corpus: Path, server_factory, pag
     page.click("#admin summary")
     row = page.locator("#documents tr", has_text="海洋规划.txt")
     row.locator("button.delete").click()
-    page.wait_for_function("!document.querySelector('#documents').textContent.includes('海洋规划.txt')")
+    expect(page.locator("#documents")).not_to_contain_text("海洋规划.txt", timeout=60_000)
     assert any("海洋规划.txt" in d for d in page.dialogs)
 
 
@@ -105,7 +115,7 @@ def test_wrong_token_is_reported(corpus: Path, server_factory, page: Any) -> Non
     page.click("#token-form button[type=submit]")
     page.set_input_files("#file", files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": "测试".encode()}])
     page.click("#upload-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#admin-message').textContent.includes('401')")
+    expect(page.locator("#admin-message")).to_contain_text("401", timeout=30_000)
 
 
 def test_markup_in_documents_is_shown_as_text_and_never_runs(corpus: Path, server_factory, page: Any) -> None:

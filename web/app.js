@@ -162,7 +162,7 @@ async function loadDocuments() {
 
 function describeJob(job) {
   if (!job) return "索引空闲";
-  const names = { queued: "排队中", running: "进行中", done: "已完成", failed: "失败" };
+  const names = { queued: "排队中", running: "进行中", done: "已完成", failed: "失败", cancelled: "已取消" };
   let text = "索引任务 " + (names[job.state] || job.state);
   if (job.total) text += "（" + job.done + "/" + job.total + " 段落已向量化）";
   if (job.error) text += "：" + job.error;
@@ -175,7 +175,7 @@ async function watchJob(jobId) {
     const job = await resp.json();
     if (!resp.ok) { adminMessage(job.error || "无法读取任务状态", true); return null; }
     $("index-status").textContent = describeJob(job);
-    if (job.state === "done" || job.state === "failed") {
+    if (job.state === "done" || job.state === "failed" || job.state === "cancelled") {
       await loadDocuments();
       return job;
     }

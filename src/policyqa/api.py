@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import logging
 import threading
@@ -18,8 +19,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from policyqa import corpus as corpus_mod
 from policyqa.config import Settings
@@ -33,6 +35,7 @@ from policyqa.errors import (
     TooLargeError,
     UploadError,
 )
+from policyqa.guard import BodyLimit, SecurityHeaders
 from policyqa.search import MAX_QUERY, result_dict
 
 log = logging.getLogger("policyqa")
@@ -47,6 +50,42 @@ def web_dir() -> Path:
 class SearchBody(BaseModel):
     q: str = Field(..., description="The question, 1-500 characters", examples=["南京有几个国家级创新型产业集群？"])
     k: int = Field(5, ge=1, le=50, description="How many passages to return (1-50)")
+
+    @field_validator("q")
+    @classmethod
+    def valid_text(cls, q: str) -> str:
+        return valid_text(q)
+
+
+def valid_text(text: str) -> str:
+    """Text that can be written out again: no lone surrogates (JSON allows "\\ud800"; UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        message = "the text holds a lone surrogate (an invalid \\uD800-\\uDFFF escape); send valid Unicode"
+        raise ValueError(message) from None
+    return text
+
+
+# What an OSError means to the client: the status, and what to do about it.
+_OS_ERRORS = {
+    errno.ENOSPC: (507, "free disk space on the server and retry"),
+    errno.EDQUOT: (507, "raise the disk quota on the server and retry"),
+    errno.EFBIG: (507, "the file is too large for the server's disk"),
+    errno.EROFS: (507, "the corpus or index folder is read-only; the operator must make it writable"),
+    errno.EIO: (507, "the server's disk failed; the operator must check it"),
+    errno.ENAMETOOLONG: (422, "use a shorter file name"),
+    errno.EILSEQ: (422, "use a file name in valid UTF-8"),
+    errno.EACCES: (403, "the service may not write there; the operator must fix the folder's permissions"),
+    errno.EPERM: (403, "the service may not write there; the operator must fix the folder's permissions"),
+    errno.ENOENT: (404, "the file or folder is gone; retry, or check the corpus folder"),
+}
+
+
+def os_error_response(exc: OSError) -> tuple[int, str]:
+    code, advice = _OS_ERRORS.get(exc.errno or 0, (409, "retry; if it persists, the operator must check the server"))
+    name = errno.errorcode.get(exc.errno or 0, "OSError")
+    return code, f"{exc.strerror or exc} ({name}); {advice}"
 
 
 def get_engine(request: Request) -> Engine:
@@ -90,13 +129,19 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 settings.model_dir,
                 settings.threads,
                 settings.micro_batch,
+                settings.rebuild_for_model,
             )
+            eng.limits = settings.limits
             state["engine"] = eng
-            # Serve what is on disk at once; pick up documents dropped in while the service was down.
+            # Serve what is on disk at once; pick up documents dropped in while the service was down, and
+            # write a whole snapshot when the one CURRENT names was damaged.
             eng.submit("update", "service start")
         except PolicyQAError as exc:
             state["error"] = str(exc)
             log.error("policyqa cannot serve: %s", exc)
+        except Exception as exc:  # whatever it is, health must say it rather than "starting" for ever
+            state["error"] = f"the service failed to start ({type(exc).__name__}: {exc}); see the server log"
+            log.exception("policyqa cannot serve")
 
     async def watch() -> None:
         while settings.watch_seconds > 0:
@@ -126,6 +171,28 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
 
     app.state.policyqa = state
+
+    def body_limit(scope: Any) -> tuple[int, str]:
+        if scope.get("path") == "/api/documents" and scope.get("method") == "POST":
+            return settings.max_upload_bytes + 64 * 1024, "split the document or raise POLICYQA_MAX_UPLOAD_BYTES"
+        return settings.max_body_bytes, "send a shorter body (a question is at most 500 characters)"
+
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+    app.add_middleware(SecurityHeaders)  # outermost: also on the 413s above and on every error
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, exc: OSError) -> JSONResponse:
+        code, message = os_error_response(exc)
+        log.error("%s %s: %s", request.method, request.url.path, message)
+        return _error(code, message)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -187,9 +254,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         eng = state["engine"]
         if eng is None or eng.index is None:
             detail = state["error"] or (eng.last_error if eng else None)
-            if detail is None and eng is not None and (job := eng.status()["job"]) and job["total"]:
-                detail = f"building the index: {job['done']}/{job['total']} passages embedded"
-            return _error(503, detail or "starting: loading the model and the index", status="starting")
+            damage = list(eng.damage) if eng else []
+            if detail is None and eng is not None:
+                job = eng.status()["job"]
+                progress = f": {job['done']}/{job['total']} passages embedded" if job and job["total"] else ""
+                detail = f"building the index from the corpus{progress}"
+                if damage:
+                    detail = f"no snapshot loads ({'; '.join(damage)}); rebuilding the index from the corpus{progress}"
+            status = "failed" if state["error"] else ("rebuilding" if damage else "starting")
+            return _error(503, detail or "starting: loading the model and the index", status=status, damaged=damage)
         ix = eng.index
         return JSONResponse(
             {
@@ -198,6 +271,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 "snapshot": ix.name,
                 "documents": len(ix.documents),
                 "chunks": len(ix.chunks),
+                "damaged": list(eng.damage),  # snapshots passed over since the start, each with why
             }
         )
 
@@ -237,7 +311,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         }
 
     @app.post("/api/documents", status_code=202, dependencies=[Admin], summary="Add or replace a document")
-    async def upload(request: Request) -> JSONResponse:
+    async def upload(
+        request: Request,
+        replace: Annotated[bool, Query(description="replace a document of the same name (else a new name)")] = False,
+    ) -> JSONResponse:
         limit = settings.max_upload_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
@@ -256,7 +333,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             data = await upload.read(limit + 1)
             name = upload.filename or "document"
         eng = ready_engine()
-        stored = await run_in_threadpool(corpus_mod.add, settings.corpus_dir, name, data, limit)
+        stored = await run_in_threadpool(
+            corpus_mod.add, settings.corpus_dir, name, data, limit, settings.limits, replace
+        )
         eng.unhide(stored.doc_id)
         job = eng.submit("update", f"uploaded {stored.source}")
         body = {**stored.__dict__, "job": job.as_dict()}
@@ -293,6 +372,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @app.get("/api/index/jobs/{job_id}", summary="One update job")
     def job(job_id: Annotated[str, PathParam(max_length=64)]) -> dict[str, Any]:
         found = ready_engine().jobs.get(job_id)
+        if found is None:
+            raise NotFoundError(f"no job {job_id}; jobs are kept for the last 50 updates")
+        return found.as_dict()
+
+    @app.delete("/api/index/jobs/{job_id}", dependencies=[Admin], summary="Cancel a queued or running job")
+    def cancel_job(job_id: Annotated[str, PathParam(max_length=64)]) -> dict[str, Any]:
+        found = ready_engine().cancel(job_id)
         if found is None:
             raise NotFoundError(f"no job {job_id}; jobs are kept for the last 50 updates")
         return found.as_dict()

@@ -20,6 +20,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         corpus_dir=getattr(args, "corpus", None),
         index_dir=getattr(args, "index", None),
+        rebuild_for_model=getattr(args, "rebuild_for_model", None) or None,
     )
 
 
@@ -55,10 +56,21 @@ def _build(settings: Settings, force: bool = False, show_progress: bool = False)
     from policyqa import index
 
     try:
-        report = index.build(settings.corpus_dir, settings.index_dir, engine.embedder, engine.chunking, progress, force)
+        report = index.build(
+            settings.corpus_dir,
+            settings.index_dir,
+            engine.embedder,
+            engine.chunking,
+            progress,
+            force,
+            settings.rebuild_for_model,
+            settings.limits,
+        )
     finally:
         if progress:
             progress.close()
+    for note in report.repaired:
+        print(f"repaired: {note}", file=sys.stderr)
     for error in report.errors:
         print(f"skipped: {error}", file=sys.stderr)
     state = "updated" if report.changed else "already up to date"
@@ -84,9 +96,9 @@ def cmd_add(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise PolicyQAError(f"cannot read {path}: {exc.strerror}") from exc
         # every file is checked before any is added
-        files.append((corpus.check(path.name, data, settings.max_upload_bytes), data))
+        files.append((corpus.check(path.name, data, settings.max_upload_bytes, settings.limits), data))
     for source, data in files:
-        stored = corpus.store(settings.corpus_dir, source, data)
+        stored = corpus.store(settings.corpus_dir, source, data, args.replace)
         verb = "replaced" if stored.replaced else "added"
         print(f"{verb} {stored.source} (doc_id {stored.doc_id}, {stored.size} bytes)")
     return _build(settings, show_progress=args.progress)
@@ -124,7 +136,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = _engine(settings)
-    engine.load()
+    for note in engine.load().damage:
+        print(f"policyqa: warning: {note}; run `policyqa build` to repair", file=sys.stderr)
     result = engine.search(args.query, args.k)
     if args.json:
         print(json.dumps(result_dict(result), ensure_ascii=False, indent=2))
@@ -217,7 +230,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {settings.corpus_dir} does not exist; create it or pass --corpus DIR")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    from policyqa.guard import header_timeout_protocol
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        http=header_timeout_protocol(settings.header_seconds),
+    )
     return 0
 
 
@@ -242,6 +263,11 @@ def parser() -> argparse.ArgumentParser:
     )
     folders(b)
     b.add_argument("--force", action="store_true", help="re-embed every chunk instead of reusing unchanged ones")
+    b.add_argument(
+        "--rebuild-for-model",
+        action="store_true",
+        help="rebuild an index made with another model for the configured one (refused without this flag)",
+    )
     progress(b)
     b.set_defaults(func=cmd_build)
 
@@ -252,6 +278,9 @@ def parser() -> argparse.ArgumentParser:
         "index incrementally. Example: policyqa add 通知.pdf 办法.docx",
     )
     a.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".txt .md .html .docx or .pdf files")
+    a.add_argument(
+        "--replace", action="store_true", help="replace documents of the same name (default: store under a new name)"
+    )
     folders(a)
     progress(a)
     a.set_defaults(func=cmd_add)
@@ -319,6 +348,11 @@ def parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    v.add_argument(
+        "--rebuild-for-model",
+        action="store_true",
+        help="rebuild an index made with another model (default: refuse to serve it; $POLICYQA_REBUILD_FOR_MODEL)",
+    )
     folders(v)
     v.set_defaults(func=cmd_serve)
     return p

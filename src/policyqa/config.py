@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from policyqa.limits import Limits
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,10 @@ class Settings:
     threads: int | None = None
     micro_batch: bool = True  # encode questions that arrive together in one forward pass
     watch_seconds: float = 5.0  # how often the service looks for files dropped into the corpus (0: never)
+    rebuild_for_model: bool = False  # rebuild an index made with another model instead of refusing it
+    limits: Limits = field(default_factory=Limits)  # what parsing one untrusted file may cost
+    max_body_bytes: int = 16 * 1024  # request bodies other than uploads (search JSON)
+    header_seconds: float = 10.0  # a client must send its request headers within this time
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -32,5 +38,16 @@ class Settings:
             threads=int(env["POLICYQA_THREADS"]) if env.get("POLICYQA_THREADS") else None,
             micro_batch=env.get("POLICYQA_MICRO_BATCH", "1") not in ("0", "false", "no"),
             watch_seconds=float(env.get("POLICYQA_WATCH_SECONDS") or cls.watch_seconds),
+            rebuild_for_model=env.get("POLICYQA_REBUILD_FOR_MODEL", "0") not in ("0", "false", "no", ""),
+            limits=Limits(
+                memory_bytes=int(env.get("POLICYQA_PARSE_MEMORY_BYTES") or Limits.memory_bytes),
+                seconds=float(env.get("POLICYQA_PARSE_SECONDS") or Limits.seconds),
+                inflated_bytes=int(env.get("POLICYQA_MAX_INFLATED_BYTES") or Limits.inflated_bytes),
+                pdf_pages=int(env.get("POLICYQA_MAX_PDF_PAGES") or Limits.pdf_pages),
+                html_depth=int(env.get("POLICYQA_MAX_HTML_DEPTH") or Limits.html_depth),
+                nodes=int(env.get("POLICYQA_MAX_NODES") or Limits.nodes),
+            ),
+            max_body_bytes=int(env.get("POLICYQA_MAX_BODY_BYTES") or cls.max_body_bytes),
+            header_seconds=float(env.get("POLICYQA_HEADER_SECONDS") or cls.header_seconds),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

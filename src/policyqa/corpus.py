@@ -5,6 +5,7 @@ Used by the admin API and by `policyqa add` / `policyqa remove`; the index follo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -13,10 +14,12 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from policyqa import ingest
+from policyqa import ingest, sandbox
 from policyqa.errors import DocumentError, NotFoundError, TooLargeError, UploadError
+from policyqa.limits import Limits
 
 MAX_NAME = 120
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes; leave room for a collision suffix
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 _TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 _HTML_SUFFIXES = {".html", ".htm"}
@@ -38,7 +41,7 @@ def safe_name(name: str, data: bytes) -> str:
     Directory parts (`../../x.txt`, `C:\\x.txt`) are dropped, control and reserved characters replaced,
     leading dots removed (hidden files are not indexed) and the extension set from the content itself.
     """
-    base = PureWindowsPath(PurePosixPath(unicodedata.normalize("NFC", name or "")).name).name
+    base = PureWindowsPath(PurePosixPath(clean_name(name or "")).name).name
     base = _UNSAFE.sub("_", base).strip().lstrip(".").strip()
     kind = ingest.sniff(data)
     if kind in (".bin", ".zip"):
@@ -51,48 +54,93 @@ def safe_name(name: str, data: bytes) -> str:
         kind = suffix
     stem = stem.strip(" ._") or "document"
     stem = stem[: MAX_NAME - len(kind)]
+    while len(stem.encode("utf-8")) > MAX_NAME_BYTES - len(kind):
+        stem = stem[:-1]
     return stem + kind
 
 
-def check(name: str, data: bytes, max_bytes: int | None = None) -> str:
-    """The safe name a document would be stored under, once it is known to be small enough and readable."""
+def clean_name(name: str) -> str:
+    """An upload's name as its author wrote it: GBK bytes that arrived as Latin-1 decoded again, NFC, and
+    without the invisible characters (bidi controls, zero-width, soft hyphen) that make one name look like
+    another in the admin table."""
+    if name and max(name) <= "\xff" and any(c >= "\x80" for c in name):
+        raw = name.encode("latin-1")
+        readings = []
+        for codec in ("utf-8", "gb18030"):
+            with contextlib.suppress(UnicodeDecodeError):
+                readings.append(raw.decode(codec))
+        # Two-byte GBK pairs can also be valid UTF-8 (of Greek or Hebrew): the reading with Chinese wins.
+        chinese = [r for r in readings if any("\u4e00" <= c <= "\u9fff" for c in r)]
+        utf8 = raw.decode("utf-8", "replace")
+        if chinese or utf8 in readings:
+            name = chinese[0] if chinese else utf8
+    name = name.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?" (then "_")
+    name = unicodedata.normalize("NFC", name)
+    return "".join(c for c in name if unicodedata.category(c) != "Cf")
+
+
+def check(name: str, data: bytes, max_bytes: int | None = None, limits: Limits | None = None) -> str:
+    """The safe name a document would be stored under, once it is known to be small enough and readable
+    (parsed in a child process under `limits`, so a parse bomb costs the child only)."""
     if max_bytes is not None and len(data) > max_bytes:
         raise TooLargeError(f"{name}: the file is {len(data)} bytes; the limit is {max_bytes} bytes")
     if not data:
         raise UploadError(f"{name}: the file is empty")
     source = safe_name(name, data)
     try:
-        ingest.parse(data, source)
+        sandbox.parse(data, source, limits)
     except DocumentError as exc:
         raise UploadError(str(exc)) from exc
     return source
 
 
-def add(corpus_dir: Path, name: str, data: bytes, max_bytes: int | None = None) -> Stored:
+def add(
+    corpus_dir: Path,
+    name: str,
+    data: bytes,
+    max_bytes: int | None = None,
+    limits: Limits | None = None,
+    replace: bool = False,
+) -> Stored:
     """Store one document in the corpus folder under a safe name, after checking that it can be read.
 
-    Nothing is written for a file that is too large, of an unknown type, or unreadable. A document of
-    the same name is replaced (a new version); the write is atomic, so the index never sees half a file.
+    Nothing is written for a file that is too large, of an unknown type, or unreadable. A document of the
+    same name is replaced (a new version) only when `replace`; otherwise the new one gets a free name
+    (通知-2.txt). The write is atomic, so the index never sees half a file.
     """
-    return store(corpus_dir, check(name, data, max_bytes), data)
+    return store(corpus_dir, check(name, data, max_bytes, limits), data, replace)
 
 
-def store(corpus_dir: Path, source: str, data: bytes) -> Stored:
-    """Write a document that `check` accepted under the name it returned (atomically)."""
+def store(corpus_dir: Path, source: str, data: bytes, replace: bool = False) -> Stored:
+    """Write a document that `check` accepted under the name it returned, or the first free variant of it
+    (atomically: a file appears whole or not at all, and a concurrent upload never takes the same name)."""
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    target = corpus_dir / source
-    replaced = target.exists()
     fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=corpus_dir)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
+        replaced = replace and (corpus_dir / source).exists()
+        if replace:
+            os.replace(tmp, corpus_dir / source)
+        else:
+            source = _link_free(Path(tmp), corpus_dir, source)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return Stored(ingest.document_id(source), source, len(data), hashlib.sha256(data).hexdigest(), replaced)
+
+
+def _link_free(tmp: Path, corpus_dir: Path, source: str) -> str:
+    stem, suffix = os.path.splitext(source)
+    for n in range(1, 10_000):
+        name = source if n == 1 else f"{stem}-{n}{suffix}"
+        try:
+            os.link(tmp, corpus_dir / name)  # fails if the name is taken, unlike a rename
+            return name
+        except FileExistsError:
+            continue
+    raise UploadError(f"{source}: too many documents of that name; delete some or upload with replace")
 
 
 def find(corpus_dir: Path, wanted: str) -> Path:

@@ -22,12 +22,20 @@ from policyqa import index as index_mod
 from policyqa import ingest
 from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
-from policyqa.errors import IndexMismatchError, IndexMissingError, PolicyQAError
+from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError
 from policyqa.index import BuildReport, Index, current_snapshot
+from policyqa.limits import Limits
 from policyqa.search import SearchOptions, SearchResult, search
 
 log = logging.getLogger("policyqa")
 KEEP_JOBS = 50
+# An update leaves a document with more passages than this to embed to a "large" job of its own, which any
+# later job interrupts (keeping the vectors embedded so far) and which resumes after it.
+LARGE_JOB = 2000
+
+
+class Cancelled(Exception):
+    """Raised inside a build by its progress callback when its job is cancelled or preempted."""
 
 
 @dataclass
@@ -37,7 +45,9 @@ class Job:
     id: str
     kind: str  # "update" (incremental) or "rebuild" (re-embed everything)
     reason: str
-    state: str = "queued"  # queued -> running -> done | failed
+    state: str = "queued"  # queued -> running -> done | failed | cancelled (a preempted large job: queued again)
+    large: bool = False  # embeds documents an update deferred; later jobs pass it
+    cancel: str | None = None  # why the worker should stop this job at its next batch
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -76,12 +86,16 @@ class Engine:
         self.hidden: frozenset[str] = frozenset()  # doc_ids deleted but still in the served snapshot
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.last_error: str | None = None
+        self.damage: tuple[str, ...] = ()  # snapshots that failed to load at start or since, with why
+        self.allow_model_change = False  # rebuild an index made with another model instead of refusing it
+        self.limits: Limits | None = None  # what parsing one corpus file may cost (None: the defaults)
         self._update_lock = threading.Lock()
         self._jobs_lock = threading.Condition()
         self._queue: list[Job] = []
         self._worker: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._vectors: dict[str, index_mod.Vectors] = {}  # embedded by builds that were stopped, for the next
 
     @classmethod
     def open(
@@ -104,28 +118,45 @@ class Engine:
         model_dir: Path | None,
         threads: int | None = None,
         micro_batch: bool = True,
+        allow_model_change: bool = False,
     ) -> Engine:
-        """Open the engine and load the index on disk at the same time (faster service start). Without a
-        usable index the engine starts empty; the first update builds one."""
+        """Open the engine and load the index on disk at the same time (faster service start).
+
+        A damaged snapshot is passed over for the newest whole one (`damage` says which and why); without
+        any, the engine starts empty and the first update builds one. An index built with another model is
+        refused (ModelMismatchError) unless `allow_model_change`."""
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1, thread_name_prefix="policyqa-read") as pool:
             pending = pool.submit(index_mod.read, index_dir)
             engine = cls.open(corpus_dir, index_dir, model, model_dir, threads, micro_batch)
+            engine.allow_model_change = allow_model_change
             try:
                 ix = pending.result()
+                engine.damage = ix.damage
                 index_mod.check_meta(ix.meta, engine.embedder.name, engine.embedder.dim)
                 engine.index = ix
+            except ModelMismatchError:
+                if not allow_model_change:
+                    raise
+                log.warning("rebuilding the index in %s for model %s", index_dir, engine.embedder.name)
             except (IndexMissingError, IndexMismatchError) as exc:
+                if "damaged" in str(exc):
+                    engine.damage = (str(exc),)
                 log.warning("%s; building the index from %s", exc, corpus_dir)
+        for note in engine.damage:
+            log.error("%s", note)
         return engine
 
     # --- serving ------------------------------------------------------------------------------
 
     def load(self) -> Index:
-        """Serve the snapshot on disk (strict: a missing or mismatched index is an error)."""
-        self.index = index_mod.load(self.index_dir, self.embedder)
-        return self.index
+        """Serve the newest whole snapshot on disk (a missing or mismatched index is an error)."""
+        ix = index_mod.load(self.index_dir, self.embedder)
+        self.index = ix
+        if ix.damage:
+            self.damage = tuple(dict.fromkeys((*self.damage, *ix.damage)))
+        return ix
 
     def search(self, query: str, k: int = 5, options: SearchOptions | None = None) -> SearchResult:
         current = self.index
@@ -142,16 +173,37 @@ class Engine:
 
     # --- updating -----------------------------------------------------------------------------
 
-    def update(self, force: bool = False, progress: Callable[[int, int], None] | None = None) -> BuildReport:
-        """Bring the index up to date with the corpus and serve the result (in the calling thread)."""
+    def update(
+        self, force: bool = False, progress: Callable[[int, int], None] | None = None, defer_over: int | None = None
+    ) -> BuildReport:
+        """Bring the index up to date with the corpus and serve the result (in the calling thread). Documents
+        with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
             self._seen = corpus_signature(self.corpus_dir)
-            report = index_mod.build(self.corpus_dir, self.index_dir, self.embedder, self.chunking, progress, force)
+            if force:
+                self._vectors.clear()
+            report = index_mod.build(
+                self.corpus_dir,
+                self.index_dir,
+                self.embedder,
+                self.chunking,
+                progress,
+                force,
+                self.allow_model_change,
+                self.limits,
+                self._vectors,
+                defer_over,
+            )
+            if not report.deferred:
+                self._vectors.clear()
             if self.index is None or self.index.name != report.snapshot:
                 self.load()
             if self.index is not None:
-                present = {d.doc_id for d in self.index.documents.values()}
-                self.hidden = frozenset(d for d in self.hidden if d in present)
+                # Hidden: deleted from the corpus but still in the served snapshot. A document whose file is
+                # back (or was never removed: a delete that failed) is shown again.
+                present = {d.doc_id: d.source for d in self.index.documents.values()}
+                gone = {d for d in self.hidden if d in present and not (self.corpus_dir / present[d]).exists()}
+                self.hidden = frozenset(gone)
             return report
 
     def ensure(self) -> BuildReport | None:
@@ -162,17 +214,25 @@ class Engine:
             return self.update()
         return None
 
-    def submit(self, kind: str = "update", reason: str = "") -> Job:
+    def submit(self, kind: str = "update", reason: str = "", large: bool = False) -> Job:
         """Queue an update (or a full rebuild) for the worker thread. A job still waiting in the queue is
-        shared by later requests, since it will see their changes too."""
+        shared by later requests, since it will see their changes too. A new job goes ahead of large jobs
+        and interrupts a running one (which resumes after it, keeping what it embedded)."""
         with self._jobs_lock:
-            waiting = next((j for j in self._queue if j.state == "queued"), None)
+            waiting = next((j for j in self._queue if j.state == "queued" and j.large == large), None)
             if waiting is not None:
                 if kind == "rebuild":
                     waiting.kind = "rebuild"
                 return waiting
-            job = Job(f"job-{next(self._ids)}-{int(time.time())}", kind, reason)
-            self._queue.append(job)
+            job = Job(f"job-{next(self._ids)}-{int(time.time())}", kind, reason, large=large)
+            at = len(self._queue)
+            if not large:  # ahead of the large jobs, but never ahead of the running one
+                at = next((i for i, j in enumerate(self._queue) if j.large and j.state == "queued"), at)
+            self._queue.insert(at, job)
+            if not large:
+                for other in self._queue:
+                    if other.large and other.state == "running":
+                        other.cancel = "preempted"
             self.jobs[job.id] = job
             while len(self.jobs) > KEEP_JOBS:
                 self.jobs.popitem(last=False)
@@ -180,6 +240,20 @@ class Engine:
                 self._worker = threading.Thread(target=self._work, name="policyqa-update", daemon=True)
                 self._worker.start()
             self._jobs_lock.notify_all()
+            return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued job at once, or a running one at its next batch (nothing it did is published)."""
+        with self._jobs_lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.state not in ("queued", "running"):
+                return job
+            if job.state == "queued":
+                self._queue.remove(job)
+                job.state, job.finished = "cancelled", time.time()
+                self._jobs_lock.notify_all()
+            else:
+                job.cancel = "cancelled"
             return job
 
     def wait(self, job: Job, timeout: float | None = None) -> Job:
@@ -200,16 +274,26 @@ class Engine:
                     self._worker = None
                     return
                 job = self._queue[0]
-                job.state, job.started = "running", time.time()
+                job.state, job.started, job.cancel = "running", time.time(), None
 
             def progress(done: int, total: int, job: Job = job) -> None:
                 job.done, job.total = done, total
+                if job.cancel:
+                    raise Cancelled(job.cancel)
 
+            requeue = False
             try:
-                report = self.update(force=job.kind == "rebuild", progress=progress)
+                defer = None if job.large or job.kind == "rebuild" else LARGE_JOB
+                report = self.update(force=job.kind == "rebuild", progress=progress, defer_over=defer)
                 job.report = asdict(report)
                 job.state, self.last_error = "done", None
                 log.info("index %s: %s (%d embedded)", job.kind, report.snapshot, report.embedded)
+                if report.deferred:
+                    self.submit("update", f"large documents: {', '.join(report.deferred)}", large=True)
+            except Cancelled as exc:
+                requeue = str(exc) == "preempted"
+                job.state = "queued" if requeue else "cancelled"
+                log.info("index %s %s: %s", job.kind, job.id, exc)
             except PolicyQAError as exc:
                 job.state, job.error = "failed", str(exc)
                 self.last_error = str(exc)
@@ -219,8 +303,11 @@ class Engine:
                 self.last_error = job.error
                 log.exception("index %s failed", job.kind)
             with self._jobs_lock:
-                job.finished = time.time()
-                self._queue.pop(0)
+                self._queue.remove(job)
+                if requeue:
+                    self._queue.append(job)
+                else:
+                    job.finished = time.time()
                 self._jobs_lock.notify_all()
 
     def status(self) -> dict[str, Any]:
@@ -256,7 +343,13 @@ class Engine:
         if folder is not None and (self.index is None or folder.name != self.index.name):
             try:
                 with self._update_lock:
-                    self.load()
-            except PolicyQAError as exc:
-                log.warning("cannot load snapshot %s: %s", folder.name, exc)
+                    ix = index_mod.read_snapshot(folder)
+                    index_mod.check_meta(ix.meta, self.embedder.name, self.embedder.dim)
+                    self.index = ix
+            except Exception as exc:  # damaged or foreign: keep serving, and repair it with an update
+                note = f"snapshot {folder.name} is damaged ({type(exc).__name__}: {exc}); serving the previous one"
+                log.warning("%s", note)
+                if note not in self.damage:
+                    self.damage = (*self.damage, note)
+                    return self.submit("update", "repair a damaged snapshot")
         return None

@@ -25,6 +25,10 @@ class IndexMismatchError(PolicyQAError):
     """The index on disk was built with another model, format or settings and must be rebuilt."""
 
 
+class ModelMismatchError(IndexMismatchError):
+    """The index on disk was built with another embedding model: refused, never silently rebuilt."""
+
+
 class QueryError(PolicyQAError):
     """The query is empty or otherwise unusable."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -31,9 +32,17 @@ import numpy as np
 from policyqa import ingest
 from policyqa.chunk import ChunkSettings, chunk_document, sentence_texts
 from policyqa.embed import Embedder
-from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, IndexMissingError
+from policyqa.errors import (
+    CorpusError,
+    DocumentError,
+    IndexMismatchError,
+    IndexMissingError,
+    ModelMismatchError,
+)
 from policyqa.lexical import BM25
+from policyqa.limits import Limits
 from policyqa.models import Chunk, Document
+from policyqa.sandbox import Sandbox
 from policyqa.segment import Segmenter, domain_words, normalize, split_sentences
 
 FORMAT_VERSION = 3
@@ -65,6 +74,8 @@ class BuildReport:
     seconds: float
     errors: tuple[str, ...] = ()
     changed: bool = True
+    repaired: tuple[str, ...] = ()  # damaged snapshots set aside by this build, each with why
+    deferred: tuple[str, ...] = ()  # documents left for a later build: too many passages to embed now
 
 
 @dataclass
@@ -83,6 +94,7 @@ class Index:
     sentence_lexical: BM25  # BM25 over single sentences; sentence_owner[j] is the passage of sentence j
     sentence_owner: np.ndarray
     documents: dict[str, DocInfo] = field(default_factory=dict)
+    damage: tuple[str, ...] = ()  # newer snapshots that failed to load, each with why (this one was next)
 
     @property
     def name(self) -> str:
@@ -98,20 +110,57 @@ class Index:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def current_snapshot(index_dir: Path) -> Path | None:
+_SNAPSHOT_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,80}")
+
+
+def _pointer(index_dir: Path) -> tuple[str | None, str | None]:
+    """The snapshot name in CURRENT, or why there is none that can be trusted."""
     pointer = index_dir / "CURRENT"
     if not pointer.is_file():
+        return None, None
+    try:
+        name = pointer.read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"CURRENT is unreadable ({type(exc).__name__})"
+    if not _SNAPSHOT_NAME.fullmatch(name):
+        return None, f"CURRENT does not hold a snapshot name ({name[:40]!r})"
+    return name, None
+
+
+def current_snapshot(index_dir: Path) -> Path | None:
+    name, _ = _pointer(index_dir)
+    if name is None:
         return None
-    folder = index_dir / "snapshots" / pointer.read_text(encoding="utf-8").strip()
+    folder = index_dir / "snapshots" / name
     return folder if (folder / "meta.json").is_file() else None
+
+
+def candidates(index_dir: Path) -> tuple[list[Path], list[str]]:
+    """Snapshot folders to try, best first: CURRENT's, then the others newest first (names sort by time);
+    and what is wrong with CURRENT when it cannot be followed."""
+    name, problem = _pointer(index_dir)
+    folder = index_dir / "snapshots"
+    others = (
+        sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True)
+        if (folder.is_dir())
+        else []
+    )
+    notes = [problem] if problem else []
+    first = [folder / name] if name and (folder / name).is_dir() else []
+    if name and not first:
+        notes.append(f"CURRENT names snapshot {name}, which is not on disk")
+    return first + [p for p in others if not first or p != first[0]], notes
 
 
 def documents(index_dir: Path) -> list[DocInfo]:
     """The documents of the snapshot being served, read from its meta.json (no model needed)."""
-    folder = current_snapshot(index_dir)
-    if folder is None:
-        raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
-    return [DocInfo(**d) for d in _read_meta(folder).get("documents", [])]
+    folders, _ = candidates(index_dir)
+    for folder in folders:
+        try:
+            return [DocInfo(**d) for d in _read_meta(folder).get("documents", [])]
+        except (IndexMismatchError, TypeError):
+            continue
+    raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
 
 
 def search_effort(n: int) -> int:
@@ -137,21 +186,28 @@ def dense_index(vectors: np.ndarray, force: str | None = None) -> Any:
     return index
 
 
+def _load_meta(folder: Path) -> dict[str, Any]:
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError("meta.json does not hold an object")
+    return meta
+
+
 def _read_meta(folder: Path) -> dict[str, Any]:
     try:
-        meta: dict[str, Any] = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        return _load_meta(folder)
     except (OSError, ValueError) as exc:
         raise IndexMismatchError(f"index at {folder} is unreadable; rebuild it with `policyqa build`") from exc
-    return meta
 
 
 def check_meta(meta: dict[str, Any], model: str, dim: int) -> None:
     """Refuse an index that this code or this model would answer wrongly from."""
     _check_format(meta)
     if meta.get("model") != model or meta.get("dim") != dim:
-        raise IndexMismatchError(
+        raise ModelMismatchError(
             f"index was built with model {meta.get('model')!r} ({meta.get('dim')}-d) but {model!r} ({dim}-d) "
-            "is configured; rebuild it with `policyqa build`, or set POLICYQA_MODEL to the index's model"
+            "is configured; rebuild it for the new model with `policyqa build --rebuild-for-model`, "
+            "or set POLICYQA_MODEL to the index's model"
         )
 
 
@@ -169,37 +225,72 @@ def _check_format(meta: dict[str, Any]) -> None:
 
 
 def load(index_dir: Path, embedder: Embedder) -> Index:
-    """The snapshot being served, checked against the embedder that will search it."""
+    """The snapshot to serve, checked against the embedder that will search it."""
     index = read(index_dir)
     check_meta(index.meta, embedder.name, embedder.dim)
     return index
 
 
 def read(index_dir: Path) -> Index:
-    """The snapshot being served, unchecked (the caller checks `meta` once the model is known): lets the
-    service read the index while the model loads."""
+    """The newest snapshot that loads whole, unchecked against the model (the caller checks `meta` once the
+    model is known: lets the service read the index while the model loads). CURRENT's snapshot comes first;
+    when it is damaged the next whole one is returned, with `damage` saying what was passed over and why."""
+    folders, damage = candidates(index_dir)
+    mismatch: IndexMismatchError | None = None
+    for folder in folders:
+        try:
+            index = read_snapshot(folder)
+        except IndexMismatchError as exc:  # another format: not damage, but nothing this code can serve
+            mismatch = mismatch or exc
+            continue
+        except Exception as exc:
+            damage.append(f"snapshot {folder.name} is damaged ({_why(exc)})")
+            continue
+        index.damage = tuple(damage)
+        return index
+    if mismatch is not None and not damage:
+        raise mismatch
+    detail = f" ({'; '.join(damage)})" if damage else ""
+    raise IndexMissingError(f"no whole index in {index_dir}{detail}; build it with `policyqa build`")
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+
+
+def _check_sizes(folder: Path, meta: dict[str, Any]) -> None:
+    """Every file as long as when it was written (meta.json lists them): finds truncation anywhere."""
+    for name, size in (meta.get("files") or {}).items():
+        actual = (folder / name).stat().st_size
+        if actual != size:
+            raise ValueError(f"{name} is {actual} bytes, {size} were written")
+
+
+def read_snapshot(folder: Path) -> Index:
+    """One snapshot folder, read whole; any damage raises (IndexMismatchError only for another format)."""
     import faiss
 
-    folder = current_snapshot(index_dir)
-    if folder is None:
-        raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
-    meta = _read_meta(folder)
+    meta = _load_meta(folder)
     _check_format(meta)  # files of another format may not be there to read
+    _check_sizes(folder, meta)
     chunks = _read_chunks(folder)
     vectors = np.load(folder / "vectors.npy")
     dense = faiss.read_index(str(folder / "dense.faiss"))
     if hasattr(dense, "hnsw"):
         dense.hnsw.efSearch = search_effort(dense.ntotal)
-    if dense.ntotal != len(chunks) or len(vectors) != len(chunks):
-        raise IndexMismatchError(f"index at {folder} is inconsistent; rebuild it with `policyqa build`")
+    if dense.ntotal != len(chunks) or len(vectors) != len(chunks) or meta.get("chunks", len(chunks)) != len(chunks):
+        raise ValueError(f"{len(chunks)} passages, {len(vectors)} vectors, {dense.ntotal} in dense.faiss")
     sentences = np.load(folder / "sentences.npy", mmap_mode="r")
     sentence_ptr = np.load(folder / "sentence_ptr.npy")
     if len(sentence_ptr) != len(chunks) + 1 or int(sentence_ptr[-1]) != len(sentences):
-        raise IndexMismatchError(f"index at {folder} is inconsistent; rebuild it with `policyqa build`")
+        raise ValueError("sentence vectors do not match their passages")
     words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
     documents = {d["source"]: DocInfo(**d) for d in meta.get("documents", [])}
     lexical, segmenter = BM25.load(folder), Segmenter(words)
     owner = np.load(folder / "sentence_owner.npy")
+    sentence_lexical = BM25.load(folder, "sentences")
+    if lexical.size != len(chunks) or len(owner) != sentence_lexical.size:
+        raise ValueError("the BM25 files do not match the passages")
     return Index(
         folder,
         meta,
@@ -210,7 +301,7 @@ def read(index_dir: Path) -> Index:
         segmenter,
         sentences,
         sentence_ptr,
-        BM25.load(folder, "sentences"),
+        sentence_lexical,
         owner,
         documents,
     )
@@ -231,18 +322,52 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _previous(index_dir: Path, model: str, dim: int, settings: ChunkSettings) -> tuple[dict[str, Any], Path] | None:
-    folder = current_snapshot(index_dir)
-    if folder is None:
-        return None
+@dataclass(frozen=True)
+class Previous:
+    """The snapshot a build starts from: its meta, passages and vectors, read whole."""
+
+    meta: dict[str, Any]
+    folder: Path
+    chunks: list[Chunk]
+    vectors: list[Vectors]
+
+
+def _previous(
+    index_dir: Path, model: str, dim: int, settings: ChunkSettings, repaired: list[str], allow_model_change: bool
+) -> Previous | None:
+    """The newest snapshot that reads whole. Damaged ones are set aside (renamed `.damaged-<name>`, never
+    served again) and named in `repaired`. One built with another model is refused unless allowed."""
+    folders, notes = candidates(index_dir)
+    repaired.extend(notes)
+    for folder in folders:
+        try:
+            meta = _load_meta(folder)
+            _check_format(meta)
+            _check_sizes(folder, meta)
+            chunks, vectors = _read_chunks(folder), _read_vectors(folder)
+            if len(chunks) != len(vectors) or meta.get("chunks", len(chunks)) != len(chunks):
+                raise ValueError(f"{len(chunks)} passages but {len(vectors)} vectors")
+        except IndexMismatchError:
+            return None  # another format: nothing can be reused
+        except Exception as exc:
+            repaired.append(f"snapshot {folder.name} is damaged ({_why(exc)}); set aside")
+            _set_aside(folder)
+            continue
+        try:
+            check_meta(meta, model, dim)
+        except ModelMismatchError:
+            if allow_model_change:
+                return None
+            raise
+        return Previous(meta, folder, chunks, vectors) if meta.get("chunking") == settings.as_dict() else None
+    return None
+
+
+def _set_aside(folder: Path) -> None:
     try:
-        meta = _read_meta(folder)
-        check_meta(meta, model, dim)
-    except IndexMismatchError:
-        return None  # built with another model or format: nothing can be reused
-    if meta.get("chunking") != settings.as_dict():
-        return None
-    return meta, folder
+        os.rename(folder, folder.with_name(f".damaged-{folder.name}"))
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _dictionary(docs: list[Document]) -> set[str]:
@@ -285,10 +410,13 @@ def _known_words(folder: Path | None, segmenter: Segmenter, chunks: list[Chunk])
     none of the dictionary words added or dropped since (jieba cuts elsewhere the same way)."""
     if folder is None or not (folder / "words.jsonl").is_file():
         return {}
-    changed = set((folder / "dictionary.txt").read_text(encoding="utf-8").split()) ^ set(segmenter.words)
-    wanted = {c.chunk_id for c in chunks if not any(w in normalize(c.context) for w in changed)}
-    with (folder / "words.jsonl").open(encoding="utf-8") as fh:
-        return {row[0]: Words(row[1], row[2]) for row in map(json.loads, fh) if row[0] in wanted}
+    try:
+        changed = set((folder / "dictionary.txt").read_text(encoding="utf-8").split()) ^ set(segmenter.words)
+        wanted = {c.chunk_id for c in chunks if not any(w in normalize(c.context) for w in changed)}
+        with (folder / "words.jsonl").open(encoding="utf-8") as fh:
+            return {row[0]: Words(row[1], row[2]) for row in map(json.loads, fh) if row[0] in wanted}
+    except (OSError, ValueError, IndexError, TypeError):
+        return {}  # only a shortcut: segment everything again
 
 
 def _write_snapshot(
@@ -329,6 +457,7 @@ def _write_snapshot(
             for c, w in zip(chunks, words, strict=True):
                 fh.write(json.dumps([c.chunk_id, w.passage, w.sentences], ensure_ascii=False) + "\n")
         (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
+        meta = {**meta, "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}}
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         _fsync_tree(tmp)
         os.rename(tmp, snapshots / name)
@@ -351,24 +480,26 @@ def _prune(snapshots: Path, keep: str) -> None:
     names = sorted(p.name for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith("."))
     for old in [n for n in names if n != keep][: max(0, len(names) - KEEP_SNAPSHOTS)]:
         shutil.rmtree(snapshots / old, ignore_errors=True)
-    for tmp in snapshots.glob(".tmp-*"):
+    for tmp in [*snapshots.glob(".tmp-*"), *snapshots.glob(".damaged-*")]:
         if time.time() - tmp.stat().st_mtime > 3600:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _scan(corpus: Path) -> tuple[list[Document], list[str], set[str]]:
-    """Parse every document of the corpus. Returns the documents, errors, and the sources that failed."""
+def _scan(corpus: Path, limits: Limits | None = None) -> tuple[list[Document], list[str], set[str]]:
+    """Parse every document of the corpus (in a child process under `limits`: files dropped into the
+    folder are as untrusted as uploads). Returns the documents, errors, and the sources that failed."""
     docs, errors, failed = [], [], set()
-    for path in ingest.corpus_files(corpus):
-        source = path.relative_to(corpus).as_posix()
-        try:
-            docs.append(ingest.parse(path.read_bytes(), source))
-        except DocumentError as exc:
-            errors.append(str(exc))
-            failed.add(source)
-        except OSError as exc:
-            errors.append(f"{source}: cannot read ({exc.strerror})")
-            failed.add(source)
+    with Sandbox(limits) as box:
+        for path in ingest.corpus_files(corpus):
+            source = path.relative_to(corpus).as_posix()
+            try:
+                docs.append(box.parse(path.read_bytes(), source))
+            except DocumentError as exc:
+                errors.append(str(exc))
+                failed.add(source)
+            except OSError as exc:
+                errors.append(f"{source}: cannot read ({exc.strerror})")
+                failed.add(source)
     return docs, errors, failed
 
 
@@ -379,19 +510,41 @@ def build(
     settings: ChunkSettings | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    allow_model_change: bool = False,
+    limits: Limits | None = None,
+    cache: dict[str, Vectors] | None = None,
+    defer_over: int | None = None,
 ) -> BuildReport:
     """Build or update the index from the corpus folder.
 
     Every document is parsed (cheap); only chunks whose id is not in the previous snapshot are embedded
     (expensive). A document that fails to parse keeps its previously indexed chunks, and is reported.
+    Damaged snapshots are set aside and the build starts from the newest whole one (or from nothing).
+    An index built with another model is refused unless `allow_model_change` (then rebuilt for this one).
+    `cache` holds vectors embedded by builds that were stopped (and gains this build's, as they come);
+    a document with more than `defer_over` passages still to embed is left as it was, for a later build.
     """
+    cache = {} if cache is None else cache
     settings = settings or ChunkSettings()
     began = time.perf_counter()
     with build_lock(index_dir):
-        docs, errors, failed = _scan(corpus)
-        prev = None if force else _previous(index_dir, embedder.name, embedder.dim, settings)
-        prev_docs = {d["source"]: DocInfo(**d) for d in prev[0]["documents"]} if prev else {}
-        keep = {s for s in failed if s in prev_docs}
+        repaired: list[str] = []
+        prev = _previous(index_dir, embedder.name, embedder.dim, settings, repaired, allow_model_change)
+        prev = None if force else prev
+        docs, errors, failed = _scan(corpus, limits)
+        prev_docs = {d["source"]: DocInfo(**d) for d in prev.meta["documents"]} if prev else {}
+        chunked = {d.source: chunk_document(d, settings) for d in docs}
+        known_ids = {c.chunk_id for c in prev.chunks} if prev else set()
+        known_ids |= cache.keys()
+        deferred = [
+            d.source
+            for d in docs
+            if defer_over is not None and sum(c.chunk_id not in known_ids for c in chunked[d.source]) > defer_over
+        ]
+        if len(deferred) == len(docs) and not prev_docs:
+            deferred = []  # nothing else to publish first
+        docs = [d for d in docs if d.source not in deferred]
+        keep = {s for s in [*failed, *deferred] if s in prev_docs}
         if not docs and not keep:
             detail = f" ({'; '.join(errors)})" if errors else ""
             raise CorpusError(f"no documents found in {corpus}{detail}; add .txt, .md, .html, .docx or .pdf files")
@@ -400,16 +553,18 @@ def build(
         kept: list[tuple[Chunk, Vectors]] = []
         old_ids: list[str] = []
         if prev:
-            for c, v in zip(_read_chunks(prev[1]), _read_vectors(prev[1]), strict=True):
+            for c, v in zip(prev.chunks, prev.vectors, strict=True):
                 old_ids.append(c.chunk_id)
                 if c.source in keep:
                     kept.append((c, v))
                 else:
                     old_vectors[c.chunk_id] = v
 
-        new_chunks = [c for d in docs for c in chunk_document(d, settings)]
+        new_chunks = [c for d in docs for c in chunked[d.source]]
         todo = list({c.chunk_id: c for c in new_chunks if c.chunk_id not in old_vectors}.values())
-        vec_of = {**old_vectors, **dict(zip((c.chunk_id for c in todo), _embed(embedder, todo, progress), strict=True))}
+        fresh = [c for c in todo if c.chunk_id not in cache]
+        _embed(embedder, fresh, progress, cache)
+        vec_of = {**old_vectors, **{c.chunk_id: cache[c.chunk_id] for c in todo}}
         chunks = [c for c, _ in kept] + new_chunks
         groups = [v for _, v in kept] + [vec_of[c.chunk_id] for c in new_chunks]
 
@@ -423,9 +578,11 @@ def build(
             when = old.indexed_at if old is not None and old.sha256 == d.sha256 else now
             infos.append(DocInfo(d.doc_id, d.source, d.sha256, d.size, counts.get(d.source, 0), when, d.title))
         infos.sort(key=lambda i: i.source)
-        if prev and not todo and [c.chunk_id for c in chunks] == old_ids and len(infos) == len(prev_docs):
+        unchanged = [c.chunk_id for c in chunks] == old_ids and len(infos) == len(prev_docs)
+        if prev and not todo and unchanged and not repaired and _pointer(index_dir)[0] == prev.folder.name:
+            seconds = time.perf_counter() - began
             return BuildReport(
-                prev[1].name, len(infos), len(chunks), 0, time.perf_counter() - began, tuple(errors), changed=False
+                prev.folder.name, len(infos), len(chunks), 0, seconds, tuple(errors), False, (), tuple(deferred)
             )
 
         segmenter = Segmenter(_dictionary(docs))
@@ -439,9 +596,12 @@ def build(
             "documents": [asdict(i) for i in infos],
             "errors": errors,
         }
-        known = _known_words(prev[1] if prev else None, segmenter, chunks)
+        known = _known_words(prev.folder if prev else None, segmenter, chunks)
         name = _write_snapshot(index_dir, meta, chunks, groups, embedder.dim, segmenter, known)
-        return BuildReport(name, len(infos), len(chunks), len(todo), time.perf_counter() - began, tuple(errors))
+        seconds = time.perf_counter() - began
+        return BuildReport(
+            name, len(infos), len(chunks), len(fresh), seconds, tuple(errors), True, tuple(repaired), tuple(deferred)
+        )
 
 
 @dataclass(frozen=True)
@@ -459,17 +619,18 @@ def _read_vectors(folder: Path) -> list[Vectors]:
     return [Vectors(v, sentences[ptr[i] : ptr[i + 1]]) for i, v in enumerate(vectors)]
 
 
-def _embed(embedder: Embedder, chunks: list[Chunk], progress: Progress | None, batch: int = 32) -> list[Vectors]:
-    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch)."""
-    out: list[Vectors] = []
+def _embed(
+    embedder: Embedder, chunks: list[Chunk], progress: Progress | None, into: dict[str, Vectors], batch: int = 32
+) -> None:
+    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch), into
+    `into` as each batch is done (so a build stopped by `progress` raising keeps what it embedded)."""
     for i in range(0, len(chunks), batch):
         part = chunks[i : i + batch]
         texts = [[c.embed_text, *sentence_texts(c)] for c in part]
         flat = embedder.encode_passages([t for group in texts for t in group]).astype(np.float32)
         at = 0
-        for group in texts:
-            out.append(Vectors(flat[at], flat[at + 1 : at + len(group)]))
+        for c, group in zip(part, texts, strict=True):
+            into[c.chunk_id] = Vectors(flat[at], flat[at + 1 : at + len(group)])
             at += len(group)
         if progress:
             progress(min(i + batch, len(chunks)), len(chunks))
-    return out

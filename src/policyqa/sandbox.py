@@ -1,0 +1,228 @@
+"""Parsing of untrusted files in a child process, under memory, CPU and wall-clock limits.
+
+`ingest.parse` runs in `python -m policyqa.sandbox`, which first applies the format-level limits
+(`limits.check`) and then parses under RLIMIT_AS and RLIMIT_CPU. A bomb costs the child, never the
+service: the parent only sends bytes and receives a Document, and a child that dies or overruns is
+replaced. Frames on the pipes are an 8-byte length and a pickle (the child is our own code).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from policyqa.errors import DocumentError
+from policyqa.limits import MIB, Limits
+from policyqa.models import Document
+
+_HEADER = struct.Struct("<Q")
+
+
+class Sandbox:
+    """One child process parsing files one after another; replaced when it dies or runs over time."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def _child(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            package_root = str(Path(__file__).resolve().parents[1])
+            path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+            env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "policyqa.sandbox", repr(asdict(self.limits))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+        return self._proc
+
+    def parse(self, data: bytes, source: str) -> Document:
+        """The Document of one file, or DocumentError naming the file and the limit it ran into."""
+        proc = self._child()
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            _write(proc.stdin, (source, data))
+            reply = _read(proc.stdout, time.monotonic() + self.limits.seconds)
+        except TimeoutError:
+            self._kill()
+            raise DocumentError(
+                f"{source}: parsing took longer than {self.limits.seconds:g} s, the limit (POLICYQA_PARSE_SECONDS)"
+            ) from None
+        except (OSError, EOFError):
+            code = self._kill()
+            raise DocumentError(f"{source}: {_death(code, self.limits)}") from None
+        kind, value = reply
+        if kind == "ok":
+            assert isinstance(value, Document)
+            return value
+        if kind == "restart":
+            self._kill()
+        raise DocumentError(str(value))
+
+    def _kill(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        return code
+
+
+def parse(data: bytes, source: str, limits: Limits | None = None) -> Document:
+    """Parse one untrusted file in a child process of its own."""
+    with Sandbox(limits) as box:
+        return box.parse(data, source)
+
+
+def _death(code: int | None, limits: Limits) -> str:
+    memory = f"{limits.memory_bytes // MIB} MiB"
+    if code == -signal.SIGXCPU:
+        return f"parsing used more than {limits.seconds:g} s of CPU, the limit (POLICYQA_PARSE_SECONDS)"
+    return (
+        f"the parser died ({_signal_name(code)}), most likely over the memory limit of {memory} "
+        "(POLICYQA_PARSE_MEMORY_BYTES); split the document"
+    )
+
+
+def _signal_name(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
+def _write(stream: IO[bytes], obj: Any) -> None:
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read(stream: IO[bytes], deadline: float | None = None) -> Any:
+    fd = stream.fileno()
+    header = _read_exactly(fd, _HEADER.size, deadline)
+    return pickle.loads(_read_exactly(fd, _HEADER.unpack(header)[0], deadline))
+
+
+def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
+    parts, left = [], n
+    while left:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                raise TimeoutError
+        part = os.read(fd, min(left, 4 * MIB))
+        if not part:
+            raise EOFError
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+# --- the child ------------------------------------------------------------------------------------
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _serve(limits: Limits) -> None:
+    import resource
+
+    from policyqa import ingest
+    from policyqa import limits as limits_mod
+
+    # Frames go to the real stdout; anything a library prints goes to stderr instead.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    inp = os.fdopen(os.dup(0), "rb")
+    sys.setrecursionlimit(4000)
+    ceiling = _address_space() + limits.memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling, resource.RLIM_INFINITY))
+    while True:
+        try:
+            source, data = _read(inp)
+        except EOFError:
+            return
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = int(used.ru_utime + used.ru_stime + limits.seconds) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
+        reply: tuple[str, Any]
+        try:
+            limits_mod.check(data, source, limits)
+            reply = ("ok", ingest.parse(data, source))
+        except (DocumentError, MemoryError, RecursionError) as exc:
+            reply = _failure(exc, source, limits, _peak() > ceiling - 32 * MIB)
+        except Exception as exc:  # a parser library failing on a broken file
+            reply = _failure(DocumentError(f"{source}: cannot be read ({type(exc).__name__}: {exc})"), source, limits)
+        data = b""
+        _write(out, reply)
+        if reply[0] == "restart":
+            return  # a heap that ran out is not worth keeping
+
+
+def _peak() -> int:
+    """The most address space this process has held (libraries such as lxml report a failed allocation
+    as some other error; reaching the ceiling says what it was)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmPeak:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _failure(exc: BaseException, source: str, limits: Limits, out_of_memory: bool = False) -> tuple[str, str]:
+    """The reply for a failed parse; after running out of memory or stack the child starts afresh."""
+    cause = exc if isinstance(exc, (MemoryError, RecursionError)) else exc.__cause__
+    if isinstance(cause, MemoryError) or out_of_memory:
+        memory = f"{limits.memory_bytes // MIB} MiB"
+        return "restart", f"{source}: parsing needs more than {memory} of memory (POLICYQA_PARSE_MEMORY_BYTES)"
+    if isinstance(cause, RecursionError):
+        return "restart", f"{source}: the document is nested too deeply to parse (POLICYQA_MAX_HTML_DEPTH)"
+    return "error", str(exc)
+
+
+def main() -> None:
+    import ast
+
+    _serve(Limits(**ast.literal_eval(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()
