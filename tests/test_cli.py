@@ -92,3 +92,27 @@ def test_add_refuses_bad_files_before_adding_any(corpus: Path, tmp_path: Path) -
     assert missing.returncode == 1 and "cannot read" in missing.stderr
     unknown = run("remove", "0123456789ab", "--corpus", str(corpus), "--index", str(tmp_path / "idx"))
     assert unknown.returncode == 1 and "no document with id" in unknown.stderr and unknown.stderr.count("\n") == 1
+
+
+def test_eval_groups_questions_and_fails_below_a_threshold(corpus: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    assert run("build", "--corpus", str(corpus), "--index", str(idx)).returncode == 0
+    qa = tmp_path / "qa.jsonl"
+    lines = [
+        {"q": "数据中心电能利用效率", "must": ["不得高于1.3"], "source": "sub/datacenter.md", "origin": "law x"},
+        {"q": "高新技术企业奖励多少", "must": ["一次性奖励20万元"], "source": "measures.txt", "origin": "notice y"},
+        {"q": "深圳市的补贴标准", "must": [], "source": None, "origin": "none z"},
+    ]
+    qa.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8")
+    out = run("eval", str(qa), "--index", str(idx), "--group-by", "origin", "--json")
+    assert out.returncode == 0, out.stderr
+    names = [r["name"] for r in json.loads(out.stdout)]
+    assert names == ["hybrid", "hybrid/law", "hybrid/none", "hybrid/notice"]
+    grouped = {r["name"]: r for r in json.loads(out.stdout)}
+    assert grouped["hybrid/law"]["questions"] == 1 and grouped["hybrid/none"]["unanswerable"] == 1
+    text = run("eval", str(qa), "--index", str(idx), "--group-by", "source")
+    assert "hybrid/measures.txt" in text.stdout and "hybrid/sub" in text.stdout
+    failing = run("eval", str(qa), "--index", str(idx), "--min-hit1", "1.01")
+    assert failing.returncode == 1
+    assert failing.stderr.strip().startswith("policyqa: error: retrieval below the thresholds")
+    assert len(failing.stderr.strip().splitlines()) == 1

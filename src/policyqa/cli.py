@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policyqa.config import Settings
 from policyqa.errors import CorpusError, PolicyQAError
+
+if TYPE_CHECKING:
+    from policyqa.evaluation import Report
 
 EXIT_USAGE = 2
 
@@ -157,7 +160,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from policyqa.evaluation import evaluate, read_questions
+    from policyqa.evaluation import by_group, outcome, read_questions, summarise
     from policyqa.search import SearchOptions
 
     questions = read_questions(args.qa)
@@ -167,18 +170,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
     legs = ["hybrid", "dense", "lexical"] if args.legs else ["hybrid"]
     reports = []
     for mode in legs:
-        run = functools.partial(engine.search, k=10, options=SearchOptions(mode=mode))
-        reports.append(evaluate(mode, questions, run, index.chunks))
+        options = SearchOptions(mode=mode)
+        outcomes = [outcome(q, engine.search(q.q, 10, options), index.chunks) for q in questions]
+        reports.append(summarise(mode, outcomes))
+        for field in args.group_by or []:
+            reports.extend(by_group(mode, outcomes, field))
     if args.json:
         print(json.dumps([asdict(r) for r in reports], ensure_ascii=False, indent=2))
-        return 0
-    print(f"{len(questions)} questions, {reports[0].questions} answerable; index {index.name}")
-    print(f"{'run':<8} {'hit@1':>6} {'hit@3':>6} {'hit@5':>6} {'MRR@10':>7} {'nDCG@10':>8}")
+    else:
+        _print_eval(reports, len(questions), index.name)
+    overall = reports[0]
+    failed = [
+        f"{name} {value:.3f} < {floor}"
+        for name, value, floor in (("hit@1", overall.hit1, args.min_hit1), ("hit@5", overall.hit5, args.min_hit5))
+        if floor is not None and value < floor
+    ]
+    if failed:
+        raise PolicyQAError(f"retrieval below the thresholds on {args.qa}: {', '.join(failed)}")
+    return 0
+
+
+def _print_eval(reports: list[Report], questions: int, index_name: str) -> None:
+    print(f"{questions} questions, {reports[0].questions} answerable; index {index_name}")
+    print(f"{'run':<24} {'n':>4} {'hit@1':>6} {'hit@3':>6} {'hit@5':>6} {'MRR@10':>7} {'nDCG@10':>8}  flag P/R")
     for r in reports:
-        print(f"{r.name:<8} {r.hit1:>6.3f} {r.hit3:>6.3f} {r.hit5:>6.3f} {r.mrr10:>7.3f} {r.ndcg10:>8.3f}")
-    for miss in reports[0].misses:
-        print(f"miss (rank {miss['rank']}): {miss['q']}  needs {miss['must']}")
+        precision = "n/a" if r.flag_precision is None else f"{r.flag_precision:.2f}"
+        flag = f"  {precision}/{r.flag_recall:.2f} of {r.unanswerable}" if r.unanswerable else ""
+        print(
+            f"{r.name:<24} {r.questions:>4} {r.hit1:>6.3f} {r.hit3:>6.3f} {r.hit5:>6.3f} {r.mrr10:>7.3f} "
+            f"{r.ndcg10:>8.3f}{flag}"
+        )
     top = reports[0]
+    for miss in top.misses:
+        print(f"miss (rank {miss['rank']}): {miss['q']}  needs {miss['must']}")
     if top.unanswerable:
         precision = "n/a" if top.flag_precision is None else f"{top.flag_precision:.3f}"
         print(
@@ -189,7 +213,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"flagged but answerable: {q}")
         for q in top.missed_flags:
             print(f"unanswerable, not flagged: {q}")
-    return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -320,11 +343,20 @@ def parser() -> argparse.ArgumentParser:
         "eval",
         help="measure retrieval on a QA file",
         description="Evaluate retrieval: hit@1/3/5, MRR@10, nDCG@10 and the misses. "
-        "Example: policyqa eval corpus/eval/seed-qa.jsonl --legs",
+        "Example: policyqa eval ../shared/devset/qa.jsonl --legs --group-by origin --group-by source",
     )
     e.add_argument("qa", type=Path, help='JSON lines: {"q": "...", "must": ["substring"], "source": "file"}')
     e.add_argument("--json", action="store_true", help="print the reports as JSON")
     e.add_argument("--legs", action="store_true", help="also run the dense and the lexical leg alone")
+    e.add_argument(
+        "--group-by",
+        action="append",
+        metavar="FIELD",
+        help="also a row per group of questions: the first word of FIELD (origin: NCPPolicies, STARD ...; "
+        "source: its file-name prefix); repeatable",
+    )
+    e.add_argument("--min-hit1", type=float, metavar="X", help="exit 1 when the overall hit@1 is below X")
+    e.add_argument("--min-hit5", type=float, metavar="X", help="exit 1 when the overall hit@5 is below X")
     e.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
     e.set_defaults(func=cmd_eval)
 

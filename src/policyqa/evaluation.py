@@ -20,6 +20,15 @@ class Question:
     q: str
     must: tuple[str, ...]
     source: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()  # the line's other fields, as text, for --group-by
+
+    def group(self, field: str) -> str:
+        """The question's group under `field`: the first word of its value (the first word of `origin`, the
+        file-name prefix of `source`: ncp-0a1b.txt -> ncp)."""
+        value = self.source if field == "source" else dict(self.fields).get(field)
+        if not value:
+            return "(none)"
+        return re.split(r"[\s\-_/]+", value.strip(), maxsplit=1)[0] or "(none)"
 
     @property
     def answerable(self) -> bool:
@@ -59,7 +68,8 @@ def read_questions(path: Path) -> list[Question]:
             continue
         try:
             row = json.loads(line)
-            questions.append(Question(str(row["q"]), tuple(row.get("must", [])), row.get("source")))
+            extra = tuple((k, str(v)) for k, v in row.items() if k not in ("q", "must", "source") and v is not None)
+            questions.append(Question(str(row["q"]), tuple(row.get("must", [])), row.get("source"), extra))
         except (ValueError, KeyError, TypeError) as exc:
             raise PolicyQAError(f'{path}:{number}: expected {{"q": ..., "must": [...]}} ({exc})') from exc
     if not questions:
@@ -78,46 +88,69 @@ def evaluate(
     name: str, questions: list[Question], run: Callable[[str], SearchResult], all_chunks: list[Chunk]
 ) -> Report:
     """Ranks on the answerable questions, the confidence flag on all; `run` returns at least 10 hits."""
-    answerable = [q for q in questions if q.answerable]
-    h1 = h3 = h5 = mrr = ndcg = 0.0
-    misses: list[dict[str, object]] = []
-    flagged: dict[str, bool] = {}
-    for q in questions:
-        result = run(q.q)
-        flagged[q.q] = result.confidence is not None and not result.confidence.confident
-        if not q.answerable:
-            continue
-        hits = result.hits[:10]
-        flags = [relevant(h.chunk, q) for h in hits]
-        first = flags.index(True) + 1 if True in flags else None
-        h1 += first == 1
-        h3 += first is not None and first <= 3
-        h5 += first is not None and first <= 5
-        mrr += 1 / first if first else 0.0
-        ideal = min(10, sum(relevant(c, q) for c in all_chunks)) or 1
-        dcg = sum(1 / math.log2(i + 2) for i, f in enumerate(flags) if f)
-        ndcg += dcg / sum(1 / math.log2(i + 2) for i in range(ideal))
-        if first != 1:
-            misses.append(
-                {"q": q.q, "must": list(q.must), "rank": first, "top": hits[0].chunk.text[:80] if hits else ""}
-            )
+    return summarise(name, [outcome(q, run(q.q), all_chunks) for q in questions])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one question got: the rank of the first relevant passage, nDCG@10, whether it was flagged."""
+
+    question: Question
+    first: int | None
+    ndcg: float
+    flagged: bool
+    top: str
+
+
+def outcome(q: Question, result: SearchResult, all_chunks: list[Chunk]) -> Outcome:
+    flagged = result.confidence is not None and not result.confidence.confident
+    if not q.answerable:
+        return Outcome(q, None, 0.0, flagged, "")
+    hits = result.hits[:10]
+    flags = [relevant(h.chunk, q) for h in hits]
+    first = flags.index(True) + 1 if True in flags else None
+    ideal = min(10, sum(relevant(c, q) for c in all_chunks)) or 1
+    dcg = sum(1 / math.log2(i + 2) for i, f in enumerate(flags) if f)
+    ndcg = dcg / sum(1 / math.log2(i + 2) for i in range(ideal))
+    return Outcome(q, first, ndcg, flagged, hits[0].chunk.text[:80] if hits else "")
+
+
+def summarise(name: str, outcomes: list[Outcome]) -> Report:
+    answerable = [o for o in outcomes if o.question.answerable]
     n = len(answerable) or 1
-    unanswerable = [q.q for q in questions if not q.answerable]
-    wrong = tuple(q.q for q in answerable if flagged[q.q])
-    caught = [q for q in unanswerable if flagged[q]]
+
+    def share(test: Callable[[int], bool]) -> float:
+        return sum(1 for o in answerable if o.first is not None and test(o.first)) / n
+
+    misses: tuple[dict[str, object], ...] = tuple(
+        {"q": o.question.q, "must": list(o.question.must), "rank": o.first, "top": o.top}
+        for o in answerable
+        if o.first != 1
+    )
+    unanswerable = [o for o in outcomes if not o.question.answerable]
+    wrong = tuple(o.question.q for o in answerable if o.flagged)
+    caught = [o for o in unanswerable if o.flagged]
     raised = len(caught) + len(wrong)
     return Report(
         name,
         len(answerable),
-        h1 / n,
-        h3 / n,
-        h5 / n,
-        mrr / n,
-        ndcg / n,
-        tuple(misses),
+        share(lambda r: r == 1),
+        share(lambda r: r <= 3),
+        share(lambda r: r <= 5),
+        sum(1 / o.first for o in answerable if o.first) / n,
+        sum(o.ndcg for o in answerable) / n,
+        misses,
         len(unanswerable),
         len(caught) / raised if raised else None,
         len(caught) / len(unanswerable) if unanswerable else None,
         wrong,
-        tuple(q for q in unanswerable if not flagged[q]),
+        tuple(o.question.q for o in unanswerable if not o.flagged),
     )
+
+
+def by_group(name: str, outcomes: list[Outcome], field: str) -> list[Report]:
+    """One report per group of questions under `field` (see Question.group), named `name/group`."""
+    groups: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault(o.question.group(field), []).append(o)
+    return [summarise(f"{name}/{g}", groups[g]) for g in sorted(groups)]
