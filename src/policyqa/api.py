@@ -304,6 +304,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                     "sha256": d.sha256,
                     "chunks": d.chunks,
                     "indexed_at": _iso(d.indexed_at),
+                    "metadata": d.metadata.as_dict(),
                 }
                 for d in sorted(docs, key=lambda d: d.source)
             ],

@@ -113,13 +113,14 @@ def cmd_documents(args: argparse.Namespace) -> int:
     settings = _settings(args)
     docs = index.documents(settings.index_dir)
     if args.json:
-        from dataclasses import asdict
-
-        print(json.dumps([asdict(d) for d in docs], ensure_ascii=False, indent=2))
+        print(json.dumps([d.as_dict() for d in docs], ensure_ascii=False, indent=2))
         return 0
     for d in docs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed_at))
         print(f"{d.doc_id}  {d.chunks:>5} passages  {d.size:>9} bytes  {when}  {d.source}")
+        m = d.metadata
+        facts = [m.title, m.issuer, m.doc_number and f"（{m.doc_number}）", m.date]
+        print(f"              {'  '.join(f for f in facts if f)}")
     return 0
 
 
@@ -232,7 +233,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"{report['source']}  (doc_id {report['doc_id']})")
     print(f"title: {report['title']}")
     for key, value in dict(report["metadata"]).items():  # type: ignore[call-overload]
-        print(f"{key}: {value}")
+        if value and key != "title":
+            print(f"{key}: {'、'.join(value) if isinstance(value, list) else value}")
     print(f"body: {report['characters']} characters, {found.coverage:.1%} of them in passages")
     print(f"sections: {len(found.sections)}; passages: {len(found.passages)}")
     for removal in found.removals:

@@ -41,6 +41,7 @@ from policyqa.errors import (
 )
 from policyqa.lexical import BM25
 from policyqa.limits import Limits
+from policyqa.metadata import Metadata, extract
 from policyqa.models import Chunk, Document
 from policyqa.sandbox import Sandbox
 from policyqa.segment import Segmenter, domain_words, normalize, split_sentences
@@ -63,6 +64,15 @@ class DocInfo:
     chunks: int
     indexed_at: float
     title: str = ""
+    metadata: Metadata = field(default_factory=Metadata)  # read at ingestion (metadata.extract)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DocInfo:
+        """From meta.json; snapshots written before metadata existed read as having none."""
+        return cls(**{**data, "metadata": Metadata.from_dict(data.get("metadata"))})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "metadata": self.metadata.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,10 @@ class Index:
     @property
     def name(self) -> str:
         return self.folder.name
+
+    @cached_property
+    def by_id(self) -> dict[str, DocInfo]:
+        return {d.doc_id: d for d in self.documents.values()}
 
     @cached_property
     def background(self) -> np.ndarray:
@@ -157,7 +171,7 @@ def documents(index_dir: Path) -> list[DocInfo]:
     folders, _ = candidates(index_dir)
     for folder in folders:
         try:
-            return [DocInfo(**d) for d in _read_meta(folder).get("documents", [])]
+            return [DocInfo.from_dict(d) for d in _read_meta(folder).get("documents", [])]
         except (IndexMismatchError, TypeError):
             continue
     raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
@@ -285,7 +299,7 @@ def read_snapshot(folder: Path) -> Index:
     if len(sentence_ptr) != len(chunks) + 1 or int(sentence_ptr[-1]) != len(sentences):
         raise ValueError("sentence vectors do not match their passages")
     words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
-    documents = {d["source"]: DocInfo(**d) for d in meta.get("documents", [])}
+    documents = {d["source"]: DocInfo.from_dict(d) for d in meta.get("documents", [])}
     lexical, segmenter = BM25.load(folder), Segmenter(words)
     owner = np.load(folder / "sentence_owner.npy")
     sentence_lexical = BM25.load(folder, "sentences")
@@ -532,7 +546,7 @@ def build(
         prev = _previous(index_dir, embedder.name, embedder.dim, settings, repaired, allow_model_change)
         prev = None if force else prev
         docs, errors, failed = _scan(corpus, limits)
-        prev_docs = {d["source"]: DocInfo(**d) for d in prev.meta["documents"]} if prev else {}
+        prev_docs = {d["source"]: DocInfo.from_dict(d) for d in prev.meta["documents"]} if prev else {}
         chunked = {d.source: chunk_document(d, settings) for d in docs}
         known_ids = {c.chunk_id for c in prev.chunks} if prev else set()
         known_ids |= cache.keys()
@@ -576,9 +590,13 @@ def build(
         for d in docs:
             old = prev_docs.get(d.source)
             when = old.indexed_at if old is not None and old.sha256 == d.sha256 else now
-            infos.append(DocInfo(d.doc_id, d.source, d.sha256, d.size, counts.get(d.source, 0), when, d.title))
+            info = DocInfo(d.doc_id, d.source, d.sha256, d.size, counts.get(d.source, 0), when, d.title, extract(d))
+            infos.append(info)
         infos.sort(key=lambda i: i.source)
+        # metadata read differently (an index from before it existed, or better rules) is a change: a new
+        # snapshot with the same vectors
         unchanged = [c.chunk_id for c in chunks] == old_ids and len(infos) == len(prev_docs)
+        unchanged = unchanged and infos == [prev_docs.get(i.source) for i in infos]
         if prev and not todo and unchanged and not repaired and _pointer(index_dir)[0] == prev.folder.name:
             seconds = time.perf_counter() - began
             return BuildReport(
@@ -593,7 +611,7 @@ def build(
             "chunking": settings.as_dict(),
             "chunks": len(chunks),
             "created": now,
-            "documents": [asdict(i) for i in infos],
+            "documents": [i.as_dict() for i in infos],
             "errors": errors,
         }
         known = _known_words(prev.folder if prev else None, segmenter, chunks)

@@ -10,13 +10,10 @@ from pathlib import Path
 from policyqa import ingest
 from policyqa.chunk import ChunkSettings, chunk_document
 from policyqa.errors import DocumentError
+from policyqa.metadata import extract
 from policyqa.models import Chunk, Document
 
 EXAMPLES = 3
-_DOC_NUMBER = re.compile(
-    r"[\u4e00-\u9fa5]{1,12}[〔\[［(（]\d{4}[〕\]］)）]\s*\d+\s*号|国务院令第\s*\d+\s*号|政府令第\s*\d+\s*号"
-)
-_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日|(\d{4})-(\d{2})-(\d{2})")
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ class Inspection:
             "source": doc.source,
             "doc_id": doc.doc_id,
             "title": doc.title,
-            "metadata": metadata(doc),
+            "metadata": extract(doc).as_dict(),
             "characters": len(re.sub(r"\s+", "", doc.text)),
             "coverage": round(self.coverage, 4),
             "sections": self.sections,
@@ -57,23 +54,6 @@ class Inspection:
                 for p in self.passages
             ],
         }
-
-
-def metadata(doc: Document) -> dict[str, str]:
-    """发文字号 from the title and the opening, and a date from a short line near the start or the end
-    (a page's date line, a notice's 成文日期), where present."""
-    head = f"{doc.title}\n{doc.text[:600]}"
-    found: dict[str, str] = {}
-    number = _DOC_NUMBER.search(head)
-    if number:
-        found["doc_number"] = re.sub(r"\s+", "", number.group(0))
-    paragraphs = [b.text for b in doc.blocks if b.kind == "paragraph"]
-    short = [t for t in paragraphs[:4] + paragraphs[-3:] if len(t) <= 60]
-    date = next((m for m in map(_DATE.search, short) if m), None)
-    if date:
-        y, m, d = (g for g in date.groups() if g)
-        found["date"] = f"{int(y):04d}-{int(m):02d}-{int(d):02d}"
-    return found
 
 
 def _squash(text: str) -> str:
