@@ -28,6 +28,7 @@ from policyqa.config import Settings
 from policyqa.engine import Engine
 from policyqa.errors import (
     CorpusError,
+    FilterError,
     IndexMissingError,
     NotFoundError,
     PolicyQAError,
@@ -35,8 +36,10 @@ from policyqa.errors import (
     TooLargeError,
     UploadError,
 )
+from policyqa.filters import make as make_filters
 from policyqa.guard import BodyLimit, SecurityHeaders
-from policyqa.search import MAX_QUERY, result_dict
+from policyqa.results import group_size, payload
+from policyqa.search import MAX_QUERY
 
 log = logging.getLogger("policyqa")
 
@@ -50,6 +53,12 @@ def web_dir() -> Path:
 class SearchBody(BaseModel):
     q: str = Field(..., description="The question, 1-500 characters", examples=["南京有几个国家级创新型产业集群？"])
     k: int = Field(5, ge=1, le=50, description="How many passages to return (1-50)")
+    doc_id: list[str] = Field(default_factory=list, max_length=100, description="only these documents (doc_id)")
+    folder: str | None = Field(None, max_length=500, description="only documents under this corpus folder")
+    issuer: str | None = Field(None, max_length=100, description="only documents whose 发文机关 contains this")
+    after: str | None = Field(None, max_length=20, description="only documents dated on or after (YYYY-MM-DD)")
+    before: str | None = Field(None, max_length=20, description="only documents dated on or before (YYYY-MM-DD)")
+    group: bool = Field(False, description="the best passage of each document, with more from it under `more`")
 
     @field_validator("q")
     @classmethod
@@ -202,6 +211,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         rule = first.get("msg", "invalid value")
         return _error(422, f"{field}: {rule}", field=field, rule=rule)
 
+    @app.exception_handler(FilterError)
+    async def bad_filter(request: Request, exc: FilterError) -> JSONResponse:
+        return _error(422, str(exc), field=exc.field, rule=exc.rule)
+
     @app.exception_handler(QueryError)
     async def bad_query(request: Request, exc: QueryError) -> JSONResponse:
         return _error(422, str(exc), field="q", rule=f"1-{MAX_QUERY} characters after trimming")
@@ -275,17 +288,29 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             }
         )
 
+    def answer(eng: Engine, q: str, k: int, group: bool, *filter_values: Any) -> JSONResponse:
+        filters = make_filters(*filter_values)
+        result = eng.search(q, group_size(k) if group else k, filters=filters)
+        return JSONResponse(payload(result, eng.index, group, k))
+
     @app.get("/api/search", summary="Ranked passages for a question")
     def search_get(
         eng: EngineDep,
         q: Annotated[str, Query(description="The question, 1-500 characters")],
         k: Annotated[int, Query(ge=1, le=50, description="How many passages (1-50)")] = 5,
+        doc_id: Annotated[list[str] | None, Query(max_length=100, description="only these documents")] = None,
+        folder: Annotated[str | None, Query(max_length=500, description="only documents under this folder")] = None,
+        issuer: Annotated[str | None, Query(max_length=100, description="only this 发文机关 (part of it)")] = None,
+        after: Annotated[str | None, Query(max_length=20, description="dated on or after YYYY-MM-DD")] = None,
+        before: Annotated[str | None, Query(max_length=20, description="dated on or before YYYY-MM-DD")] = None,
+        group: Annotated[bool, Query(description="best passage of each document, more under it")] = False,
     ) -> JSONResponse:
-        return JSONResponse(result_dict(eng.search(q, k)))
+        return answer(eng, q, k, group, doc_id, folder, issuer, after, before)
 
     @app.post("/api/search", summary="Ranked passages for a question (JSON body)")
     def search_post(eng: EngineDep, body: SearchBody) -> JSONResponse:
-        return JSONResponse(result_dict(eng.search(body.q, body.k)))
+        b = body
+        return answer(eng, b.q, b.k, b.group, b.doc_id, b.folder, b.issuer, b.after, b.before)
 
     # --- admin -------------------------------------------------------------------------------
 

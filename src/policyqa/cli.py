@@ -136,26 +136,40 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from policyqa.search import result_dict
+    from policyqa.filters import make
+    from policyqa.results import group_size, payload
 
     settings = _settings(args)
+    filters = make(args.doc_id, args.folder, args.issuer, args.after, args.before)  # bad values fail before loading
     engine = _engine(settings)
-    for note in engine.load().damage:
+    index = engine.load()
+    for note in index.damage:
         print(f"policyqa: warning: {note}; run `policyqa build` to repair", file=sys.stderr)
-    result = engine.search(args.query, args.k)
+    result = engine.search(args.query, group_size(args.k) if args.group else args.k, filters=filters)
+    data = payload(result, index, args.group, args.k)
     if args.json:
-        print(json.dumps(result_dict(result), ensure_ascii=False, indent=2))
+        print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
-    if not result.hits:
+    if not data["results"]:
         print("no passages found")
-    for hit in result.hits:
-        c = hit.chunk
-        where = " › ".join(p for p in (c.source, c.section) if p)
-        answer = c.text[hit.answer_start : hit.answer_end]
-        print(f"{hit.rank}. [{hit.score:.4f}] {where}")
-        print(f"   答: {answer}")
-        print(f"   {c.text}\n")
+    for row in data["results"]:
+        _print_row(row, f"{row['rank']}.")
+        for n, more in enumerate(row.get("more", []), 1):
+            _print_row(more, f"   {row['rank']}.{n}")
     return 0
+
+
+def _print_row(row: dict, label: str) -> None:  # type: ignore[type-arg]
+    where = " › ".join(str(p) for p in (row["source"], row["section"]) if p)
+    text = str(row["text"])
+    answer = text[int(row["answer_start"]) : int(row["answer_end"])]
+    m = row.get("metadata") or {}
+    facts = "  ".join(str(f) for f in (m.get("issuer"), m.get("doc_number"), m.get("date")) if f)
+    print(f"{label} [{float(row['score']):.4f}] {where}")
+    if facts:
+        print(f"   {facts}")
+    print(f"   答: {answer}")
+    print(f"   {text}\n")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -333,12 +347,19 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "search",
         help="search the index from the shell",
-        description='Search the index. Example: policyqa search "南京有几个国家级创新型产业集群？" -k 3',
+        description='Search the index. Example: policyqa search "南京有几个国家级创新型产业集群？" -k 3 '
+        "--after 2020-01-01 --issuer 人民政府",
     )
     s.add_argument("query", help="the question, in Chinese or English")
     s.add_argument("-k", type=int, default=5, choices=range(1, 51), metavar="N", help="passages to show (1-50)")
     s.add_argument("--json", action="store_true", help="print the same JSON as the HTTP API")
     s.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
+    s.add_argument("--doc-id", action="append", metavar="DOC_ID", help="only this document (repeatable)")
+    s.add_argument("--folder", help="only documents under this corpus folder, e.g. 广州")
+    s.add_argument("--issuer", help="only documents whose 发文机关 contains this, e.g. 医疗保障局")
+    s.add_argument("--after", metavar="YYYY-MM-DD", help="only documents dated on or after this day")
+    s.add_argument("--before", metavar="YYYY-MM-DD", help="only documents dated on or before this day")
+    s.add_argument("--group", action="store_true", help="the best passage of each document, more from it below")
     s.set_defaults(func=cmd_search)
 
     e = sub.add_parser(

@@ -23,6 +23,7 @@ from policyqa import ingest
 from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError
+from policyqa.filters import Filters
 from policyqa.index import BuildReport, Index, current_snapshot
 from policyqa.limits import Limits
 from policyqa.search import SearchOptions, SearchResult, search
@@ -158,11 +159,13 @@ class Engine:
             self.damage = tuple(dict.fromkeys((*self.damage, *ix.damage)))
         return ix
 
-    def search(self, query: str, k: int = 5, options: SearchOptions | None = None) -> SearchResult:
+    def search(
+        self, query: str, k: int = 5, options: SearchOptions | None = None, filters: Filters | None = None
+    ) -> SearchResult:
         current = self.index
         if current is None:
             raise IndexMissingError("the index is not loaded yet; wait for /api/health to answer 200")
-        return search(current, self.embedder, query, k, options, exclude=self.hidden)
+        return search(current, self.embedder, query, k, options, exclude=self.hidden, filters=filters)
 
     def hide(self, doc_id: str) -> None:
         """Stop returning a document's passages now; the next snapshot drops them for good."""

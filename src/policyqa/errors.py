@@ -43,3 +43,12 @@ class TooLargeError(UploadError):
 
 class NotFoundError(PolicyQAError):
     """No document with that id."""
+
+
+class FilterError(QueryError):
+    """A search filter's value is unusable; names the field and the rule it breaks."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule

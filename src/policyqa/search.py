@@ -12,6 +12,7 @@ from policyqa.chunk import MIN_SENTENCE
 from policyqa.confidence import Confidence, assess
 from policyqa.embed import Embedder
 from policyqa.errors import QueryError
+from policyqa.filters import Filters, mask, nearest
 from policyqa.index import Index
 from policyqa.lexical import best
 from policyqa.models import Hit
@@ -130,8 +131,10 @@ def search(
     k: int = 5,
     options: SearchOptions | None = None,
     exclude: frozenset[str] = frozenset(),
+    filters: Filters | None = None,
 ) -> SearchResult:
-    """The k best passages for a question, leaving out documents whose doc_id is in `exclude`."""
+    """The k best passages for a question, leaving out documents whose doc_id is in `exclude`; with
+    `filters`, only passages of the documents they admit are candidates (scoring is unchanged)."""
     opts = options or SearchOptions()
     began = time.perf_counter()
     text = clean_query(query)
@@ -144,11 +147,17 @@ def search(
     qvec = embedder.encode_queries([matched_text])[0]
     words = index.segmenter.query_words(matched_text)
     lexical_all = lexical_scores(index, words)
-    lexical = dict(best(lexical_all, depth)) if opts.mode != "dense" else {}
+    allowed = mask(index, filters)
+    pool = lexical_all if allowed is None else np.where(allowed, lexical_all, 0.0)
+    lexical = dict(best(pool, depth)) if opts.mode != "dense" else {}
     dense: dict[int, float] = {}
     if opts.mode != "lexical":
-        _, ids = index.dense.search(np.ascontiguousarray(qvec[None, :], np.float32), depth)
-        candidates = dict.fromkeys([int(i) for i in ids[0] if i >= 0] + list(lexical))
+        if allowed is None:
+            _, found = index.dense.search(np.ascontiguousarray(qvec[None, :], np.float32), depth)
+            ids = [int(i) for i in found[0] if i >= 0]
+        else:
+            ids = nearest(index, qvec, depth, allowed)
+        candidates = dict.fromkeys(ids + list(lexical))
         dense = dense_scores(index, qvec, list(candidates))
 
     if opts.mode == "dense":

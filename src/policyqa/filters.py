@@ -1,0 +1,115 @@
+"""Search filters: which documents a search may answer from (by id, folder, issuing body, date range)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from policyqa.errors import FilterError
+from policyqa.index import DocInfo, Index
+
+_DOC_ID = re.compile(r"[0-9a-f]{12}")
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})|(\d{4})年(\d{1,2})月(\d{1,2})日|(\d{4})(\d{2})(\d{2})")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A document passes when it passes every filter given. Dates are YYYY-MM-DD, both ends included; a
+    document whose date is unknown fails a date filter."""
+
+    doc_ids: frozenset[str] = frozenset()
+    folder: str = ""  # a folder of the corpus: its documents and those of its sub-folders
+    issuer: str = ""  # part of the 发文机关
+    after: str = ""
+    before: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.doc_ids or self.folder or self.issuer or self.after or self.before)
+
+    def admits(self, doc: DocInfo) -> bool:
+        m = doc.metadata
+        return (
+            (not self.doc_ids or doc.doc_id in self.doc_ids)
+            and (not self.folder or doc.source.startswith(self.folder + "/"))
+            and (not self.issuer or _squash(self.issuer) in _squash(m.issuer))
+            and (not self.after or (bool(m.date) and m.date >= self.after))
+            and (not self.before or (bool(m.date) and m.date <= self.before))
+        )
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def day(field: str, value: str | None) -> str:
+    """A date given as 2024-03-05, 2024-3-5, 2024年3月5日 or 20240305, as YYYY-MM-DD; '' for none."""
+    text = _squash(value or "")
+    if not text:
+        return ""
+    found = _DATE.fullmatch(text)
+    try:
+        if found is None:
+            raise ValueError(text)
+        y, m, d = (int(g) for g in found.groups() if g)
+        return date(y, m, d).isoformat()
+    except ValueError:
+        raise FilterError(
+            field, "a date: YYYY-MM-DD", f"{field}: {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2024-03-05"
+        ) from None
+
+
+def make(
+    doc_ids: list[str] | None = None,
+    folder: str | None = None,
+    issuer: str | None = None,
+    after: str | None = None,
+    before: str | None = None,
+) -> Filters:
+    """Filters from what a person typed; a bad value raises FilterError naming the field."""
+    ids = [i.strip().lower() for i in doc_ids or [] if i.strip()]
+    for i in ids:
+        if not _DOC_ID.fullmatch(i):
+            raise FilterError(
+                "doc_id", "12 hex digits", f"doc_id: {i!r} is not a document id (12 hex digits, see GET /api/documents)"
+            )
+    place = (folder or "").strip().replace("\\", "/").strip("/")
+    if place and (".." in place.split("/") or len(place) > 500):
+        raise FilterError("folder", "a folder inside the corpus", f"folder: {folder!r} is not a folder of the corpus")
+    if issuer and len(issuer) > 100:
+        raise FilterError("issuer", "at most 100 characters", "issuer: at most 100 characters")
+    start, end = day("after", after), day("before", before)
+    if start and end and start > end:
+        raise FilterError("after", "after <= before", f"after ({start}) is later than before ({end})")
+    return Filters(frozenset(ids), place, (issuer or "").strip(), start, end)
+
+
+def check(index: Index, filters: Filters) -> None:
+    """Every doc_id asked for must be a document of the index."""
+    unknown = sorted(filters.doc_ids - index.by_id.keys())
+    if unknown:
+        raise FilterError(
+            "doc_id", "a document of the index", f"doc_id: no document {', '.join(unknown)}; see GET /api/documents"
+        )
+
+
+def mask(index: Index, filters: Filters | None) -> np.ndarray | None:
+    """Which passages a filtered search may return (None: all of them)."""
+    if not filters:
+        return None
+    check(index, filters)
+    admitted = {d.doc_id for d in index.documents.values() if filters.admits(d)}
+    return np.fromiter((c.doc_id in admitted for c in index.chunks), dtype=bool, count=len(index.chunks))
+
+
+def nearest(index: Index, qvec: np.ndarray, depth: int, allowed: np.ndarray) -> list[int]:
+    """The dense leg's candidates among the allowed passages, by exact inner product (the ANN index cannot
+    be asked to stay inside a subset; the subset is at most the corpus, a few milliseconds at 100,000)."""
+    ids = np.flatnonzero(allowed)
+    if not len(ids):
+        return []
+    scores = index.vectors[ids] @ qvec
+    top = np.argsort(-scores, kind="stable")[:depth]
+    return [int(i) for i in ids[top]]

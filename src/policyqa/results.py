@@ -1,0 +1,43 @@
+"""Search results as the edges show them: each passage with its document's metadata, and optionally
+grouped by document (the best passage of each document, with more from the same document under it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policyqa.index import Index
+from policyqa.search import SearchResult, hit_dict, result_dict
+
+MORE = 3  # passages shown under a document's best one when grouping
+
+
+def group_size(k: int) -> int:
+    """Passages to ask for so that `k` documents usually have company under them."""
+    return min(50, k * (MORE + 1))
+
+
+def payload(result: SearchResult, index: Index | None, group: bool = False, k: int = 5) -> dict[str, Any]:
+    """The API's JSON for a search: result_dict, each result carrying `metadata` of its document; grouped,
+    `results` holds the best passage of each of at most `k` documents, each with `more` (up to MORE)."""
+    out = result_dict(result)
+    docs = index.by_id if index is not None else {}
+    rows: list[dict[str, Any]] = []
+    for hit in result.hits:
+        row = hit_dict(hit)
+        info = docs.get(hit.chunk.doc_id)
+        row["metadata"] = info.metadata.as_dict() if info is not None else None
+        rows.append(row)
+    if not group:
+        out["results"] = rows
+        return out
+    firsts: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first = firsts.get(str(row["doc_id"]))
+        if first is None:
+            if len(firsts) < k:
+                firsts[str(row["doc_id"])] = {**row, "more": []}
+        elif len(first["more"]) < MORE:
+            first["more"].append(row)
+    out["results"] = [{**row, "rank": n} for n, row in enumerate(firsts.values(), 1)]
+    out["grouped"] = True
+    return out
