@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, field_validator
 from starlette.datastructures import UploadFile
@@ -335,6 +335,49 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             ],
             "snapshot": None if ix is None else ix.name,
         }
+
+    def served(eng: Engine, doc_id: str) -> tuple[Any, Any]:
+        ix = eng.index
+        info = ix.by_id.get(doc_id) if ix is not None else None
+        if ix is None or info is None or doc_id in eng.hidden:
+            raise NotFoundError(f"no document with id {doc_id} in the index; list them with GET /api/documents")
+        return ix, info
+
+    @app.get("/api/documents/{doc_id}/text", summary="A document's cleaned text, outline and passage offsets")
+    def document_text(
+        eng: EngineDep, doc_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$", description="12 hex digits")]
+    ) -> dict[str, Any]:
+        ix, info = served(eng, doc_id)
+        entry = ix.text(doc_id)
+        if entry is None:
+            raise NotFoundError(f"the index holds no text for {doc_id}; it is written by the next update")
+        passages = [
+            {"chunk_id": c.chunk_id, "start": c.start, "end": c.end, "section": c.section, "page": c.page}
+            for c in ix.chunks
+            if c.doc_id == doc_id
+        ]
+        outline = [{"depth": d, "title": t, "start": at} for d, t, at in entry.get("outline", [])]
+        return {
+            "doc_id": doc_id,
+            "source": info.source,
+            "title": info.title,
+            "metadata": info.metadata.as_dict(),
+            "text": entry["text"],
+            "outline": outline,
+            "passages": passages,
+        }
+
+    @app.get("/api/documents/{doc_id}/original", summary="Download the document's original file")
+    def document_original(
+        eng: EngineDep, doc_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$", description="12 hex digits")]
+    ) -> FileResponse:
+        _, info = served(eng, doc_id)
+        root = settings.corpus_dir.resolve()
+        path = (root / info.source).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise NotFoundError(f"the file of {doc_id} ({info.source}) is no longer in the corpus")
+        # an attachment, never shown inline: an uploaded .html must not run as this site's page
+        return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
     @app.post("/api/documents", status_code=202, dependencies=[Admin], summary="Add or replace a document")
     async def upload(

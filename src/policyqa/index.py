@@ -110,6 +110,10 @@ class Index:
     def name(self) -> str:
         return self.folder.name
 
+    def text(self, doc_id: str) -> dict[str, Any] | None:
+        """A document's cleaned text and outline, as this snapshot indexed it."""
+        return read_text(self.folder, doc_id)
+
     @cached_property
     def by_id(self) -> dict[str, DocInfo]:
         return {d.doc_id: d for d in self.documents.values()}
@@ -441,6 +445,7 @@ def _write_snapshot(
     dim: int,
     segmenter: Segmenter,
     known: dict[str, Words],
+    texts: list[dict[str, Any]] | None = None,
 ) -> str:
     import faiss
 
@@ -471,6 +476,7 @@ def _write_snapshot(
             for c, w in zip(chunks, words, strict=True):
                 fh.write(json.dumps([c.chunk_id, w.passage, w.sentences], ensure_ascii=False) + "\n")
         (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
+        _write_texts(tmp, texts or [])
         meta = {**meta, "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}}
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         _fsync_tree(tmp)
@@ -487,6 +493,37 @@ def _write_snapshot(
     _fsync_dir(index_dir)
     _prune(snapshots, keep=name)
     return name
+
+
+def _write_texts(folder: Path, texts: list[dict[str, Any]]) -> None:
+    """texts.jsonl: each document's cleaned text and outline, one line each (what 查看原文 shows; every
+    passage offset points into it); texts.offsets.json: where each document's line starts and its length."""
+    offsets: dict[str, list[int]] = {}
+    with (folder / "texts.jsonl").open("wb") as fh:
+        for entry in texts:
+            line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+            offsets[entry["doc_id"]] = [fh.tell(), len(line)]
+            fh.write(line)
+    (folder / "texts.offsets.json").write_text(json.dumps(offsets), encoding="utf-8")
+
+
+def read_text(folder: Path, doc_id: str) -> dict[str, Any] | None:
+    """One document's entry in a snapshot's texts.jsonl (None: not there, or a snapshot from before)."""
+    try:
+        offsets = json.loads((folder / "texts.offsets.json").read_text(encoding="utf-8"))
+        at, size = offsets[doc_id]
+        with (folder / "texts.jsonl").open("rb") as fh:
+            fh.seek(at)
+            entry: dict[str, Any] = json.loads(fh.read(size))
+        return entry
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def text_entry(doc: Document) -> dict[str, Any]:
+    """What a reader of the whole document needs: its text and its headings as an outline."""
+    outline = [[len(b.section), b.text, b.start] for b in doc.blocks if b.kind == "heading" and b.section]
+    return {"doc_id": doc.doc_id, "source": doc.source, "text": doc.text, "outline": outline}
 
 
 def _prune(snapshots: Path, keep: str) -> None:
@@ -597,6 +634,7 @@ def build(
         # snapshot with the same vectors
         unchanged = [c.chunk_id for c in chunks] == old_ids and len(infos) == len(prev_docs)
         unchanged = unchanged and infos == [prev_docs.get(i.source) for i in infos]
+        unchanged = unchanged and (prev is not None and (prev.folder / "texts.jsonl").is_file())
         if prev and not todo and unchanged and not repaired and _pointer(index_dir)[0] == prev.folder.name:
             seconds = time.perf_counter() - began
             return BuildReport(
@@ -615,7 +653,9 @@ def build(
             "errors": errors,
         }
         known = _known_words(prev.folder if prev else None, segmenter, chunks)
-        name = _write_snapshot(index_dir, meta, chunks, groups, embedder.dim, segmenter, known)
+        texts = [text_entry(d) for d in docs]
+        texts += [e for s in sorted(keep) if prev and (e := read_text(prev.folder, prev_docs[s].doc_id))]
+        name = _write_snapshot(index_dir, meta, chunks, groups, embedder.dim, segmenter, known, texts)
         seconds = time.perf_counter() - began
         return BuildReport(
             name, len(infos), len(chunks), len(fresh), seconds, tuple(errors), True, tuple(repaired), tuple(deferred)
