@@ -38,6 +38,7 @@ from policyqa.errors import (
 )
 from policyqa.filters import make as make_filters
 from policyqa.guard import BodyLimit, SecurityHeaders
+from policyqa.messages import chinese
 from policyqa.results import group_size, payload
 from policyqa.search import MAX_QUERY
 
@@ -109,8 +110,14 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def _error(code: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse(status_code=code, content={"error": message, **extra}, headers=headers)
+def _error(
+    code: int, message: str, headers: dict[str, str] | None = None, zh: str | None = None, **extra: Any
+) -> JSONResponse:
+    """An error as JSON: `error` (English, for machines and logs), a Chinese `message` for people, and
+    whatever names the cause (`field`, `rule`)."""
+    field = extra.get("field")
+    text = zh or chinese(message, code, field if isinstance(field, str) else None)
+    return JSONResponse(status_code=code, content={"error": message, "message": text, **extra}, headers=headers)
 
 
 class Denied(Exception):
@@ -275,7 +282,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 if damage:
                     detail = f"no snapshot loads ({'; '.join(damage)}); rebuilding the index from the corpus{progress}"
             status = "failed" if state["error"] else ("rebuilding" if damage else "starting")
-            return _error(503, detail or "starting: loading the model and the index", status=status, damaged=damage)
+            zh = {
+                "starting": "服务正在启动：正在加载模型和索引，请稍候。",
+                "rebuilding": "索引已损坏，正在根据文档库重建，请稍候。",
+            }.get(status) or f"服务无法启动：{chinese(detail or '', 503)}"
+            return _error(
+                503, detail or "starting: loading the model and the index", zh=zh, status=status, damaged=damage
+            )
         ix = eng.index
         return JSONResponse(
             {

@@ -26,6 +26,7 @@ from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatch
 from policyqa.filters import Filters
 from policyqa.index import BuildReport, Index, current_snapshot
 from policyqa.limits import Limits
+from policyqa.messages import chinese
 from policyqa.search import SearchOptions, SearchResult, search
 
 log = logging.getLogger("policyqa")
@@ -58,7 +59,8 @@ class Job:
     report: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The job, with a Chinese `message` beside an English `error` (for the page)."""
+        return {**asdict(self), "message": chinese(self.error, 500) if self.error else None}
 
 
 def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
@@ -325,6 +327,7 @@ class Engine:
                 "job": current.as_dict() if current else None,
                 "queued": queued,
                 "last_error": self.last_error,
+                "last_message": chinese(self.last_error, 500) if self.last_error else None,
                 "snapshot": ix.name if ix else None,
                 "documents": len(ix.documents) if ix else 0,
                 "chunks": len(ix.chunks) if ix else 0,

@@ -10,6 +10,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from policyqa.messages import chinese
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -43,7 +45,7 @@ class BodyTooLarge(HTTPException):
 
 
 def _json(status: int, message: str) -> tuple[Message, Message]:
-    body = json.dumps({"error": message}, ensure_ascii=False).encode("utf-8")
+    body = json.dumps({"error": message, "message": chinese(message, status)}, ensure_ascii=False).encode("utf-8")
     start = {
         "type": "http.response.start",
         "status": status,

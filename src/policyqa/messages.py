@@ -1,0 +1,105 @@
+"""Chinese messages for people, beside the API's English `error` (kept for machines, logs and the CLI).
+
+One table of the library's error sentences, matched in order; what they name (a file, a size, a setting)
+is carried over. An error that matches none gets its status's general message, so every error a person can
+see on the page is in Chinese.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SETTING = r"\(?(POLICYQA_[A-Z_]+)\)?"
+
+# (pattern over the English error, Chinese template over its groups)
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^the query is empty"), "请输入问题，例如：南京有几个国家级创新型产业集群？"),
+    (re.compile(r"^the query is (\d+) characters long"), "问题太长（{0} 个字符），最多 500 个字符。"),
+    (re.compile(r"lone surrogate"), "文字中含有无效字符，请检查后重试。"),
+    (re.compile(r"^doc_id: no document ([0-9a-f, ]+);"), "没有编号为 {0} 的文档，它可能已被删除。"),
+    (re.compile(r"^doc_id: "), "文档编号应为 12 位十六进制数字。"),
+    (re.compile(r"^(after|before): .* is not a date"), "日期格式不对，请写成 年-月-日，例如 2024-03-05。"),
+    (re.compile(r"^after \((.+)\) is later than before \((.+)\)"), "起始日期 {0} 晚于截止日期 {1}。"),
+    (re.compile(r"^folder: "), "文件夹不在文档库中。"),
+    (re.compile(r"^issuer: "), "发文机关最多 100 个字符。"),
+    (re.compile(r"^(.+?): the file is (\d+) bytes; the limit is (\d+) bytes"), "文件 {0} 太大（{1}），上限为 {2}。"),
+    (re.compile(r"^the upload is (\d+) bytes; the limit is (\d+) bytes"), "文件太大（{0}），上限为 {1}。"),
+    (re.compile(r"request body is over the limit of (\d+) bytes"), "请求内容太长（上限 {0}）。"),
+    (re.compile(r"^(.+?): the file is empty"), "文件 {0} 是空的。"),
+    (
+        re.compile(r"^(.+?): the file is neither text"),
+        "文件 {0} 的格式不受支持，请上传 .txt、.md、.html、.docx 或 .pdf 文件。",
+    ),
+    (
+        re.compile(r"^(.+?): unsupported file type"),
+        "文件 {0} 的格式不受支持，请上传 .txt、.md、.html、.docx 或 .pdf 文件。",
+    ),
+    (re.compile(r"^(.+?): too many documents of that name"), "同名文档 {0} 太多，请先删除一些，或选择替换。"),
+    (
+        re.compile(r"^(.+?): .*over the limit of (\S+) " + _SETTING),
+        "文件 {0} 超出解析上限 {1}（可由 {2} 调整），请拆分文件。",
+    ),
+    (re.compile(r"^(.+?): parsing used more than (\S+) s of CPU"), "解析文件 {0} 超过 {1} 秒，请拆分文件。"),
+    (re.compile(r"^(.+?): the parser died.*memory limit of (\S+ MiB)"), "解析文件 {0} 超出内存上限 {1}，请拆分文件。"),
+    (re.compile(r"^(.+?): cannot determine the text encoding"), "无法识别文件 {0} 的文字编码，请另存为 UTF-8。"),
+    (re.compile(r"^(.+?): no text found"), "文件 {0} 中没有找到文字（空文件或纯图片扫描件）。"),
+    (re.compile(r"^(.+?): cannot (?:be )?read"), "无法读取文件 {0}（可能已损坏）。"),
+    (re.compile(r"send the document as multipart|field 'file' with the document is required"), "请选择要上传的文件。"),
+    (re.compile(r"^admin endpoints are disabled"), "管理功能未开启：服务需设置 POLICYQA_ADMIN_TOKEN 后重启。"),
+    (re.compile(r"^missing or wrong admin token"), "管理令牌缺失或不正确，请在“管理令牌”中填写正确的令牌。"),
+    (re.compile(r"^no job "), "找不到该索引任务（只保留最近 50 个任务）。"),
+    (re.compile(r"is not a document id"), "文档编号应为 12 位十六进制数字。"),
+    (re.compile(r"^no document with id|^the file of .* is no longer"), "找不到该文档，它可能已被删除。"),
+    (re.compile(r"^the index holds no text for"), "索引中还没有这份文档的全文，请在下次索引更新后再试。"),
+    (re.compile(r"^no endpoint "), "没有这个接口，接口说明见 /docs。"),
+    (re.compile(r"(ENOSPC|EDQUOT|EFBIG)"), "服务器磁盘空间不足，请联系管理员。"),
+    (re.compile(r"(EROFS|EIO)"), "服务器磁盘不可写，请联系管理员。"),
+    (re.compile(r"(ENAMETOOLONG|EILSEQ)"), "文件名太长或无效，请改名后重试。"),
+    (re.compile(r"(EACCES|EPERM)"), "服务无权写入文档库，请联系管理员。"),
+    (re.compile(r"built with model"), "索引由另一个模型建立，需由管理员重建索引后才能使用。"),
+    (re.compile(r"^no documents found in"), "文档库中没有可索引的文档，请先添加文件。"),
+    (re.compile(r"cancelled"), "索引任务已取消。"),
+]
+
+_BY_FIELD = {
+    "q": "请输入问题（1-500 个字符）。",
+    "k": "结果数须在 1 到 50 之间。",
+    "doc_id": "文档编号应为 12 位十六进制数字。",
+    "file": "请选择要上传的文件。",
+    "after": "日期格式不对，请写成 年-月-日，例如 2024-03-05。",
+    "before": "日期格式不对，请写成 年-月-日，例如 2024-03-05。",
+    "folder": "文件夹名称太长。",
+    "issuer": "发文机关最多 100 个字符。",
+}
+
+_BY_STATUS = {
+    400: "请求无效，请检查后重试。",
+    401: "管理令牌缺失或不正确。",
+    403: "没有权限执行此操作。",
+    404: "找不到请求的内容。",
+    405: "不支持这种请求方式。",
+    409: "操作失败，请重试；如果一直失败，请联系管理员。",
+    413: "内容太大。",
+    422: "输入有误，请检查后重试。",
+    500: "服务内部错误，请稍后重试；详情见服务器日志。",
+    503: "服务正在启动或索引尚未就绪，请稍后重试。",
+    507: "服务器存储空间不足，请联系管理员。",
+}
+
+
+def _size(text: str) -> str:
+    if not text.isdigit():
+        return text
+    n = int(text)
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} 字节"
+
+
+def chinese(error: str, status: int = 422, field: str | None = None) -> str:
+    """The Chinese message for an API error (English `error`, HTTP `status`, and the `field` it names)."""
+    for pattern, template in _RULES:
+        found = pattern.search(error)
+        if found:
+            return template.format(*(_size(g or "") for g in found.groups()))
+    if field and field in _BY_FIELD:
+        return _BY_FIELD[field]
+    return _BY_STATUS.get(status, "出错了，请稍后重试。" if status >= 500 else "请求无效，请检查后重试。")
