@@ -132,3 +132,126 @@ def test_markup_in_documents_is_shown_as_text_and_never_runs(corpus: Path, serve
     assert page.locator("#documents img, #documents script").count() == 0
     assert page.evaluate("window.__pwned") is None
     assert page.dialogs == []
+
+
+NOTICE = """甲市人力资源局关于发放稳岗补贴的通知
+
+甲人社发〔2020〕3号
+
+一、补贴对象
+稳岗补贴发放给受疫情影响的中小企业。每家企业最高补贴10万元。
+
+二、申请方式
+稳岗补贴通过网上申请。企业登录平台提交材料。
+
+甲市人力资源局
+2020年2月10日
+"""
+
+HOSTILE_META = """# <img src=x onerror="window.__pwned='title'">关于补贴的通知
+
+## <img src=x onerror="window.__pwned='heading'">申请条件
+
+恶意补贴条款规定<script>window.__pwned = "text"</script>不得注入。
+
+恶意<img/src=x/onerror=alert(1)>局
+2024年1月2日
+"""
+
+
+def test_results_show_metadata_and_open_the_whole_document(corpus: Path, server_factory, page: Any) -> None:
+    (corpus / "notice.txt").write_text(NOTICE, encoding="utf-8")
+    srv = server_factory(corpus)
+    search(page, srv.url, "稳岗补贴最高多少钱？")
+    first = page.locator("#results li.result", has_text="10万元").first
+    expect(first.locator(".doc")).to_contain_text("甲人社发〔2020〕3号")
+    assert "甲市人力资源局" in first.locator(".doc").inner_text()
+    first.locator("button.read").click()
+    reader = page.locator("#reader")
+    expect(reader).to_be_visible()
+    assert page.locator("#results").is_hidden()
+    expect(page.locator("#reader-title")).to_have_text("甲市人力资源局关于发放稳岗补贴的通知")
+    mark = page.locator("#reader-text mark.passage-mark")
+    assert "10万元" in "".join(mark.all_inner_texts())
+    expect(mark.first).to_be_in_viewport()
+    assert "二、申请方式" in page.locator("#reader-outline").inner_text()
+    page.locator("#reader-outline button", has_text="二、申请方式").click()
+    expect(page.locator("#reader-text .anchor").nth(1)).to_be_in_viewport()
+    href = page.locator("#reader-download").get_attribute("href")
+    assert href and href.endswith("/original")
+    with page.expect_download() as download:
+        page.click("#reader-download")
+    assert Path(download.value.path()).read_text(encoding="utf-8") == NOTICE
+    page.click("#reader-close")
+    expect(page.locator("#results")).to_be_visible()
+
+
+def test_filters_grouping_and_chinese_errors(corpus: Path, server_factory, page: Any) -> None:
+    (corpus / "notice.txt").write_text(NOTICE, encoding="utf-8")
+    srv = server_factory(corpus)
+    page.goto(srv.url + "/")
+    page.click("#filters summary")
+    expect(page.locator("#f-doc option")).to_have_count(3)
+    assert page.locator("#f-folder option", has_text="sub").count() == 1
+    page.fill("#f-issuer", "人力资源局")
+    page.fill("#q", "补贴")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results li.result")
+    assert {s.inner_text() for s in page.locator("#results .source").all()} == {"来源：notice.txt"}
+    expect(page.locator("#status")).to_contain_text("已按筛选条件限定")
+
+    page.fill("#f-issuer", "")
+    page.check("#f-group")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results li.result")
+    tops = page.locator("#results > li.result > .meta .source").all_inner_texts()
+    assert len(tops) == len(set(tops))  # each document once
+    expect(page.locator("#status")).to_contain_text("份文档")
+
+    page.fill("#f-issuer", "局" * 101)  # the API refuses it: the page shows its Chinese message
+    page.click("#search-form button[type=submit]")
+    expect(page.locator("#status")).to_have_text("发文机关最多 100 个字符。")
+
+    page.fill("#f-issuer", "")
+    page.fill("#f-after", "2030-01-01")
+    page.click("#search-form button[type=submit]")
+    expect(page.locator("#status")).to_contain_text("放宽筛选条件")
+
+
+def test_copy_citation(corpus: Path, server_factory, browser: Any) -> None:
+    (corpus / "notice.txt").write_text(NOTICE, encoding="utf-8")
+    srv = server_factory(corpus)
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    pg = context.new_page()
+    try:
+        search(pg, srv.url, "稳岗补贴最高多少钱？")
+        button = pg.locator("#results li.result", has_text="10万元").first.locator("button.cite")
+        button.click()
+        expect(button).to_have_text("已复制")
+        copied = pg.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("甲市人力资源局关于发放稳岗补贴的通知（甲人社发〔2020〕3号） › 一、补贴对象：")
+        assert "10万元" in copied
+    finally:
+        context.close()
+
+
+def test_markup_in_metadata_outline_and_text_never_runs(corpus: Path, server_factory, page: Any) -> None:
+    (corpus / "hostile-meta.md").write_text(HOSTILE_META, encoding="utf-8")
+    srv = server_factory(corpus)
+    search(page, srv.url, "恶意补贴条款不得注入")
+    first = page.locator("#results li.result", has_text="恶意补贴条款").first
+    assert "<img" in first.locator(".doc").inner_text()  # the title, as text
+    first.locator("button.read").click()
+    expect(page.locator("#reader")).to_be_visible()
+    assert "<img" in page.locator("#reader-title").inner_text()
+    assert "<script>" in page.locator("#reader-text").inner_text()
+    assert "onerror" in page.locator("#reader-outline").inner_text()
+    assert "onerror=alert(1)>局" in page.locator("#reader-meta").inner_text()
+    page.click("#filters summary")
+    assert page.locator("#f-doc option", has_text="<img").count() == 1
+    assert page.locator("#reader img, #reader script, #results img, #results script, #filters img").count() == 0
+    page.click("#admin summary")
+    page.wait_for_selector("#documents tbody tr")
+    assert page.locator("#documents img, #documents script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert page.dialogs == []

@@ -45,29 +45,115 @@ function renderPassage(hit) {
   return p;
 }
 
-function renderHit(hit) {
+// The message a person reads for a failed request: the API's Chinese `message`, else a Chinese fallback.
+function failure(data, status) {
+  return (data && data.message) || ("请求失败（" + status + "），请稍后重试。");
+}
+
+function metaFacts(m) {
+  if (!m) return [];
+  return [m.issuer, m.doc_number, m.date && ("日期 " + m.date)].filter(Boolean);
+}
+
+// 标题（文号） › 章节：原文, for pasting into a report.
+function citation(hit) {
+  const m = hit.metadata || {};
+  const title = m.title || hit.title || hit.source;
+  const head = title + (m.doc_number ? "（" + m.doc_number + "）" : "");
+  const a = hit.answer_start || 0, b = hit.answer_end || 0;
+  const quote = b > a ? hit.text.slice(a, b) : hit.text;
+  return [head, hit.section].filter(Boolean).join(" › ") + "：" + quote.trim();
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (err) {
+    const area = el("textarea", "offscreen");
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    const ok = document.execCommand("copy");
+    area.remove();
+    return ok;
+  }
+}
+
+function actions(hit) {
+  const row = el("div", "actions");
+  const read = el("button", "read", "查看原文");
+  read.type = "button";
+  read.addEventListener("click", () => openReader(hit));
+  const cite = el("button", "cite", "复制引用");
+  cite.type = "button";
+  cite.addEventListener("click", async () => {
+    const ok = await copyText(citation(hit));
+    cite.textContent = ok ? "已复制" : "复制失败";
+    setTimeout(() => { cite.textContent = "复制引用"; }, 2000);
+  });
+  row.append(read, cite);
+  return row;
+}
+
+function renderHit(hit, label) {
   const li = el("li", "result");
   const meta = el("div", "meta");
-  meta.appendChild(el("span", "rank", "#" + hit.rank));
+  meta.appendChild(el("span", "rank", label || ("#" + hit.rank)));
   meta.appendChild(el("span", "score", "得分 " + Number(hit.score).toFixed(4)));
   meta.appendChild(el("span", "source", "来源：" + hit.source));
   if (hit.section) meta.appendChild(el("span", "section", "章节：" + hit.section));
   li.appendChild(meta);
+  const m = hit.metadata;
+  if (m && (m.title || metaFacts(m).length)) {
+    const doc = el("div", "doc");
+    if (m.title) doc.appendChild(el("span", "doc-title", m.title));
+    for (const fact of metaFacts(m)) doc.appendChild(el("span", "doc-fact", fact));
+    li.appendChild(doc);
+  }
   li.appendChild(renderPassage(hit));
+  li.appendChild(actions(hit));
+  if (hit.more && hit.more.length) {
+    const more = el("details", "more");
+    more.appendChild(el("summary", "", "本文档更多段落（" + hit.more.length + "）"));
+    const list = el("ol", "more-list");
+    hit.more.forEach((h, i) => list.appendChild(renderHit(h, "#" + hit.rank + "." + (i + 1))));
+    more.appendChild(list);
+    li.appendChild(more);
+  }
   return li;
+}
+
+function filterParams() {
+  const params = [];
+  for (const option of $("f-doc").selectedOptions) params.push(["doc_id", option.value]);
+  const fields = { folder: "f-folder", issuer: "f-issuer", after: "f-after", before: "f-before" };
+  for (const [name, id] of Object.entries(fields)) {
+    const value = $(id).value.trim();
+    if (value) params.push([name, value]);
+  }
+  if ($("f-group").checked) params.push(["group", "true"]);
+  return params;
 }
 
 async function runSearch(q, k) {
   const status = $("status"), list = $("results");
+  closeReader();
   status.className = "";
   status.textContent = "搜索中…";
   list.replaceChildren();
+  const filtered = filterParams().some(([name]) => name !== "group");
   try {
-    const resp = await fetch("/api/search?" + new URLSearchParams({ q, k }));
+    const resp = await fetch("/api/search?" + new URLSearchParams([["q", q], ["k", k], ...filterParams()]));
     const data = await resp.json();
     if (!resp.ok) {
       status.className = "warn";
-      status.textContent = data.error || ("出错了（" + resp.status + "）");
+      status.textContent = failure(data, resp.status);
+      return;
+    }
+    if (!data.results.length) {
+      status.className = "warn";
+      status.textContent = filtered ? "在筛选范围内没有找到相关段落，可以放宽筛选条件再试。" : "没有找到相关段落。";
       return;
     }
     if (data.confident === false) {
@@ -77,21 +163,20 @@ async function runSearch(q, k) {
         (missing.length ? "（文档中没有出现：" + missing.join("、") + "）" : "") +
         "，以下是最接近的段落：";
     } else {
-      status.textContent = data.results.length
-        ? "找到 " + data.results.length + " 条结果（" + data.took_ms + " 毫秒）"
-        : "没有找到相关段落。";
+      const unit = data.grouped ? " 份文档" : " 条结果";
+      status.textContent = "找到 " + data.results.length + unit + "（" + data.took_ms + " 毫秒）" + (filtered ? "，已按筛选条件限定" : "");
     }
     for (const hit of data.results) list.appendChild(renderHit(hit));
   } catch (err) {
     status.className = "warn";
-    status.textContent = "无法连接服务：" + err;
+    status.textContent = "无法连接服务，请检查网络或稍后重试。";
   }
 }
 
 $("search-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const q = $("q").value.trim();
-  if (!q) return;
+  if (!q) { $("status").className = "warn"; $("status").textContent = "请输入问题。"; return; }
   history.replaceState(null, "", "?q=" + encodeURIComponent(q));
   runSearch(q, $("k").value);
 });
@@ -103,9 +188,119 @@ for (const button of document.querySelectorAll(".example")) {
   });
 }
 
+$("f-clear").addEventListener("click", () => {
+  for (const option of $("f-doc").options) option.selected = false;
+  for (const id of ["f-folder", "f-issuer", "f-after", "f-before"]) $(id).value = "";
+  $("f-group").checked = false;
+});
+
+// Fill the filter choices from the documents of the index.
+async function loadFilterChoices() {
+  try {
+    const resp = await fetch("/api/documents");
+    if (!resp.ok) return;
+    const data = await resp.json();
+    const docs = $("f-doc"), folders = new Set(), issuers = new Set();
+    docs.replaceChildren();
+    for (const d of data.documents) {
+      const m = d.metadata || {};
+      const option = el("option", "", (m.title || d.title || d.source) + (m.date ? "（" + m.date + "）" : ""));
+      option.value = d.doc_id;
+      option.title = d.source;
+      docs.appendChild(option);
+      const parts = d.source.split("/");
+      for (let i = 1; i < parts.length; i++) folders.add(parts.slice(0, i).join("/"));
+      if (m.issuer) issuers.add(m.issuer);
+    }
+    const folder = $("f-folder");
+    folder.replaceChildren(el("option", "", "全部文件夹"));
+    folder.firstChild.value = "";
+    for (const name of [...folders].sort()) {
+      const option = el("option", "", name);
+      option.value = name;
+      folder.appendChild(option);
+    }
+    $("f-issuers").replaceChildren(...[...issuers].sort().map((name) => { const o = el("option"); o.value = name; return o; }));
+  } catch (err) { /* filters stay empty; searching still works */ }
+}
+
+// --- 查看原文: the whole document, the passage highlighted, the outline navigable --------------
+
+let readerFrom = null;
+
+function closeReader() {
+  if ($("reader").hidden) return;
+  $("reader").hidden = true;
+  $("results").hidden = false;
+  if (readerFrom) readerFrom.focus();
+}
+
+// The text as nodes: an anchor before each heading of the outline, the passage [start, end) in <mark>.
+function renderText(article, text, outline, start, end) {
+  const cuts = new Set([0, text.length, start, end]);
+  outline.forEach((o) => cuts.add(o.start));
+  const points = [...cuts].filter((x) => x >= 0 && x <= text.length).sort((a, b) => a - b);
+  const heads = new Map(outline.map((o, i) => [o.start, i]));
+  article.replaceChildren();
+  for (let n = 0; n + 1 < points.length; n++) {
+    const a = points[n], b = points[n + 1];
+    if (heads.has(a)) {
+      const anchor = el("span", "anchor");
+      anchor.id = "outline-" + heads.get(a);
+      article.appendChild(anchor);
+    }
+    const piece = text.slice(a, b);
+    article.appendChild(a >= start && b <= end && end > start ? el("mark", "passage-mark", piece) : document.createTextNode(piece));
+  }
+}
+
+async function openReader(hit) {
+  const status = $("status");
+  readerFrom = document.activeElement;
+  try {
+    const resp = await fetch("/api/documents/" + encodeURIComponent(hit.doc_id) + "/text");
+    const doc = await resp.json();
+    if (!resp.ok) { status.className = "warn"; status.textContent = failure(doc, resp.status); return; }
+    const m = doc.metadata || {};
+    $("reader-title").textContent = m.title || doc.title || doc.source;
+    const facts = metaFacts(m);
+    if (m.adopted) facts.push(m.adopted + " 通过");
+    for (const r of m.revised || []) facts.push(r + " 修正");
+    $("reader-meta").replaceChildren(...[...facts, "来源：" + doc.source].map((f) => el("span", "doc-fact", f)));
+    $("reader-download").href = "/api/documents/" + encodeURIComponent(doc.doc_id) + "/original";
+    $("reader-download").setAttribute("download", doc.source.split("/").pop());
+    const list = $("reader-outline").querySelector("ol");
+    list.replaceChildren();
+    doc.outline.forEach((o, i) => {
+      const item = el("li", "depth-" + Math.min(o.depth, 4));
+      const go = el("button", "outline-link", o.title);
+      go.type = "button";
+      go.addEventListener("click", () => $("outline-" + i).scrollIntoView({ block: "start" }));
+      item.appendChild(go);
+      list.appendChild(item);
+    });
+    $("reader-outline").hidden = doc.outline.length === 0;
+    renderText($("reader-text"), doc.text, doc.outline, hit.start, hit.end);
+    $("results").hidden = true;
+    $("reader").hidden = false;
+    const mark = $("reader-text").querySelector("mark.passage-mark");
+    if (mark) mark.scrollIntoView({ block: "center" });
+    $("reader-text").focus({ preventScroll: true });
+  } catch (err) {
+    status.className = "warn";
+    status.textContent = "无法打开原文，请稍后重试。";
+  }
+}
+
+$("reader-close").addEventListener("click", closeReader);
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeReader(); });
+
 fetch("/api/health").then((r) => r.json()).then((h) => {
   if (h.status === "ok") $("footer").textContent = "已索引 " + h.documents + " 份文件、" + h.chunks + " 个段落 · 模型 " + h.model;
+  else if (h.message) $("footer").textContent = h.message;
 }).catch(() => {});
+
+loadFilterChoices();
 
 const initial = new URLSearchParams(location.search).get("q");
 if (initial) { $("q").value = initial; runSearch(initial, $("k").value); }
@@ -137,13 +332,17 @@ async function loadDocuments() {
   try {
     const resp = await fetch("/api/documents");
     const data = await resp.json();
-    if (!resp.ok) { adminMessage(data.error || "无法读取文档列表", true); return; }
+    if (!resp.ok) { adminMessage(failure(data, resp.status), true); return; }
     body.replaceChildren();
     for (const doc of data.documents) {
       const tr = el("tr");
       tr.dataset.docId = doc.doc_id;
       tr.appendChild(el("td", "doc-source", doc.source));
       tr.appendChild(el("td", "", doc.title));
+      const m = doc.metadata || {};
+      tr.appendChild(el("td", "doc-issuer", m.issuer || ""));
+      tr.appendChild(el("td", "doc-number", m.doc_number || ""));
+      tr.appendChild(el("td", "doc-date", m.date || ""));
       tr.appendChild(el("td", "num", String(doc.chunks)));
       tr.appendChild(el("td", "num", humanSize(doc.size)));
       tr.appendChild(el("td", "", doc.indexed_at.replace("T", " ").replace("Z", " UTC")));
@@ -156,7 +355,7 @@ async function loadDocuments() {
       body.appendChild(tr);
     }
   } catch (err) {
-    adminMessage("无法连接服务：" + err, true);
+    adminMessage("无法连接服务，请检查网络或稍后重试。", true);
   }
 }
 
@@ -165,7 +364,7 @@ function describeJob(job) {
   const names = { queued: "排队中", running: "进行中", done: "已完成", failed: "失败", cancelled: "已取消" };
   let text = "索引任务 " + (names[job.state] || job.state);
   if (job.total) text += "（" + job.done + "/" + job.total + " 段落已向量化）";
-  if (job.error) text += "：" + job.error;
+  if (job.error) text += "：" + (job.message || "详情见服务器日志");
   return text;
 }
 
@@ -173,7 +372,7 @@ async function watchJob(jobId) {
   for (;;) {
     const resp = await fetch("/api/index/jobs/" + encodeURIComponent(jobId));
     const job = await resp.json();
-    if (!resp.ok) { adminMessage(job.error || "无法读取任务状态", true); return null; }
+    if (!resp.ok) { adminMessage(failure(job, resp.status), true); return null; }
     $("index-status").textContent = describeJob(job);
     if (job.state === "done" || job.state === "failed" || job.state === "cancelled") {
       await loadDocuments();
@@ -187,7 +386,7 @@ async function showStatus() {
   try {
     const resp = await fetch("/api/index/status");
     const data = await resp.json();
-    if (resp.ok) $("index-status").textContent = describeJob(data.job) + (data.last_error ? "（上次错误：" + data.last_error + "）" : "");
+    if (resp.ok) $("index-status").textContent = describeJob(data.job) + (data.last_message ? "（上次错误：" + data.last_message + "）" : "");
   } catch (err) { /* the search part still works */ }
 }
 
@@ -203,10 +402,10 @@ function upload(file) {
     xhr.onload = () => {
       bar.hidden = true;
       let data = {};
-      try { data = JSON.parse(xhr.responseText); } catch (err) { data = { error: xhr.responseText }; }
+      try { data = JSON.parse(xhr.responseText); } catch (err) { data = {}; }
       resolve({ ok: xhr.status >= 200 && xhr.status < 300, status: xhr.status, data });
     };
-    xhr.onerror = () => { bar.hidden = true; resolve({ ok: false, status: 0, data: { error: "网络错误" } }); };
+    xhr.onerror = () => { bar.hidden = true; resolve({ ok: false, status: 0, data: { message: "网络错误，上传没有完成。" } }); };
     const form = new FormData();
     form.append("file", file);
     xhr.send(form);
@@ -231,11 +430,11 @@ $("upload-form").addEventListener("submit", async (ev) => {
   if (!file) { adminMessage("请先选择文件。", true); return; }
   adminMessage("正在上传 " + file.name + " …");
   const result = await upload(file);
-  if (!result.ok) { adminMessage("上传失败（" + result.status + "）：" + (result.data.error || ""), true); return; }
+  if (!result.ok) { adminMessage("上传失败（" + result.status + "）：" + failure(result.data, result.status), true); return; }
   adminMessage("已上传 " + result.data.source + "，正在建立索引…");
   const job = await watchJob(result.data.job.id);
   if (job && job.state === "done") adminMessage(result.data.source + " 已可检索。");
-  else if (job) adminMessage("索引失败：" + job.error, true);
+  else if (job) adminMessage("索引失败：" + (job.message || "详情见服务器日志"), true);
   $("upload-form").reset();
 });
 
@@ -243,7 +442,7 @@ async function removeDocument(doc) {
   if (!confirm("删除 " + doc.source + "？")) return;
   const resp = await fetch("/api/documents/" + encodeURIComponent(doc.doc_id), { method: "DELETE", headers: authHeaders() });
   const data = await resp.json();
-  if (!resp.ok) { adminMessage("删除失败（" + resp.status + "）：" + (data.error || ""), true); return; }
+  if (!resp.ok) { adminMessage("删除失败（" + resp.status + "）：" + failure(data, resp.status), true); return; }
   adminMessage("已删除 " + data.source + "。");
   await watchJob(data.job.id);
 }
@@ -251,7 +450,7 @@ async function removeDocument(doc) {
 $("rebuild").addEventListener("click", async () => {
   const resp = await fetch("/api/index/rebuild", { method: "POST", headers: authHeaders() });
   const data = await resp.json();
-  if (!resp.ok) { adminMessage("重建失败（" + resp.status + "）：" + (data.error || ""), true); return; }
+  if (!resp.ok) { adminMessage("重建失败（" + resp.status + "）：" + failure(data, resp.status), true); return; }
   adminMessage("已开始重建索引。");
   const job = await watchJob(data.job.id);
   if (job) adminMessage(describeJob(job), job.state === "failed");
