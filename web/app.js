@@ -283,9 +283,11 @@ async function openReader(hit) {
     renderText($("reader-text"), doc.text, doc.outline, hit.start, hit.end);
     $("results").hidden = true;
     $("reader").hidden = false;
-    const mark = $("reader-text").querySelector("mark.passage-mark");
-    if (mark) mark.scrollIntoView({ block: "center" });
-    $("reader-text").focus({ preventScroll: true });
+    // the reader's head in view, and the passage a third of the way down the text's own scroll box
+    $("reader").scrollIntoView({ block: "start" });
+    const article = $("reader-text"), mark = article.querySelector("mark.passage-mark");
+    if (mark) article.scrollTop += mark.getBoundingClientRect().top - article.getBoundingClientRect().top - article.clientHeight / 3;
+    article.focus({ preventScroll: true });
   } catch (err) {
     status.className = "warn";
     status.textContent = "无法打开原文，请稍后重试。";
