@@ -7,7 +7,8 @@ Layout of the index folder:
                             ptr[i]:ptr[i+1]), lexical.npz + lexical.terms.json (BM25 over passages),
                             sentences.npz + sentences.terms.json + sentence_owner.npy (BM25 over their
                             sentences), words.jsonl (the words of each, reused while the dictionary
-                            stays the same), dictionary.txt
+                            stays the same), dictionary.txt, texts.jsonl + texts.offsets.json (each
+                            document's cleaned text and outline, for 查看原文)
 A build writes a new snapshot folder, fsyncs it, renames it into place and only then swaps CURRENT, so a
 crash at any point leaves the previous snapshot whole and served.
 """
