@@ -64,9 +64,15 @@ def test_dense_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Path
 
 def test_answer_sentence_ties_go_to_the_closest_sentence() -> None:
     text = "第一句话没有关键词内容。第二句话同样没有关键词。"
-    assert _answer(text, [], {}, [0.1, 0.9]) == (12, 24)
-    assert _answer(text, [], {}, [0.9, 0.1]) == (0, 12)
-    assert _answer(text, ["同样"], {"同样": 1.0}, [0.9, 0.1]) == (12, 24)
+    spans = [(0, 12), (12, 24)]
+    assert _answer(text, [], {}, spans, [0.1, 0.9]) == (12, 24)
+    assert _answer(text, [], {}, spans, [0.9, 0.1]) == (0, 12)
+    assert _answer(text, ["同样"], {"同样": 1.0}, spans, [0.9, 0.1]) == (12, 24)
+
+
+def test_the_heading_lines_opening_a_passage_are_never_the_answer() -> None:
+    text = "一、资金支持\n对新认定的企业给予奖励。"
+    assert _answer(text, ["资金支持"], {"资金支持": 1.0}, [], [], body_start=7) == (7, len(text))
 
 
 def test_lexical_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Path, embedder) -> None:

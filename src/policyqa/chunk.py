@@ -18,9 +18,16 @@ class ChunkSettings:
     minimum: int = 150  # below this, keep adding up to `maximum`
     maximum: int = 400  # hard limit; only a single longer sentence is ever cut
     overlap: int = 1  # sentences repeated when a paragraph continues into the next chunk
+    recipe: int = 2  # what is embedded of a passage (2: its body without the heading lines that open it)
 
     def as_dict(self) -> dict[str, int]:
-        return {"target": self.target, "minimum": self.minimum, "maximum": self.maximum, "overlap": self.overlap}
+        return {
+            "target": self.target,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "overlap": self.overlap,
+            "recipe": self.recipe,
+        }
 
 
 def chunk_id(doc_id: str, section: str, text: str) -> str:
@@ -108,7 +115,10 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
         if paragraphs:
             section = paragraphs[0].section
             article = bool(section) and bool(_ARTICLE.match(section[-1]))
-            for start, end, page in _pack(doc, group, settings, whole_blocks=article):
+            spans = _pack(doc, paragraphs, settings, whole_blocks=article)
+            if group[0].kind == "heading":  # the headings open the first passage, outside its size
+                spans[0] = (group[0].start, *spans[0][1:])
+            for start, end, page in spans:
                 emit(section, doc.text[start:end], start, end, "text", page)
         group.clear()
 
@@ -138,14 +148,19 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
 MIN_SENTENCE = 8
 
 
-def sentence_texts(chunk: Chunk) -> list[str]:
-    """The sentences of a passage as the dense leg embeds them one by one (with the breadcrumb), so that a
-    question matching one sentence of a longer passage is not diluted by the rest. Empty for passages of
-    a single sentence and for table rows: their passage vector already is the sentence's."""
+def sentence_spans(chunk: Chunk) -> list[tuple[int, int]]:
+    """Spans (in `chunk.text`) of the sentences that get their own vector: those of its body (not the
+    heading lines that open it) of at least MIN_SENTENCE characters, when there are two or more; none for
+    table rows, whose passage vector already is the sentence's."""
     if chunk.kind != "text":
         return []
-    spans = [(s, e) for s, e in split_sentences(chunk.text) if e - s >= MIN_SENTENCE]
-    if len(spans) < 2:
-        return []
+    skip = chunk.body_start
+    spans = [(s, e) for s, e in split_sentences(chunk.text) if s >= skip and e - s >= MIN_SENTENCE]
+    return spans if len(spans) >= 2 else []
+
+
+def sentence_texts(chunk: Chunk) -> list[str]:
+    """The sentences of a passage as the dense leg embeds them one by one (with the breadcrumb), so that a
+    question matching one sentence of a longer passage is not diluted by the rest."""
     head = f"{chunk.section}\n" if chunk.section else ""
-    return [head + chunk.text[s:e] for s, e in spans]
+    return [head + chunk.text[s:e] for s, e in sentence_spans(chunk)]

@@ -40,6 +40,7 @@ from policyqa.errors import (
     IndexMissingError,
     ModelMismatchError,
 )
+from policyqa.identity import Identities
 from policyqa.lexical import BM25
 from policyqa.limits import Limits
 from policyqa.metadata import Metadata, extract
@@ -118,6 +119,23 @@ class Index:
     @cached_property
     def by_id(self) -> dict[str, DocInfo]:
         return {d.doc_id: d for d in self.documents.values()}
+
+    @cached_property
+    def identities(self) -> Identities:
+        """What each document is, as questions name it (built once per loaded snapshot)."""
+        return Identities.build(self.chunks, self.segmenter)
+
+    @cached_property
+    def centroids(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Each document's mean passage vector (normalised): doc ids, their vectors, and the row of every
+        passage's document."""
+        ids = list(dict.fromkeys(c.doc_id for c in self.chunks))
+        row = {d: n for n, d in enumerate(ids)}
+        owner = np.array([row[c.doc_id] for c in self.chunks], np.int64)
+        sums = np.zeros((len(ids), self.vectors.shape[1] if self.vectors.ndim == 2 else 0), np.float32)
+        np.add.at(sums, owner, self.vectors)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        return ids, sums / np.where(norms > 0, norms, 1.0), owner
 
     @cached_property
     def background(self) -> np.ndarray:
@@ -418,10 +436,9 @@ class Words:
 
 def _words(chunk: Chunk, segmenter: Segmenter) -> Words:
     head = " ".join(p for p in (chunk.title, chunk.section) if p)
-    spans = split_sentences(chunk.text) or [(0, len(chunk.text))]
-    return Words(
-        segmenter.words_of(chunk.context), [segmenter.words_of(f"{head}\n{chunk.text[a:b]}") for a, b in spans]
-    )
+    body = chunk.body
+    spans = split_sentences(body) or [(0, len(body))]
+    return Words(segmenter.words_of(chunk.context), [segmenter.words_of(f"{head}\n{body[a:b]}") for a, b in spans])
 
 
 def _known_words(folder: Path | None, segmenter: Segmenter, chunks: list[Chunk]) -> dict[str, Words]:

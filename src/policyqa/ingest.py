@@ -45,13 +45,28 @@ def decode(data: bytes, name: str) -> str:
         raise DocumentError(f"{name}: cannot determine the text encoding; save it as UTF-8") from exc
 
 
+CELL_MAX = 60  # a tab-separated line whose cells are all this short is a table row even on its own
+
+
+def _is_row(lines: list[str], i: int) -> bool:
+    """A line with tabs is a table row when a neighbouring line has tabs too, or when all its cells are short:
+    a long paragraph with a stray tab (a flattened notice: 来源：…\t正文…) is text."""
+    if "\t" not in lines[i].strip():
+        return False
+    around = [lines[j] for j in (i - 1, i + 1) if 0 <= j < len(lines) and lines[j].strip()]
+    return any("\t" in line.strip() for line in around) or max(map(len, lines[i].split("\t"))) <= CELL_MAX
+
+
 def _lines_to_units(text: str) -> list[Unit]:
     units: list[Unit] = []
     gap = 0
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for i, line in enumerate(lines):
         if not line.strip():
             gap += 1
             continue
+        if "\t" in line.strip() and not _is_row(lines, i):
+            line = line.replace("\t", " ")
         if "\t" in line.strip():
             units.append(Unit(line.rstrip(), "row", cells=[c.strip() for c in line.split("\t")], gap=gap))
         else:

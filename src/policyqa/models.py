@@ -67,16 +67,30 @@ class Chunk:
     page: int = 0
 
     @property
+    def body_start(self) -> int:
+        """Where the passage's own text starts: after the heading lines that open a section's first passage
+        (shown to the reader, but indexed once, through the breadcrumb)."""
+        labels = set(self.section.split(" › ")) if self.section else set()
+        at = 0
+        while (end := self.text.find("\n", at)) >= 0 and self.text[at:end].strip() in labels:
+            at = end + 1
+        return at
+
+    @property
+    def body(self) -> str:
+        return self.text[self.body_start :]
+
+    @property
     def context(self) -> str:
-        """What is embedded and indexed: title and breadcrumb travel with every passage."""
+        """What is indexed for BM25: title and breadcrumb travel with every passage."""
         head = " › ".join(p for p in (self.title, self.section) if p)
-        return f"{head}\n{self.text}" if head else self.text
+        return f"{head}\n{self.body}" if head else self.body
 
     @property
     def embed_text(self) -> str:
         """What the dense leg embeds: the breadcrumb and the passage (the title alone would make every passage
         of a document look alike)."""
-        return f"{self.section}\n{self.text}" if self.section else self.text
+        return f"{self.section}\n{self.body}" if self.section else self.body
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,155 @@
+"""What each document is, as a question names it: title, file name and opening lines as words, the years
+and places they name; and how well a question's words, years and places agree with each document.
+
+Questions over many documents name which one they mean (三明市, 2025年, 著作权法, 人社部). A passage that
+answers the words of the question but sits in another city's or another year's notice should lose to the
+passage of the document the question names.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from policyqa.models import Chunk
+from policyqa.segment import Segmenter, normalize
+
+OPENING = 160  # characters of a document's first passage that belong to its identity (发文机关, 文号, 主送)
+_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
+_SUFFIX = re.compile(r"(特别行政区|壮族自治区|回族自治区|维吾尔自治区|自治区|自治州|省|市|地区|盟)$")
+_DIVISIONS = Path(__file__).with_name("data") / "divisions.csv"
+MAX_NAME = 10
+
+
+@functools.cache
+def divisions() -> dict[str, frozenset[str]]:
+    """Place name -> the administrative codes it may stand for (普陀区 is in Shanghai and in Zhoushan).
+    Provinces and cities also go by their short names (广西, 三明), which are common enough in questions;
+    counties only by their full names (海珠区), since their short forms are often ordinary words."""
+    names: dict[str, set[str]] = {}
+    with _DIVISIONS.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("#") or "," not in line:
+                continue
+            code, name = line.strip().split(",", 1)
+            names.setdefault(name, set()).add(code)
+            short = _SUFFIX.sub("", name)
+            if _level(code) < 3 and len(short) >= 2 and short != name:
+                names.setdefault(short, set()).add(code)
+    return {n: frozenset(c) for n, c in names.items()}
+
+
+def _level(code: str) -> int:
+    """1 province, 2 city, 3 county."""
+    return 1 if code[2:].strip("0") == "" else 2 if code[4:].strip("0") == "" else 3
+
+
+def _within(inner: str, outer: str) -> bool:
+    """Whether the division `inner` lies in (or is) the division `outer`."""
+    depth = {1: 2, 2: 4, 3: 6}[_level(outer)]
+    return _level(inner) >= _level(outer) and inner[:depth] == outer[:depth]
+
+
+def places_in(text: str) -> set[str]:
+    """Place names in a text, longest first and without their parts (三明市, not also 三明)."""
+    known = divisions()
+    found: list[tuple[int, int]] = []
+    for size in range(MAX_NAME, 1, -1):
+        for i in range(len(text) - size + 1):
+            if text[i : i + size] in known and not any(a <= i and i + size <= b for a, b in found):
+                found.append((i, i + size))
+    return {text[a:b] for a, b in found}
+
+
+def _codes(names: set[str]) -> set[str]:
+    table = divisions()
+    return {c for n in names for c in table.get(n, ())}
+
+
+def conflicting_places(asked: set[str], named: set[str], text: str) -> list[str]:
+    """The places of a question that a document contradicts: the document names a place at least as
+    specific that is not within it, names none within it, and never mentions it (海珠区 against a 天河区
+    notice; not 上海 against a 奉贤区 one, nor 广东 against a 广州 one)."""
+    own = _codes(named)
+    out = []
+    for place in sorted(asked):
+        codes = divisions().get(place, frozenset())
+        if not codes or place in text:
+            continue
+        if any(_within(d, a) for d in own for a in codes):
+            continue
+        deepest = min(_level(a) for a in codes)
+        if any(_level(d) >= deepest for d in own):
+            out.append(place)
+    return out
+
+
+@dataclass(frozen=True)
+class DocIdentity:
+    words: frozenset[str]
+    years: frozenset[str]
+    places: frozenset[str]  # places named in the title, file name or opening lines
+    text: str  # the whole document's normalised text, to check a place it mentions anywhere
+
+
+@dataclass(frozen=True)
+class Identities:
+    docs: dict[str, DocIdentity]
+    idf: dict[str, float]  # over identities: a word that names few documents tells more
+
+    @classmethod
+    def build(cls, chunks: list[Chunk], segmenter: Segmenter) -> Identities:
+        names: dict[str, str] = {}  # title and file name: where a year identifies the document
+        heads: dict[str, str] = {}
+        texts: dict[str, list[str]] = {}
+        for c in sorted(chunks, key=lambda c: (c.doc_id, c.start)):
+            if c.doc_id not in heads:
+                stem = re.sub(r"^[a-z]+-[0-9a-f]{6,}-|^[a-z]+-", "", PurePosixPath(c.source).stem)
+                names[c.doc_id] = normalize(f"{c.title} {stem}")
+                heads[c.doc_id] = normalize(f"{c.title} {stem} {c.text[:OPENING]}")
+            texts.setdefault(c.doc_id, []).append(c.text)
+        docs = {}
+        for doc_id, head in heads.items():
+            docs[doc_id] = DocIdentity(
+                frozenset(segmenter.words_of(head)),
+                frozenset(_YEAR.findall(names[doc_id])),
+                frozenset(places_in(head)),
+                normalize(" ".join([head, *texts[doc_id]])),
+            )
+        df: dict[str, int] = {}
+        for identity in docs.values():
+            for w in identity.words:
+                df[w] = df.get(w, 0) + 1
+        n = len(docs)
+        return cls(docs, {w: math.log((n + 1) / (f + 0.5)) for w, f in df.items()})
+
+    def agreement(self, words: list[str], question: str) -> dict[str, Agreement]:
+        """Per document: the share of the question's identifying words (those that name some document, by
+        weight) found in its identity, and the question's years and places that it contradicts: a year when
+        the document is dated otherwise, a place when it names another and never mentions this one."""
+        asked = [w for w in dict.fromkeys(words) if w in self.idf]
+        total = sum(self.idf[w] for w in asked)
+        years = set(_YEAR.findall(question))
+        asked_places = places_in(normalize(question))
+        out: dict[str, Agreement] = {}
+        for doc_id, identity in self.docs.items():
+            match = sum(self.idf[w] for w in asked if w in identity.words) / total if total else 0.0
+            conflicts: list[str] = []
+            if years and identity.years and not years & identity.years:
+                conflicts.extend(sorted(years))
+            conflicts.extend(conflicting_places(asked_places, set(identity.places), identity.text))
+            out[doc_id] = Agreement(match, tuple(conflicts))
+        return out
+
+
+@dataclass(frozen=True)
+class Agreement:
+    match: float  # 0..1: the share of the question's identifying words in the document's identity
+    conflicts: tuple[str, ...]  # years and places of the question that the document contradicts
+
+    @property
+    def score(self) -> float:
+        return self.match - (1.0 if self.conflicts else 0.0)

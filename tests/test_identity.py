@@ -1,0 +1,65 @@
+"""Document-aware ranking: a question's years and places against each document's identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from policyqa import index
+from policyqa.embed import HashEmbedder
+from policyqa.identity import Identities, conflicting_places, places_in
+from policyqa.models import Chunk
+from policyqa.search import search
+from policyqa.segment import Segmenter
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTICES = ROOT / "tests" / "data" / "multidoc"
+
+
+def test_places_are_found_whole_and_by_short_name() -> None:
+    assert places_in("广州市海珠区2026年来穗人员") == {"广州市", "海珠区"}
+    assert places_in("广西省举报") == {"广西"}
+    assert places_in("海关监管关系影响仓储合同") == set()  # a word jieba tags as a place, not a division
+
+
+def test_a_place_conflicts_only_when_the_document_names_another_as_specific() -> None:
+    assert conflicting_places({"海珠区", "广州市"}, {"广州市", "天河区"}, "") == ["海珠区"]
+    assert conflicting_places({"北京市"}, {"广州市"}, "") == ["北京市"]
+    assert conflicting_places({"上海市"}, {"奉贤区"}, "") == []  # 奉贤 is in Shanghai
+    assert conflicting_places({"广东"}, {"广州"}, "") == []
+    assert conflicting_places({"北京市"}, set(), "") == []  # a document that names no place contradicts none
+    assert conflicting_places({"北京市"}, {"广州市"}, "北京市也有类似做法") == []  # it mentions the place
+
+
+def chunk(doc: str, title: str, text: str) -> Chunk:
+    return Chunk(doc + text[:4], doc, f"{doc}.txt", title, "", text, 0, len(text))
+
+
+def test_years_and_places_of_the_question_against_each_document() -> None:
+    chunks = [
+        chunk("a", "广州市2025年度城乡居民医保缴费通告", "个人缴费标准为每人413元。"),
+        chunk("b", "广州市2026年度城乡居民医保缴费通告", "个人缴费标准为每人549元。"),
+    ]
+    ids = Identities.build(chunks, Segmenter())
+    words = Segmenter().query_words("广州市2026年度城乡居民医保个人缴费标准")
+    agree = ids.agreement(words, "广州市2026年度城乡居民医保个人缴费标准")
+    assert agree["a"].conflicts == ("2026",) and agree["b"].conflicts == ()
+    assert agree["b"].score > agree["a"].score
+    other = ids.agreement(Segmenter().query_words("深圳市医保缴费标准"), "深圳市医保缴费标准")
+    assert other["a"].conflicts == ("深圳市",)
+
+
+def test_the_year_a_question_names_picks_its_document_and_a_missing_year_is_flagged(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("notice-2024-青山市科技创新券.txt", "notice-2025-青山市科技创新券.txt"):
+        (corpus / name).write_bytes((NOTICES / name).read_bytes())
+    embedder = HashEmbedder(64)
+    index.build(corpus, tmp_path / "index", embedder)
+    ix = index.load(tmp_path / "index", embedder)
+    for year, figure in (("2024", "30%"), ("2025", "40%")):
+        result = search(ix, embedder, f"青山市{year}年企业用创新券买检验检测服务补贴比例是多少？", 3)
+        assert year in result.hits[0].chunk.source and figure in result.hits[0].chunk.text
+        assert result.confidence is not None and result.confidence.confident
+    unanswerable = search(ix, embedder, "青山市2026年度科技创新券补贴标准是多少？", 3)
+    assert unanswerable.confidence is not None and not unanswerable.confidence.confident
+    assert unanswerable.confidence.conflicts == ("2026",)
