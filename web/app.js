@@ -159,8 +159,10 @@ async function runSearch(q, k) {
     if (data.confident === false) {
       status.className = "warn";
       const missing = (data.confidence && data.confidence.missing) || [];
+      const conflicts = (data.confidence && data.confidence.conflicts) || [];
       status.textContent = "未找到可靠答案" +
         (missing.length ? "（文档中没有出现：" + missing.join("、") + "）" : "") +
+        (conflicts.length ? "（最接近的文档与问题中的" + conflicts.join("、") + "不符）" : "") +
         "，以下是最接近的段落：";
     } else {
       const unit = data.grouped ? " 份文档" : " 条结果";
