@@ -211,13 +211,16 @@ def _print_eval(reports: list[Report], questions: int, index_name: str) -> None:
     for r in reports:
         precision = "n/a" if r.flag_precision is None else f"{r.flag_precision:.2f}"
         flag = f"  {precision}/{r.flag_recall:.2f} of {r.unanswerable}" if r.unanswerable else ""
-        print(
-            f"{r.name:<24} {r.questions:>4} {r.hit1:>6.3f} {r.hit3:>6.3f} {r.hit5:>6.3f} {r.mrr10:>7.3f} "
-            f"{r.ndcg10:>8.3f}{flag}"
+        figures = (
+            f"{r.hit1:>6.3f} {r.hit3:>6.3f} {r.hit5:>6.3f} {r.mrr10:>7.3f} {r.ndcg10:>8.3f}"
+            if r.questions
+            else f"{'-':>6} {'-':>6} {'-':>6} {'-':>7} {'-':>8}"  # a group of unanswerable questions only
         )
+        print(f"{r.name:<24} {r.questions:>4} {figures}{flag}")
     top = reports[0]
     for miss in top.misses:
-        print(f"miss (rank {miss['rank']}): {miss['q']}  needs {miss['must']}")
+        question = " ".join(str(miss["q"]).split())
+        print(f"miss (rank {miss['rank']}): {question}  needs {miss['must']}")
     if top.unanswerable:
         precision = "n/a" if top.flag_precision is None else f"{top.flag_precision:.3f}"
         print(
