@@ -14,19 +14,7 @@ from policyqa.engine import Engine
 from policyqa.errors import FilterError
 from policyqa.filters import make
 
-A = """甲市人力资源局关于发放稳岗补贴的通知
-
-甲人社发〔2020〕3号
-
-一、补贴对象
-稳岗补贴发放给受疫情影响的中小企业。每家企业最高补贴10万元。
-
-二、申请方式
-稳岗补贴通过网上申请。企业登录平台提交材料。
-
-甲市人力资源局
-2020年2月10日
-"""
+from .conftest import NOTICE as A
 
 B = """乙市财政局关于稳岗补贴资金管理的通知
 

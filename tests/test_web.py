@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from .conftest import NOTICE
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path(os.environ.get("POLICYQA_CHROMIUM", "/usr/bin/chromium"))
@@ -133,20 +135,6 @@ def test_markup_in_documents_is_shown_as_text_and_never_runs(corpus: Path, serve
     assert page.evaluate("window.__pwned") is None
     assert page.dialogs == []
 
-
-NOTICE = """甲市人力资源局关于发放稳岗补贴的通知
-
-甲人社发〔2020〕3号
-
-一、补贴对象
-稳岗补贴发放给受疫情影响的中小企业。每家企业最高补贴10万元。
-
-二、申请方式
-稳岗补贴通过网上申请。企业登录平台提交材料。
-
-甲市人力资源局
-2020年2月10日
-"""
 
 HOSTILE_META = """# <img src=x onerror="window.__pwned='title'">关于补贴的通知
 
