@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -69,7 +70,7 @@ def _codes(names: set[str]) -> set[str]:
     return {c for n in names for c in table.get(n, ())}
 
 
-def conflicting_places(asked: set[str], named: set[str], text: str) -> list[str]:
+def conflicting_places(asked: set[str], named: set[str], text: Container[str]) -> list[str]:
     """The places of a question that a document contradicts: the document names a place at least as
     specific that is not within it, names none within it, and never mentions it (海珠区 against a 天河区
     notice; not 上海 against a 奉贤区 one, nor 广东 against a 广州 one)."""
@@ -88,11 +89,23 @@ def conflicting_places(asked: set[str], named: set[str], text: str) -> list[str]
 
 
 @dataclass(frozen=True)
+class Mentions:
+    """A document's text, searched only when asked: a question naming a place is rare, and keeping every
+    document's normalised text in memory would double the corpus."""
+
+    head: str
+    passages: tuple[str, ...]  # the passages' own strings, shared with the index, not copied
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and (word in self.head or any(word in normalize(t) for t in self.passages))
+
+
+@dataclass(frozen=True)
 class DocIdentity:
     words: frozenset[str]
     years: frozenset[str]
     places: frozenset[str]  # places named in the title, file name or opening lines
-    text: str  # the whole document's normalised text, to check a place it mentions anywhere
+    text: Mentions  # `place in text`: whether the document mentions a place anywhere
 
 
 @dataclass(frozen=True)
@@ -117,7 +130,7 @@ class Identities:
                 frozenset(segmenter.words_of(head)),
                 frozenset(_YEAR.findall(names[doc_id])),
                 frozenset(places_in(head)),
-                normalize(" ".join([head, *texts[doc_id]])),
+                Mentions(head, tuple(texts[doc_id])),
             )
         df: dict[str, int] = {}
         for identity in docs.values():
