@@ -107,34 +107,35 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
         cid = chunk_id(doc.doc_id, crumb, text)
         chunks.append(Chunk(cid, doc.doc_id, doc.source, doc.title, crumb, text, start, end, kind, page))
 
-    group: list[Block] = []  # headings not yet shown, then the paragraphs of one section
-    headings: list[Block] = []
+    group: list[Block] = []  # the paragraphs of one section
+    headings: list[Block] = []  # the headings met since the last paragraph
+    opening: int | None = None  # where the headings that open the group's first passage start
 
     def flush() -> None:
-        paragraphs = [b for b in group if b.kind == "paragraph"]
-        if paragraphs:
-            section = paragraphs[0].section
+        nonlocal opening
+        if group:
+            section = group[0].section
             article = bool(section) and bool(_ARTICLE.match(section[-1]))
-            spans = _pack(doc, paragraphs, settings, whole_blocks=article)
-            if group[0].kind == "heading":  # the headings open the first passage, outside its size
-                spans[0] = (group[0].start, *spans[0][1:])
+            spans = _pack(doc, group, settings, whole_blocks=article)
+            if opening is not None:  # the headings open the first passage, outside its size
+                spans[0] = (opening, *spans[0][1:])
             for start, end, page in spans:
                 emit(section, doc.text[start:end], start, end, "text", page)
         group.clear()
+        opening = None
 
     for block in doc.blocks:
         if block.kind == "heading":
-            if any(b.kind == "paragraph" for b in group):
-                flush()
+            flush()
             headings.append(block)
             continue
         if block.kind == "paragraph":
-            if group and any(b.kind == "paragraph" for b in group) and group[-1].section != block.section:
+            if group and group[-1].section != block.section:
                 flush()
-            if headings:
-                # the headings on this paragraph's path open its section's first passage
-                group[:0] = [h for h in headings if block.section[: len(h.section)] == h.section]
-                headings.clear()
+            on_path = [h for h in headings if block.section[: len(h.section)] == h.section]
+            if on_path and not group:
+                opening = on_path[0].start
+            headings.clear()
             group.append(block)
             continue
         flush()
