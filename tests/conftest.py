@@ -9,11 +9,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from policyqa.embed import HashEmbedder
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "corpus" / "nanjing-hitech-clusters.txt"
@@ -56,6 +60,21 @@ TINY2 = """数据中心建设管理办法
 
 第二条 新建数据中心的电能利用效率不得高于1.3。
 """
+
+
+def app_client(corpus: Path, index: Path, embedder: HashEmbedder, **settings: str) -> Iterator[TestClient]:
+    """A TestClient over the app of an engine built on `corpus` with the hashing embedder."""
+    from fastapi.testclient import TestClient
+
+    from policyqa.api import create_app
+    from policyqa.config import Settings
+    from policyqa.engine import Engine
+
+    engine = Engine(corpus, index, embedder)
+    engine.ensure()
+    app = create_app(Settings(corpus_dir=corpus, index_dir=index, model="hash:64", **settings), engine)
+    with TestClient(app) as client:
+        yield client
 
 
 @pytest.fixture

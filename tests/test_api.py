@@ -4,18 +4,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from policyqa.api import create_app
-from policyqa.config import Settings
-from policyqa.engine import Engine
+from .conftest import app_client
 
 
 @pytest.fixture
 def client(corpus: Path, tmp_path: Path, embedder):
-    engine = Engine(corpus, tmp_path / "idx", embedder)
-    engine.ensure()
-    app = create_app(Settings(corpus_dir=corpus, index_dir=tmp_path / "idx", model="hash:64"), engine)
-    with TestClient(app) as c:
-        yield c
+    yield from app_client(corpus, tmp_path / "idx", embedder)
 
 
 def test_health_and_search_get_post(client: TestClient) -> None:

@@ -8,13 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from policyqa import cli
-from policyqa.api import create_app
-from policyqa.config import Settings
-from policyqa.engine import Engine
 from policyqa.errors import FilterError
 from policyqa.filters import make
 
 from .conftest import NOTICE as A
+from .conftest import app_client
 
 B = """乙市财政局关于稳岗补贴资金管理的通知
 
@@ -40,11 +38,7 @@ def policies(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(policies: Path, tmp_path: Path, embedder):
-    engine = Engine(policies, tmp_path / "idx", embedder)
-    engine.ensure()
-    app = create_app(Settings(corpus_dir=policies, index_dir=tmp_path / "idx", model="hash:64"), engine)
-    with TestClient(app) as c:
-        yield c
+    yield from app_client(policies, tmp_path / "idx", embedder)
 
 
 def sources(body: dict) -> set[str]:

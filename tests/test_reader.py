@@ -9,18 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from policyqa import index
-from policyqa.api import create_app
-from policyqa.config import Settings
-from policyqa.engine import Engine
+
+from .conftest import app_client
 
 
 @pytest.fixture
 def client(corpus: Path, tmp_path: Path, embedder):
-    engine = Engine(corpus, tmp_path / "idx", embedder)
-    engine.ensure()
-    app = create_app(Settings(corpus_dir=corpus, index_dir=tmp_path / "idx", model="hash:64", admin_token="t"), engine)
-    with TestClient(app) as c:
-        yield c
+    yield from app_client(corpus, tmp_path / "idx", embedder, admin_token="t")
 
 
 def test_the_text_holds_every_passage_at_its_offsets_with_an_outline(client: TestClient) -> None:
