@@ -18,7 +18,7 @@ from unittest import mock
 import numpy as np
 
 from policyqa import index as index_mod
-from policyqa import ingest
+from policyqa import ingest, pipeline
 from policyqa.config import Settings
 from policyqa.embed import Embedder, load_embedder
 from policyqa.evaluation import Report, evaluate, read_questions
@@ -55,7 +55,7 @@ def run_quality(qa: Path, corpus: Path, embedder: Embedder) -> list[tuple[Report
 
     with tempfile.TemporaryDirectory() as tmp:
         built = Path(tmp) / "index"
-        index_mod.build(corpus, built, embedder)
+        pipeline.build(corpus, built, embedder)
         idx = index_mod.load(built, embedder)
         for name, opts in [
             ("policyqa (hybrid)", SearchOptions()),
@@ -66,8 +66,8 @@ def run_quality(qa: Path, corpus: Path, embedder: Embedder) -> list[tuple[Report
             timed(name, lambda q, o=opts: search(idx, embedder, q, 10, o), idx.chunks)
 
         plain = Path(tmp) / "plain"
-        with mock.patch.object(index_mod, "_dictionary", lambda docs: set()):
-            index_mod.build(corpus, plain, embedder)
+        with mock.patch.object(pipeline, "_dictionary", lambda docs: set()):
+            pipeline.build(corpus, plain, embedder)
         idx2 = index_mod.load(plain, embedder)
         timed("hybrid, no domain dictionary", lambda q: search(idx2, embedder, q, 10), idx2.chunks)
         idx3 = index_mod.load(plain, embedder)

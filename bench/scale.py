@@ -18,7 +18,7 @@ from common import ROOT, questions
 from policyqa import index as index_mod
 from policyqa.config import Settings
 from policyqa.embed import load_embedder
-from policyqa.index import HNSW_FROM, HNSW_M, dense_index, search_effort
+from policyqa.store.faiss import HNSW_FROM, HNSW_M, dense_index, search_effort
 
 
 def synthetic(base: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -57,7 +57,7 @@ def run(quick: bool = False, n: int = 100_000) -> str:
     qs = questions()
     encode_ms = _encode_ms(qs[:30])
     ix = index_mod.load(ROOT / "index", embedder)
-    base = np.concatenate([ix.vectors, np.asarray(ix.sentences)]).astype(np.float32)
+    base = np.concatenate([ix.vectors.vectors, np.asarray(ix.vectors.sentences)]).astype(np.float32)
     real_q = embedder.encode_queries(qs).astype(np.float32)
     held_out = synthetic(base, 100 if quick else 200, seed=2)
     queries = np.concatenate([real_q, held_out])
@@ -123,7 +123,7 @@ def run(quick: bool = False, n: int = 100_000) -> str:
         lines.append(f"| {m:,} | {flat_at[m]:.2f} ms | {flat_at[m] / encode_ms:.0%} |")
     lines += [
         "",
-        f"Chosen automatically (`policyqa.index.dense_index`): flat below {HNSW_FROM:,} passages, where exact "
+        f"Chosen automatically (`policyqa.store.faiss.dense_index`): flat below {HNSW_FROM:,} passages, where exact "
         "search costs about a tenth of an encode and nothing to build; HNSW from there "
         f"(M={HNSW_M}, efSearch {search_effort(HNSW_FROM)}: recall@10 0.96 at under half a millisecond in the "
         "table above). IVF reaches the same recall at about the same latency but must be trained on the data, "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from policyqa import corpus, index, sandbox
+from policyqa import corpus, pipeline, sandbox
 from policyqa.errors import DocumentError, UploadError
 from policyqa.limits import MIB, Limits
 
@@ -123,7 +123,7 @@ def test_a_slow_parse_is_stopped_at_the_time_limit() -> None:
 
 def test_a_bomb_in_the_corpus_folder_is_skipped_by_name(corpus: Path, tmp_path: Path, embedder) -> None:
     (corpus / "bomb.html").write_bytes(nested_html(300_000))
-    report = index.build(corpus, tmp_path / "idx", embedder)
+    report = pipeline.build(corpus, tmp_path / "idx", embedder)
     assert report.documents == 2 and any("bomb.html" in e and "POLICYQA_MAX_HTML_DEPTH" in e for e in report.errors)
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from policyqa import index
+from policyqa import pipeline
 from policyqa.engine import Engine
 
 
@@ -45,7 +45,7 @@ def test_poll_picks_up_dropped_files_and_outside_builds(corpus: Path, tmp_path: 
     assert sources(engine, "充电桩建设补贴")[0] == "new.txt"
 
     (corpus / "new.txt").unlink()
-    index.build(corpus, tmp_path / "idx", embedder)  # another process publishes a snapshot
+    pipeline.build(corpus, tmp_path / "idx", embedder)  # another process publishes a snapshot
     engine._seen = None  # the outside build saw the change; the engine only reloads
     engine.poll()
     assert "new.txt" not in sources(engine, "充电桩建设补贴")

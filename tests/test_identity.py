@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policyqa import index
+from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
 from policyqa.identity import Identities, conflicting_places, places_in
 from policyqa.models import Chunk
@@ -54,7 +54,7 @@ def test_the_year_a_question_names_picks_its_document_and_a_missing_year_is_flag
     for name in ("notice-2024-青山市科技创新券.txt", "notice-2025-青山市科技创新券.txt"):
         (corpus / name).write_bytes((NOTICES / name).read_bytes())
     embedder = HashEmbedder(64)
-    index.build(corpus, tmp_path / "index", embedder)
+    pipeline.build(corpus, tmp_path / "index", embedder)
     ix = index.load(tmp_path / "index", embedder)
     for year, figure in (("2024", "30%"), ("2025", "40%")):
         result = search(ix, embedder, f"青山市{year}年企业用创新券买检验检测服务补贴比例是多少？", 3)

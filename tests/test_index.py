@@ -3,16 +3,17 @@ from pathlib import Path
 
 import pytest
 
-from policyqa import index
+from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
 from policyqa.errors import CorpusError, IndexMismatchError, IndexMissingError
+from policyqa.store import faiss as faiss_store
 
 
 def test_build_save_load_roundtrip(corpus: Path, tmp_path: Path, embedder) -> None:
-    report = index.build(corpus, tmp_path / "idx", embedder)
+    report = pipeline.build(corpus, tmp_path / "idx", embedder)
     assert report.documents == 2 and report.chunks > 0 and report.embedded == report.chunks
     ix = index.load(tmp_path / "idx", embedder)
-    assert len(ix.chunks) == report.chunks == ix.dense.ntotal
+    assert len(ix.chunks) == report.chunks == ix.vectors.dense.ntotal
     meta = json.loads((ix.folder / "meta.json").read_text())
     assert meta["model"] == "hash-64" and meta["dim"] == 64 and meta["format_version"] == index.FORMAT_VERSION
     assert meta["chunking"]["maximum"] == 400
@@ -21,13 +22,13 @@ def test_build_save_load_roundtrip(corpus: Path, tmp_path: Path, embedder) -> No
 
 
 def test_loading_with_another_model_says_rebuild(corpus: Path, tmp_path: Path, embedder) -> None:
-    index.build(corpus, tmp_path / "idx", embedder)
+    pipeline.build(corpus, tmp_path / "idx", embedder)
     with pytest.raises(IndexMismatchError, match="rebuild"):
         index.load(tmp_path / "idx", HashEmbedder(32))
 
 
 def test_loading_another_format_says_rebuild(corpus: Path, tmp_path: Path, embedder) -> None:
-    index.build(corpus, tmp_path / "idx", embedder)
+    pipeline.build(corpus, tmp_path / "idx", embedder)
     folder = index.current_snapshot(tmp_path / "idx")
     meta = json.loads((folder / "meta.json").read_text())
     meta["format_version"] = 999
@@ -41,16 +42,16 @@ def test_missing_index_and_empty_corpus(tmp_path: Path, embedder) -> None:
         index.load(tmp_path / "none", embedder)
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusError, match="no documents"):
-        index.build(tmp_path / "empty", tmp_path / "idx", embedder)
+        pipeline.build(tmp_path / "empty", tmp_path / "idx", embedder)
 
 
 def test_update_embeds_only_what_changed_and_drops_removed(corpus: Path, tmp_path: Path, embedder) -> None:
-    first = index.build(corpus, tmp_path / "idx", embedder)
-    same = index.build(corpus, tmp_path / "idx", embedder)
+    first = pipeline.build(corpus, tmp_path / "idx", embedder)
+    same = pipeline.build(corpus, tmp_path / "idx", embedder)
     assert not same.changed and same.embedded == 0
     (corpus / "new.txt").write_text("新文件\n\n人工智能产业发展专项资金管理办法已经印发。\n", encoding="utf-8")
     (corpus / "sub" / "datacenter.md").unlink()
-    update = index.build(corpus, tmp_path / "idx", embedder)
+    update = pipeline.build(corpus, tmp_path / "idx", embedder)
     assert update.embedded == 1
     ix = index.load(tmp_path / "idx", embedder)
     assert {c.source for c in ix.chunks} == {"measures.txt", "new.txt"}
@@ -58,9 +59,9 @@ def test_update_embeds_only_what_changed_and_drops_removed(corpus: Path, tmp_pat
 
 
 def test_a_broken_file_keeps_its_old_chunks(corpus: Path, tmp_path: Path, embedder) -> None:
-    index.build(corpus, tmp_path / "idx", embedder)
+    pipeline.build(corpus, tmp_path / "idx", embedder)
     (corpus / "measures.txt").write_bytes(b"")
-    report = index.build(corpus, tmp_path / "idx", embedder)
+    report = pipeline.build(corpus, tmp_path / "idx", embedder)
     assert any("measures.txt" in e for e in report.errors)
     ix = index.load(tmp_path / "idx", embedder)
     assert "measures.txt" in {c.source for c in ix.chunks}
@@ -73,7 +74,7 @@ def test_builds_are_serialised_by_the_lock(corpus: Path, tmp_path: Path, embedde
     import time
 
     idx = tmp_path / "idx"
-    index.build(corpus, idx, embedder)
+    pipeline.build(corpus, idx, embedder)
     before = (idx / "CURRENT").read_text()
     env = {**__import__("os").environ, "POLICYQA_MODEL": "hash:64"}
     cmd = [sys.executable, "-m", "policyqa", "build", "--force", "--corpus", str(corpus), "--index", str(idx)]
@@ -92,17 +93,17 @@ def test_reused_words_match_a_fresh_segmentation(corpus: Path, tmp_path: Path, e
     import numpy as np
 
     idx = tmp_path / "idx"
-    index.build(corpus, idx, embedder)
+    pipeline.build(corpus, idx, embedder)
     # a new document whose heading adds dictionary words that also occur in old passages
     (corpus / "new.md").write_text(
         "# 高新技术企业认定\n\n## 人才公寓\n\n人才公寓面向高新技术企业。\n", encoding="utf-8"
     )
-    index.build(corpus, idx, embedder)
+    pipeline.build(corpus, idx, embedder)
     fresh = tmp_path / "fresh"
-    index.build(corpus, fresh, embedder, force=True)
+    pipeline.build(corpus, fresh, embedder, force=True)
     a, b = index.load(idx, embedder), index.load(fresh, embedder)
     assert a.segmenter.words == b.segmenter.words
-    for left, right in ((a.lexical, b.lexical), (a.sentence_lexical, b.sentence_lexical)):
+    for left, right in ((a.lexical.passages, b.lexical.passages), (a.lexical.sentences, b.lexical.sentences)):
         assert left.terms == right.terms
         assert np.array_equal(left.indptr, right.indptr) and np.array_equal(left.indices, right.indices)
         assert np.array_equal(left.tfs, right.tfs)
@@ -114,11 +115,11 @@ def test_dense_index_type_follows_corpus_size() -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    flat = index.dense_index(vectors)
+    flat = faiss_store.dense_index(vectors)
     assert type(flat).__name__ == "IndexFlatIP"
-    hnsw = index.dense_index(vectors, force="hnsw")
-    assert type(hnsw).__name__ == "IndexHNSWFlat" and hnsw.hnsw.efSearch == index.search_effort(300)
+    hnsw = faiss_store.dense_index(vectors, force="hnsw")
+    assert type(hnsw).__name__ == "IndexHNSWFlat" and hnsw.hnsw.efSearch == faiss_store.search_effort(300)
     _, exact = flat.search(vectors[:20], 5)
     _, approx = hnsw.search(vectors[:20], 5)
     assert (exact[:, 0] == approx[:, 0]).all()  # each vector finds itself first
-    assert index.HNSW_FROM > 1000 and index.search_effort(10**6) > index.search_effort(10**4)
+    assert faiss_store.HNSW_FROM > 1000 and faiss_store.search_effort(10**6) > faiss_store.search_effort(10**4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from policyqa import index, ingest
+from policyqa import index, ingest, pipeline
 from policyqa.embed import HashEmbedder
 from policyqa.metadata import Metadata, extract
 
@@ -111,7 +111,7 @@ def test_the_index_stores_metadata_and_an_old_index_gains_it_without_embedding(
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "notice.txt").write_text(NOTICE, encoding="utf-8")
-    index.build(corpus, tmp_path / "index", embedder)
+    pipeline.build(corpus, tmp_path / "index", embedder)
     [doc] = index.documents(tmp_path / "index")
     assert doc.metadata.doc_number == "某府办规〔2024〕13号"
 
@@ -123,7 +123,7 @@ def test_the_index_stores_metadata_and_an_old_index_gains_it_without_embedding(
     for d in data["documents"]:
         del d["metadata"]
     meta_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    report = index.build(corpus, tmp_path / "index", embedder)
+    report = pipeline.build(corpus, tmp_path / "index", embedder)
     assert report.changed and report.embedded == 0
     assert index.documents(tmp_path / "index")[0].metadata.issuer == "某市人民政府办公厅"
-    assert index.build(corpus, tmp_path / "index", embedder).changed is False
+    assert pipeline.build(corpus, tmp_path / "index", embedder).changed is False

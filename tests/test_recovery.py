@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from policyqa import index
+from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
 from policyqa.engine import Engine
 from policyqa.errors import IndexMissingError, ModelMismatchError
@@ -46,9 +46,9 @@ DAMAGE = {
 
 def two_snapshots(corpus: Path, idx: Path, embedder: HashEmbedder) -> tuple[str, Path]:
     """An older whole snapshot and the current one, which the caller damages."""
-    older = index.build(corpus, idx, embedder).snapshot
+    older = pipeline.build(corpus, idx, embedder).snapshot
     (corpus / "new.txt").write_text("新能源补贴办法\n\n第一条 充电桩建设补贴每个5000元。\n", encoding="utf-8")
-    index.build(corpus, idx, embedder)
+    pipeline.build(corpus, idx, embedder)
     current = index.current_snapshot(idx)
     assert current is not None and current.name != older
     return older, current
@@ -69,7 +69,7 @@ def test_a_damaged_snapshot_is_passed_over_and_build_repairs_it(
     engine = Engine.start(corpus, idx, "hash:64", None)
     assert engine.index is not None and engine.index.name == served.name
 
-    report = index.build(corpus, idx, embedder)  # repairs instead of crashing
+    report = pipeline.build(corpus, idx, embedder)  # repairs instead of crashing
     assert report.changed and report.snapshot not in (older, current.name)
     assert report.repaired
     fresh = index.load(idx, embedder)
@@ -109,10 +109,10 @@ def test_cli_build_repairs_and_search_warns(corpus: Path, tmp_path: Path, embedd
 
 def test_another_model_is_refused_not_silently_rebuilt(corpus: Path, tmp_path: Path, embedder) -> None:
     idx = tmp_path / "idx"
-    first = index.build(corpus, idx, embedder).snapshot
+    first = pipeline.build(corpus, idx, embedder).snapshot
     other = HashEmbedder(32)
     with pytest.raises(ModelMismatchError, match="--rebuild-for-model"):
-        index.build(corpus, idx, other)
+        pipeline.build(corpus, idx, other)
     with pytest.raises(ModelMismatchError):
         Engine.start(corpus, idx, "hash:32", None)
     assert index.current_snapshot(idx).name == first  # type: ignore[union-attr]

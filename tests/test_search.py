@@ -3,9 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa import index
+from policyqa import index, pipeline
 from policyqa.errors import QueryError
-from policyqa.search import _answer, clean_query, dense_scores, lexical_scores, rrf, search
+from policyqa.search import _answer, clean_query, rrf, search
+from policyqa.store.faiss import ArrayLexical, FaissVectors
 
 
 def test_rrf_rewards_agreement() -> None:
@@ -23,7 +24,7 @@ def test_clean_query_rejects_empty_and_long() -> None:
 
 
 def test_search_returns_cited_passages(corpus: Path, tmp_path: Path, embedder) -> None:
-    index.build(corpus, tmp_path / "idx", embedder)
+    pipeline.build(corpus, tmp_path / "idx", embedder)
     ix = index.load(tmp_path / "idx", embedder)
     result = search(ix, embedder, "新认定的高新技术企业有一次性奖励吗？", k=3)
     top = result.hits[0]
@@ -39,7 +40,7 @@ def test_search_returns_cited_passages(corpus: Path, tmp_path: Path, embedder) -
 
 
 def test_confidence_flags_questions_the_corpus_cannot_answer(corpus: Path, tmp_path: Path, embedder) -> None:
-    index.build(corpus, tmp_path / "idx", embedder)
+    pipeline.build(corpus, tmp_path / "idx", embedder)
     ix = index.load(tmp_path / "idx", embedder)
     sure = search(ix, embedder, "新认定的高新技术企业奖励多少？", k=3).confidence
     assert sure is not None and sure.confident and sure.coverage == 1.0 and sure.missing == ()
@@ -49,17 +50,20 @@ def test_confidence_flags_questions_the_corpus_cannot_answer(corpus: Path, tmp_p
 
 
 def test_dense_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Path, embedder) -> None:
-    index.build(corpus, tmp_path / "idx", embedder)
+    pipeline.build(corpus, tmp_path / "idx", embedder)
     ix = index.load(tmp_path / "idx", embedder)
-    assert len(ix.sentence_ptr) == len(ix.chunks) + 1 and int(ix.sentence_ptr[-1]) == len(ix.sentences)
+    store = ix.vectors
+    assert isinstance(store, FaissVectors)
+    ptr, vectors, sentences = store.ptr, store.vectors, store.sentences
+    assert len(ptr) == len(ix.chunks) + 1 and int(ptr[-1]) == len(sentences)
     q = embedder.encode_queries(["引进领军人才"])[0]
-    many = next(i for i in range(len(ix.chunks)) if ix.sentence_ptr[i + 1] - ix.sentence_ptr[i] >= 2)
-    lo, hi = int(ix.sentence_ptr[many]), int(ix.sentence_ptr[many + 1])
-    expected = (float(ix.vectors[many] @ q) + float(np.max(ix.sentences[lo:hi] @ q))) / 2
-    assert dense_scores(ix, q, [many])[many] == pytest.approx(expected)
-    rows = [i for i, c in enumerate(ix.chunks) if c.kind == "table_row" or ix.sentence_ptr[i + 1] == ix.sentence_ptr[i]]
+    many = next(i for i in range(len(ix.chunks)) if ptr[i + 1] - ptr[i] >= 2)
+    lo, hi = int(ptr[many]), int(ptr[many + 1])
+    expected = (float(vectors[many] @ q) + float(np.max(sentences[lo:hi] @ q))) / 2
+    assert store.scores(q, [many], 0.5)[many] == pytest.approx(expected)
+    rows = [i for i, c in enumerate(ix.chunks) if c.kind == "table_row" or ptr[i + 1] == ptr[i]]
     for i in rows:
-        assert dense_scores(ix, q, [i])[i] == pytest.approx(float(ix.vectors[i] @ q))
+        assert store.scores(q, [i], 0.5)[i] == pytest.approx(float(vectors[i] @ q))
 
 
 def test_answer_sentence_ties_go_to_the_closest_sentence() -> None:
@@ -76,13 +80,16 @@ def test_the_heading_lines_opening_a_passage_are_never_the_answer() -> None:
 
 
 def test_lexical_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Path, embedder) -> None:
-    index.build(corpus, tmp_path / "idx", embedder)
+    pipeline.build(corpus, tmp_path / "idx", embedder)
     ix = index.load(tmp_path / "idx", embedder)
+    store = ix.lexical
+    assert isinstance(store, ArrayLexical)
     words = ix.segmenter.query_words("引进领军人才")
-    own = ix.lexical.scores(words)
-    per_sentence = ix.sentence_lexical.scores(words)
-    blended = lexical_scores(ix, words)
+    own = store.passages.scores(words)
+    per_sentence = store.sentences.scores(words)
+    blended = store.scores(words, range(len(ix.chunks)), 0.5)
     for i in range(len(ix.chunks)):
-        best = max((float(s) for s, o in zip(per_sentence, ix.sentence_owner, strict=True) if o == i), default=0.0)
+        best = max((float(s) for s, o in zip(per_sentence, store.sentence_owner, strict=True) if o == i), default=0.0)
         assert blended[i] == pytest.approx((own[i] + best) / 2)
-    assert int(np.argmax(blended)) == next(i for i, c in enumerate(ix.chunks) if "领军人才" in c.text)
+    top = store.top(words, 1, 0.5)
+    assert list(top) == [next(i for i, c in enumerate(ix.chunks) if "领军人才" in c.text)]

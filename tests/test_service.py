@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from policyqa import index
+from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
 
 from .conftest import TINY
@@ -188,4 +188,4 @@ def test_kill_9_during_builds_leaves_the_old_snapshot_serving(tmp_path: Path, se
     assert httpx.get(f"{again.url}/api/health").json()["snapshot"] in (srv_snapshot, on_disk.name)
     subprocess.run(build, env=env, check=True, capture_output=True)  # and the next build completes
     snapshots = [p for p in (idx / "snapshots").iterdir() if not p.name.startswith(".")]
-    assert len(snapshots) <= index.KEEP_SNAPSHOTS
+    assert len(snapshots) <= pipeline.KEEP_SNAPSHOTS

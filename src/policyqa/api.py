@@ -41,6 +41,7 @@ from policyqa.guard import BodyLimit, SecurityHeaders
 from policyqa.messages import chinese
 from policyqa.results import group_size, payload
 from policyqa.search import MAX_QUERY
+from policyqa.store import connect
 
 log = logging.getLogger("policyqa")
 
@@ -146,6 +147,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 settings.threads,
                 settings.micro_batch,
                 settings.rebuild_for_model,
+                connect(settings.store, settings.qdrant_url, settings.qdrant_api_key),
             )
             eng.limits = settings.limits
             state["engine"] = eng

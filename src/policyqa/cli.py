@@ -29,8 +29,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
     from policyqa.engine import Engine
+    from policyqa.store import connect
 
-    return Engine.open(settings.corpus_dir, settings.index_dir, settings.model, settings.model_dir, settings.threads)
+    store = connect(settings.store, settings.qdrant_url, settings.qdrant_api_key)
+    return Engine.open(
+        settings.corpus_dir, settings.index_dir, settings.model, settings.model_dir, settings.threads, store=store
+    )
 
 
 class _Progress:
@@ -56,10 +60,10 @@ class _Progress:
 def _build(settings: Settings, force: bool = False, show_progress: bool = False) -> int:
     engine = _engine(settings)
     progress = _Progress() if sys.stderr.isatty() or show_progress else None
-    from policyqa import index
+    from policyqa import pipeline
 
     try:
-        report = index.build(
+        report = pipeline.build(
             settings.corpus_dir,
             settings.index_dir,
             engine.embedder,
@@ -68,6 +72,7 @@ def _build(settings: Settings, force: bool = False, show_progress: bool = False)
             force,
             settings.rebuild_for_model,
             settings.limits,
+            store=engine.store,
         )
     finally:
         if progress:

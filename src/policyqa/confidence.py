@@ -59,7 +59,7 @@ class Confidence:
 
 
 def contrast(index: Index, qvec: np.ndarray, cosine: float) -> float:
-    background = index.background @ qvec
+    background = index.vectors.background() @ qvec
     spread = float(background.std())
     return (cosine - float(background.mean())) / spread if spread > 1e-9 else 0.0
 

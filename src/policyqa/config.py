@@ -24,6 +24,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)  # what parsing one untrusted file may cost
     max_body_bytes: int = 16 * 1024  # request bodies other than uploads (search JSON)
     header_seconds: float = 10.0  # a client must send its request headers within this time
+    store: str = "faiss"  # where vectors and BM25 are kept: faiss (files of the snapshot) or qdrant
+    qdrant_url: str = ""  # a Qdrant server or cluster (without one: a local collection in the snapshot folder)
+    qdrant_api_key: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -49,5 +52,8 @@ class Settings:
             ),
             max_body_bytes=int(env.get("POLICYQA_MAX_BODY_BYTES") or cls.max_body_bytes),
             header_seconds=float(env.get("POLICYQA_HEADER_SECONDS") or cls.header_seconds),
+            store=(env.get("POLICYQA_STORE") or cls.store).strip().lower(),
+            qdrant_url=env.get("POLICYQA_QDRANT_URL", ""),
+            qdrant_api_key=env.get("POLICYQA_QDRANT_API_KEY", ""),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

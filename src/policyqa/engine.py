@@ -19,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from policyqa import index as index_mod
-from policyqa import ingest
+from policyqa import ingest, pipeline
 from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError
 from policyqa.filters import Filters
-from policyqa.index import BuildReport, Index, current_snapshot
+from policyqa.index import Index, current_snapshot
 from policyqa.limits import Limits
 from policyqa.messages import chinese
+from policyqa.pipeline import BuildReport
 from policyqa.search import SearchOptions, SearchResult, search
+from policyqa.store import default_store
+from policyqa.store.base import Store, Vectors
 
 log = logging.getLogger("policyqa")
 KEEP_JOBS = 50
@@ -79,12 +82,18 @@ def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 class Engine:
     def __init__(
-        self, corpus_dir: Path, index_dir: Path, embedder: Embedder, chunking: ChunkSettings | None = None
+        self,
+        corpus_dir: Path,
+        index_dir: Path,
+        embedder: Embedder,
+        chunking: ChunkSettings | None = None,
+        store: Store | None = None,
     ) -> None:
         self.corpus_dir = corpus_dir
         self.index_dir = index_dir
         self.embedder = embedder
         self.chunking = chunking or ChunkSettings()
+        self.store = store or default_store()  # where snapshots keep their vectors and BM25
         self.index: Index | None = None
         self.hidden: frozenset[str] = frozenset()  # doc_ids deleted but still in the served snapshot
         self.jobs: OrderedDict[str, Job] = OrderedDict()
@@ -98,7 +107,7 @@ class Engine:
         self._worker: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._seen: tuple[tuple[str, int, int], ...] | None = None
-        self._vectors: dict[str, index_mod.Vectors] = {}  # embedded by builds that were stopped, for the next
+        self._vectors: dict[str, Vectors] = {}  # embedded by builds that were stopped, for the next
 
     @classmethod
     def open(
@@ -109,8 +118,9 @@ class Engine:
         model_dir: Path | None,
         threads: int | None = None,
         micro_batch: bool = True,
+        store: Store | None = None,
     ) -> Engine:
-        return cls(corpus_dir, index_dir, load_embedder(model, model_dir, threads, micro_batch))
+        return cls(corpus_dir, index_dir, load_embedder(model, model_dir, threads, micro_batch), store=store)
 
     @classmethod
     def start(
@@ -122,6 +132,7 @@ class Engine:
         threads: int | None = None,
         micro_batch: bool = True,
         allow_model_change: bool = False,
+        store: Store | None = None,
     ) -> Engine:
         """Open the engine and load the index on disk at the same time (faster service start).
 
@@ -131,8 +142,8 @@ class Engine:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1, thread_name_prefix="policyqa-read") as pool:
-            pending = pool.submit(index_mod.read, index_dir)
-            engine = cls.open(corpus_dir, index_dir, model, model_dir, threads, micro_batch)
+            pending = pool.submit(index_mod.read, index_dir, store)
+            engine = cls.open(corpus_dir, index_dir, model, model_dir, threads, micro_batch, store)
             engine.allow_model_change = allow_model_change
             try:
                 ix = pending.result()
@@ -155,7 +166,7 @@ class Engine:
 
     def load(self) -> Index:
         """Serve the newest whole snapshot on disk (a missing or mismatched index is an error)."""
-        ix = index_mod.load(self.index_dir, self.embedder)
+        ix = index_mod.load(self.index_dir, self.embedder, self.store)
         self.index = ix
         if ix.damage:
             self.damage = tuple(dict.fromkeys((*self.damage, *ix.damage)))
@@ -187,7 +198,7 @@ class Engine:
             self._seen = corpus_signature(self.corpus_dir)
             if force:
                 self._vectors.clear()
-            report = index_mod.build(
+            report = pipeline.build(
                 self.corpus_dir,
                 self.index_dir,
                 self.embedder,
@@ -198,6 +209,7 @@ class Engine:
                 self.limits,
                 self._vectors,
                 defer_over,
+                self.store,
             )
             if not report.deferred:
                 self._vectors.clear()
@@ -349,7 +361,7 @@ class Engine:
         if folder is not None and (self.index is None or folder.name != self.index.name):
             try:
                 with self._update_lock:
-                    ix = index_mod.read_snapshot(folder)
+                    ix = index_mod.read_snapshot(folder, self.store)
                     index_mod.check_meta(ix.meta, self.embedder.name, self.embedder.dim)
                     self.index = ix
             except Exception as exc:  # damaged or foreign: keep serving, and repair it with an update

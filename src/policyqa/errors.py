@@ -52,3 +52,8 @@ class FilterError(QueryError):
         super().__init__(message)
         self.field = field
         self.rule = rule
+
+
+class StoreError(PolicyQAError):
+    """The vector store cannot be reached or answers with an error (a server down, a timeout); the message
+    says which and why. Searches fail with it until the store is back."""

@@ -6,10 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
-
 from policyqa.errors import FilterError
 from policyqa.index import DocInfo, Index
+from policyqa.store.base import Scope
 
 _DOC_ID = re.compile(r"[0-9a-f]{12}")
 _DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})|(\d{4})年(\d{1,2})月(\d{1,2})日|(\d{4})(\d{2})(\d{2})")
@@ -95,21 +94,13 @@ def check(index: Index, filters: Filters) -> None:
         )
 
 
-def mask(index: Index, filters: Filters | None) -> np.ndarray | None:
-    """Which passages a filtered search may return (None: all of them)."""
-    if not filters:
+def scope_of(index: Index, filters: Filters | None, hidden: frozenset[str] = frozenset()) -> Scope | None:
+    """Which documents a search may answer from (None: all of them): those the filters admit, less the
+    hidden ones (deleted, but still in the served snapshot)."""
+    if not filters and not hidden:
         return None
-    check(index, filters)
-    admitted = {d.doc_id for d in index.documents.values() if filters.admits(d)}
-    return np.fromiter((c.doc_id in admitted for c in index.chunks), dtype=bool, count=len(index.chunks))
-
-
-def nearest(index: Index, qvec: np.ndarray, depth: int, allowed: np.ndarray) -> list[int]:
-    """The dense leg's candidates among the allowed passages, by exact inner product (the ANN index cannot
-    be asked to stay inside a subset; the subset is at most the corpus, a few milliseconds at 100,000)."""
-    ids = np.flatnonzero(allowed)
-    if not len(ids):
-        return []
-    scores = index.vectors[ids] @ qvec
-    top = np.argsort(-scores, kind="stable")[:depth]
-    return [int(i) for i in ids[top]]
+    docs = None
+    if filters:
+        check(index, filters)
+        docs = frozenset(d.doc_id for d in index.documents.values() if filters.admits(d))
+    return Scope(docs, hidden)

@@ -12,9 +12,8 @@ from policyqa.chunk import sentence_spans
 from policyqa.confidence import Confidence, assess
 from policyqa.embed import Embedder
 from policyqa.errors import QueryError
-from policyqa.filters import Filters, mask, nearest
+from policyqa.filters import Filters, scope_of
 from policyqa.index import Index
-from policyqa.lexical import best
 from policyqa.models import Hit
 from policyqa.segment import normalize, normalize_query, split_sentences
 
@@ -83,36 +82,6 @@ def weighted(dense: dict[int, float], lexical: dict[int, float], alpha: float) -
     return fused
 
 
-def dense_scores(index: Index, qvec: np.ndarray, ids: list[int], sentence: float = 0.5) -> dict[int, float]:
-    """The dense leg's score of each passage: its own cosine and its best sentence's, weighted by `sentence`.
-
-    A passage answers through one sentence; its whole vector blurs that sentence with the rest. Measured on
-    corpus/eval/seed-qa.jsonl, the dense leg alone went from hit@1 0.657 (passage vectors) to 0.806.
-    """
-    out: dict[int, float] = {}
-    ptr = index.sentence_ptr
-    for i in ids:
-        own = float(index.vectors[i] @ qvec)
-        lo, hi = int(ptr[i]), int(ptr[i + 1])
-        out[i] = (1 - sentence) * own + sentence * float(np.max(index.sentences[lo:hi] @ qvec)) if hi > lo else own
-    return out
-
-
-def lexical_scores(index: Index, words: list[str], sentence: float = 0.5) -> np.ndarray:
-    """The BM25 leg's score of every passage: its own score and its best sentence's, weighted by `sentence`.
-
-    The same rule as the dense leg, for the same reason: a long passage whose one sentence holds all the
-    question's words should not lose to a shorter one that mentions them in passing. Measured on
-    corpus/eval/seed-qa.jsonl: BM25 alone hit@1 0.851 -> 0.881, fused hit@3 0.970 -> 0.985.
-    """
-    own = index.lexical.scores(words)
-    best_sentence = np.zeros_like(own)
-    if index.sentence_lexical.size:
-        np.maximum.at(best_sentence, index.sentence_owner, index.sentence_lexical.scores(words))
-    blended: np.ndarray = (1 - sentence) * own + sentence * best_sentence
-    return blended
-
-
 def _answer(
     text: str,
     terms: list[str],
@@ -158,19 +127,16 @@ def search(
 
     qvec = embedder.encode_queries([matched_text])[0]
     words = index.segmenter.query_words(matched_text)
-    lexical_all = lexical_scores(index, words, opts.sentence)
-    allowed = mask(index, filters)
-    pool = lexical_all if allowed is None else np.where(allowed, lexical_all, 0.0)
-    lexical = dict(best(pool, depth)) if opts.mode != "dense" else {}
+    scope = scope_of(index, filters, exclude)
+    # Both legs blend a passage's own score with its best sentence's (weight `sentence`): a passage answers
+    # through one sentence, and its whole vector or word count blurs it. Measured on corpus/eval/seed-qa.jsonl:
+    # dense alone hit@1 0.657 -> 0.806, BM25 alone 0.851 -> 0.881.
+    lexical = index.lexical.top(words, depth, opts.sentence, scope) if opts.mode != "dense" else {}
     dense: dict[int, float] = {}
     if opts.mode != "lexical":
-        if allowed is None:
-            _, found = index.dense.search(np.ascontiguousarray(qvec[None, :], np.float32), depth)
-            ids = [int(i) for i in found[0] if i >= 0]
-        else:
-            ids = nearest(index, qvec, depth, allowed)
+        ids = index.vectors.nearest(qvec, depth, scope)
         candidates = dict.fromkeys(ids + list(lexical))
-        dense = dense_scores(index, qvec, list(candidates), opts.sentence)
+        dense = index.vectors.scores(qvec, list(candidates), opts.sentence)
 
     if opts.mode == "dense":
         fused = dense
@@ -189,21 +155,19 @@ def search(
         lo, hi = float(near.min()), float(near.max())
         scaled = (near - lo) / (hi - lo) if hi > lo else np.ones_like(near)
         fused = {i: v + opts.topic * float(scaled[owner[i]]) for i, v in fused.items()}
-    if exclude:
-        fused = {i: v for i, v in fused.items() if index.chunks[i].doc_id not in exclude}
     order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
 
     weights = {w: index.lexical.idf(w) for w in words}
+    cosines = {**index.vectors.scores(qvec, [i for i in order if i not in dense], opts.sentence), **dense}
+    bm25 = {**index.lexical.scores(words, [i for i in order if i not in lexical], opts.sentence), **lexical}
     hits = []
     for rank, i in enumerate(order, 1):
         chunk = index.chunks[i]
         haystack = normalize(chunk.context)
         matched = tuple(dict.fromkeys(w for w in words if w in haystack))
-        lo, hi = int(index.sentence_ptr[i]), int(index.sentence_ptr[i + 1])
-        closeness = [float(x) for x in index.sentences[lo:hi] @ qvec]
+        closeness = index.vectors.closeness(qvec, i)
         start, end = _answer(chunk.text, list(matched), weights, sentence_spans(chunk), closeness, chunk.body_start)
-        cosine = dense[i] if i in dense else dense_scores(index, qvec, [i], opts.sentence)[i]
-        hits.append(Hit(chunk, fused[i], rank, cosine, float(lexical_all[i]), matched, start, end))
+        hits.append(Hit(chunk, fused[i], rank, cosines[i], bm25[i], matched, start, end))
     conflicts = agree[hits[0].chunk.doc_id].conflicts if hits else ()
     confidence = assess(index, matched_text, words, qvec, hits[0] if hits else None, conflicts)
     return SearchResult(text, tuple(hits), (time.perf_counter() - began) * 1000, confidence)

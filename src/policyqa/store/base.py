@@ -1,0 +1,114 @@
+"""The store seam: what search and confidence ask of a snapshot's vectors and words, and what a build hands
+to an engine to keep. One file per engine beside this one implements it (faiss.py, qdrant.py).
+
+Passages are numbered by their row in the snapshot's chunks.jsonl; every engine answers in those numbers.
+A `Scope` restricts a query to the passages of some documents (a search filter) and away from others
+(deleted, but still in the served snapshot); None means every passage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """What the dense leg knows of one passage: its own vector and one per sentence (maybe none)."""
+
+    passage: np.ndarray
+    sentences: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which documents a query may answer from: only `docs` (None: any) and never `hidden`."""
+
+    docs: frozenset[str] | None = None
+    hidden: frozenset[str] = frozenset()
+
+    def admits(self, doc_id: str) -> bool:
+        return (self.docs is None or doc_id in self.docs) and doc_id not in self.hidden
+
+
+@dataclass(frozen=True)
+class Words:
+    """A passage as BM25 sees it: its words (with title and breadcrumb) and each sentence's words."""
+
+    passage: list[str]
+    sentences: list[list[str]]
+
+
+class VectorStore(Protocol):
+    """Passage and sentence vectors of one snapshot (inner product of normalised vectors = cosine)."""
+
+    def nearest(self, qvec: np.ndarray, depth: int, scope: Scope | None = None) -> list[int]:
+        """The passages whose own vector is closest to the question, best first."""
+        ...
+
+    def scores(self, qvec: np.ndarray, ids: Sequence[int], sentence: float) -> dict[int, float]:
+        """Each given passage's cosine blended with its best sentence's: (1 - sentence) * own + sentence * best."""
+        ...
+
+    def closeness(self, qvec: np.ndarray, i: int) -> list[float]:
+        """The cosine of each sentence of passage i, in order (none for a passage without sentence vectors)."""
+        ...
+
+    def background(self) -> np.ndarray:
+        """A fixed, evenly spread sample of at most 1,024 passage vectors: the corpus as a whole."""
+        ...
+
+    def centroids(self, owner: np.ndarray, documents: int) -> np.ndarray:
+        """Each document's mean passage vector, normalised; `owner[i]` is the document row of passage i."""
+        ...
+
+
+class LexicalStore(Protocol):
+    """BM25 over the jieba words of one snapshot's passages and of their sentences."""
+
+    def top(self, words: Sequence[str], depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
+        """The `depth` passages of highest blended score (own and best sentence's), only positive ones."""
+        ...
+
+    def scores(self, words: Sequence[str], ids: Sequence[int], sentence: float) -> dict[int, float]:
+        """The blended BM25 score of each given passage."""
+        ...
+
+    def idf(self, word: str) -> float: ...
+
+    def known(self, word: str) -> bool:
+        """Whether any passage holds the word."""
+        ...
+
+
+class Store(Protocol):
+    """One engine: writes a snapshot's vectors and words, and opens them again for searching."""
+
+    name: str
+
+    def write(
+        self, folder: Path, dim: int, vectors: Sequence[Vectors], words: Sequence[Words], owners: Sequence[str]
+    ) -> None:
+        """Keep a new snapshot's passages (`owners[i]`: the doc_id of passage i). `folder` is the snapshot's
+        folder while it is written, named `.tmp-<snapshot name>`; it is renamed into place after."""
+        ...
+
+    def open(self, folder: Path, owners: Sequence[str]) -> tuple[VectorStore, LexicalStore]:
+        """A published snapshot's stores; any damage raises."""
+        ...
+
+    def vectors(self, folder: Path) -> list[Vectors]:
+        """Every passage's vectors, in order (a build reuses those of unchanged passages)."""
+        ...
+
+    def publish(self, name: str) -> None:
+        """The snapshot `name` is now the one served (after CURRENT names it)."""
+        ...
+
+    def discard(self, name: str) -> None:
+        """Forget what the engine keeps outside the snapshot folder for a pruned snapshot."""
+        ...

@@ -1,0 +1,214 @@
+"""The FAISS engine: passage vectors in a FAISS index and numpy arrays, BM25 as plain arrays, all files of
+the snapshot folder (vectors.npy, dense.faiss, sentences.npy with sentence_ptr.npy: passage i owns rows
+ptr[i]:ptr[i+1]; lexical.npz + lexical.terms.json over passages, sentences.npz + sentences.terms.json +
+sentence_owner.npy over their sentences)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyqa.lexical import BM25, best
+from policyqa.store.base import Scope, Vectors, Words
+
+# Dense index type by corpus size, from bench/scale.py (see bench/RESULTS.md): exact search below the
+# switch; HNSW above it, where exact search starts to cost a noticeable share of a question's encode.
+HNSW_FROM = 20_000
+HNSW_M = 32
+BACKGROUND = 1024
+
+
+def search_effort(n: int) -> int:
+    """HNSW efSearch: candidates visited per question (recall@10 0.96 at 100k passages in bench/scale.py,
+    0.37 ms a question); doubled for corpora past where that was measured."""
+    return 256 if n >= 200_000 else 128
+
+
+def dense_index(vectors: np.ndarray, force: str | None = None) -> Any:
+    """The FAISS index for these passage vectors (inner product = cosine): flat, or HNSW for large corpora."""
+    import faiss
+
+    n, dim = vectors.shape
+    index: Any
+    if (force or ("hnsw" if n >= HNSW_FROM else "flat")) == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = search_effort(n)
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if n:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def admitted(owners: Sequence[str], scope: Scope) -> np.ndarray:
+    """Which passages belong to a document in scope."""
+    return np.fromiter((scope.admits(d) for d in owners), dtype=bool, count=len(owners))
+
+
+def sample_rows(n: int, at_most: int = BACKGROUND) -> np.ndarray:
+    """Evenly spread row numbers, at most `at_most` of them (the same rows on every engine)."""
+    return np.unique(np.linspace(0, n - 1, min(n, at_most)).astype(np.int64)) if n else np.zeros(0, np.int64)
+
+
+def mean_vectors(vectors: np.ndarray, owner: np.ndarray, groups: int) -> np.ndarray:
+    """Each group's mean vector, normalised (a group without vectors stays zero)."""
+    sums = np.zeros((groups, vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
+    np.add.at(sums, owner, vectors)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    out: np.ndarray = sums / np.where(norms > 0, norms, 1.0)
+    return out
+
+
+class FaissVectors:
+    def __init__(
+        self, vectors: np.ndarray, dense: Any, sentences: np.ndarray, ptr: np.ndarray, owners: Sequence[str]
+    ) -> None:
+        self.vectors = vectors
+        self.dense = dense  # faiss.Index over the passage vectors
+        self.sentences = sentences  # memory-mapped: only the candidates' rows are ever read
+        self.ptr = ptr
+        self.owners = owners
+
+    def nearest(self, qvec: np.ndarray, depth: int, scope: Scope | None = None) -> list[int]:
+        if scope is None:
+            _, found = self.dense.search(np.ascontiguousarray(qvec[None, :], np.float32), depth)
+            return [int(i) for i in found[0] if i >= 0]
+        # The ANN index cannot be asked to stay inside a subset: exact inner product over the allowed passages
+        # (at most the corpus, a few milliseconds at 100,000).
+        ids = np.flatnonzero(admitted(self.owners, scope))
+        if not len(ids):
+            return []
+        top = np.argsort(-(self.vectors[ids] @ qvec), kind="stable")[:depth]
+        return [int(i) for i in ids[top]]
+
+    def scores(self, qvec: np.ndarray, ids: Sequence[int], sentence: float) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for i in ids:
+            own = float(self.vectors[i] @ qvec)
+            lo, hi = int(self.ptr[i]), int(self.ptr[i + 1])
+            out[i] = (1 - sentence) * own + sentence * float(np.max(self.sentences[lo:hi] @ qvec)) if hi > lo else own
+        return out
+
+    def closeness(self, qvec: np.ndarray, i: int) -> list[float]:
+        return [float(x) for x in self.sentences[int(self.ptr[i]) : int(self.ptr[i + 1])] @ qvec]
+
+    def background(self) -> np.ndarray:
+        return self._background
+
+    @cached_property
+    def _background(self) -> np.ndarray:
+        rows: np.ndarray = self.vectors[sample_rows(len(self.vectors))]
+        return rows
+
+    def centroids(self, owner: np.ndarray, documents: int) -> np.ndarray:
+        return mean_vectors(self.vectors, owner, documents)
+
+
+class ArrayLexical:
+    def __init__(self, passages: BM25, sentences: BM25, sentence_owner: np.ndarray, owners: Sequence[str]) -> None:
+        self.passages = passages
+        self.sentences = sentences  # BM25 over single sentences; sentence_owner[j] is the passage of sentence j
+        self.sentence_owner = sentence_owner
+        self.owners = owners
+        self._last: tuple[tuple[tuple[str, ...], float], np.ndarray] | None = None
+
+    def blended(self, words: Sequence[str], sentence: float) -> np.ndarray:
+        """Every passage's score: its own and its best sentence's, weighted by `sentence` (the last query's
+        are kept: a search asks for the top and then for its hits' scores)."""
+        key = (tuple(words), sentence)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        own = self.passages.scores(words)
+        best_sentence = np.zeros_like(own)
+        if self.sentences.size:
+            np.maximum.at(best_sentence, self.sentence_owner, self.sentences.scores(words))
+        out: np.ndarray = (1 - sentence) * own + sentence * best_sentence
+        self._last = (key, out)
+        return out
+
+    def top(self, words: Sequence[str], depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
+        scores = self.blended(words, sentence)
+        pool = scores if scope is None else np.where(admitted(self.owners, scope), scores, 0.0)
+        return dict(best(pool, depth))
+
+    def scores(self, words: Sequence[str], ids: Sequence[int], sentence: float) -> dict[int, float]:
+        scores = self.blended(words, sentence)
+        return {i: float(scores[i]) for i in ids}
+
+    def idf(self, word: str) -> float:
+        return self.passages.idf(word)
+
+    def known(self, word: str) -> bool:
+        return self.passages.known(word)
+
+
+class FaissStore:
+    """Vectors and BM25 as files of the snapshot folder: a snapshot is whole when its folder is."""
+
+    name = "faiss"
+
+    def write(
+        self, folder: Path, dim: int, vectors: Sequence[Vectors], words: Sequence[Words], owners: Sequence[str]
+    ) -> None:
+        import faiss
+
+        passages = np.array([g.passage for g in vectors], np.float32).reshape(len(vectors), dim)
+        np.save(folder / "vectors.npy", passages)
+        sizes = [len(g.sentences) for g in vectors]
+        np.save(folder / "sentence_ptr.npy", np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64))
+        rows = [g.sentences for g in vectors if len(g.sentences)]
+        np.save(
+            folder / "sentences.npy",
+            np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32),
+        )
+        faiss.write_index(dense_index(passages), str(folder / "dense.faiss"))
+        BM25.build([w.passage for w in words]).save(folder)
+        BM25.build([s for w in words for s in w.sentences]).save(folder, "sentences")
+        owner = [n for n, w in enumerate(words) for _ in w.sentences]
+        np.save(folder / "sentence_owner.npy", np.array(owner, np.int64))
+
+    def open(self, folder: Path, owners: Sequence[str]) -> tuple[FaissVectors, ArrayLexical]:
+        import faiss
+
+        n = len(owners)
+        vectors = np.load(folder / "vectors.npy")
+        dense = faiss.read_index(str(folder / "dense.faiss"))
+        if hasattr(dense, "hnsw"):
+            dense.hnsw.efSearch = search_effort(dense.ntotal)
+        if dense.ntotal != n or len(vectors) != n:
+            raise ValueError(f"{n} passages, {len(vectors)} vectors, {dense.ntotal} in dense.faiss")
+        sentences = np.load(folder / "sentences.npy", mmap_mode="r")
+        ptr = np.load(folder / "sentence_ptr.npy")
+        if len(ptr) != n + 1 or int(ptr[-1]) != len(sentences):
+            raise ValueError("sentence vectors do not match their passages")
+        lexical, sentence_lexical = BM25.load(folder), BM25.load(folder, "sentences")
+        sentence_owner = np.load(folder / "sentence_owner.npy")
+        if lexical.size != n or len(sentence_owner) != sentence_lexical.size:
+            raise ValueError("the BM25 files do not match the passages")
+        return (
+            FaissVectors(vectors, dense, sentences, ptr, owners),
+            ArrayLexical(lexical, sentence_lexical, sentence_owner, owners),
+        )
+
+    def vectors(self, folder: Path) -> list[Vectors]:
+        vectors = np.load(folder / "vectors.npy")
+        sentences = np.load(folder / "sentences.npy")
+        ptr = np.load(folder / "sentence_ptr.npy")
+        return [Vectors(v, sentences[ptr[i] : ptr[i + 1]]) for i, v in enumerate(vectors)]
+
+    def publish(self, name: str) -> None:
+        """Nothing to do: CURRENT names the folder that holds everything."""
+
+    def discard(self, name: str) -> None:
+        """Nothing to do: pruning the folder removes everything."""
+
+
+def connect(url: str = "", api_key: str = "") -> FaissStore:
+    """FAISS has no server: everything is in the snapshot folder."""
+    return FaissStore()
