@@ -1,8 +1,13 @@
+import contextlib
+import io
+import json
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+
+from policyqa.cli import main
 
 from .conftest import app_client
 
@@ -67,3 +72,19 @@ def test_real_server_process(corpus: Path, server_factory) -> None:
     assert resp.status_code == 200
     assert resp.json()["results"][0]["source"] == "sub/datacenter.md"
     assert httpx.get(srv.url + "/api/search", params={"q": ""}, timeout=10).status_code == 422
+
+
+def test_documents_json_of_the_api_and_the_cli_agree(client: TestClient, tmp_path: Path) -> None:
+    listed = client.get("/api/documents").json()
+    assert [d["source"] for d in listed["documents"]] == ["measures.txt", "sub/datacenter.md"]
+    assert client.get("/api/health").json()["store"] == "faiss"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["documents", "--json", "--index", str(tmp_path / "idx")]) == 0
+    assert json.loads(out.getvalue()) == listed
+
+
+def test_openapi_names_the_response_models(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("Health", "SearchResponse", "Documents", "DocumentText", "Job", "IndexStatus", "Uploaded"):
+        assert name in schemas

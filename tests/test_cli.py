@@ -72,7 +72,7 @@ def test_add_documents_remove(corpus: Path, tmp_path: Path) -> None:
     assert "added 海洋规划.txt" in added.stdout and "index updated" in added.stdout
     assert (corpus / "海洋规划.txt").is_file()
     listed = json.loads(run("documents", "--json", "--index", str(idx)).stdout)
-    ocean = next(d for d in listed if d["source"] == "海洋规划.txt")
+    ocean = next(d for d in listed["documents"] if d["source"] == "海洋规划.txt")
     found = json.loads(run("search", "海洋生产总值", "-k", "1", "--json", "--index", str(idx)).stdout)
     assert found["results"][0]["source"] == "海洋规划.txt"
     removed = run("remove", ocean["doc_id"], *folders)

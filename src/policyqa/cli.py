@@ -116,9 +116,9 @@ def cmd_documents(args: argparse.Namespace) -> int:
     from policyqa import index
 
     settings = _settings(args)
-    docs = index.documents(settings.index_dir)
+    snapshot, docs = index.catalogue(settings.index_dir)
     if args.json:
-        print(json.dumps([d.as_dict() for d in docs], ensure_ascii=False, indent=2))
+        print(json.dumps(index.listing(snapshot, docs), ensure_ascii=False, indent=2))
         return 0
     for d in docs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed_at))

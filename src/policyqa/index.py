@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from policyqa.embed import Embedder
-from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError
+from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, StoreError
 from policyqa.identity import Identities
 from policyqa.metadata import Metadata
 from policyqa.models import Chunk
@@ -54,6 +56,11 @@ class DocInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "metadata": self.metadata.as_dict()}
+
+    def row(self) -> dict[str, Any]:
+        """The document as the API and `policyqa documents --json` list it (indexed_at in UTC, ISO 8601)."""
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.indexed_at))
+        return {**self.as_dict(), "indexed_at": when}
 
 
 @dataclass
@@ -143,13 +150,23 @@ def candidates(index_dir: Path) -> tuple[list[Path], list[str]]:
 
 def documents(index_dir: Path) -> list[DocInfo]:
     """The documents of the snapshot being served, read from its meta.json (no model needed)."""
+    return catalogue(index_dir)[1]
+
+
+def catalogue(index_dir: Path) -> tuple[str, list[DocInfo]]:
+    """The name of the snapshot being served and its documents, from its meta.json (no model, no store)."""
     folders, _ = candidates(index_dir)
     for folder in folders:
         try:
-            return [DocInfo.from_dict(d) for d in _read_meta(folder).get("documents", [])]
+            return folder.name, [DocInfo.from_dict(d) for d in _read_meta(folder).get("documents", [])]
         except (IndexMismatchError, TypeError):
             continue
     raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
+
+
+def listing(snapshot: str | None, docs: Iterable[DocInfo]) -> dict[str, Any]:
+    """The documents as JSON, by source: what GET /api/documents and `policyqa documents --json` print."""
+    return {"documents": [d.row() for d in sorted(docs, key=lambda d: d.source)], "snapshot": snapshot}
 
 
 def _load_meta(folder: Path) -> dict[str, Any]:
@@ -209,6 +226,8 @@ def read(index_dir: Path, store: Store | None = None) -> Index:
         except IndexMismatchError as exc:  # another format: not damage, but nothing this code can serve
             mismatch = mismatch or exc
             continue
+        except StoreError:  # the store is down, not the snapshot damaged: the caller retries later
+            raise
         except Exception as exc:
             damage.append(f"snapshot {folder.name} is damaged ({_why(exc)})")
             continue

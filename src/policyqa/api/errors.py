@@ -1,0 +1,144 @@
+"""Domain errors as HTTP answers: JSON with `error` (English, for machines and logs), a Chinese `message` for
+people, and whatever names the cause (`field`, `rule`). Never plain text, never a bare 500 for a known cause."""
+
+from __future__ import annotations
+
+import errno
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from policyqa.errors import (
+    CorpusError,
+    FilterError,
+    IndexMissingError,
+    NotFoundError,
+    QueryError,
+    StoreError,
+    TooLargeError,
+    UploadError,
+)
+from policyqa.messages import chinese
+from policyqa.search import MAX_QUERY
+
+log = logging.getLogger("policyqa")
+
+
+class Denied(Exception):
+    """An admin request without the right to make it (403: admin disabled; 401: no or wrong token)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def error(
+    code: int, message: str, headers: dict[str, str] | None = None, zh: str | None = None, **extra: Any
+) -> JSONResponse:
+    """An error as JSON: `error`, `message` (Chinese) and what names the cause."""
+    field = extra.get("field")
+    text = zh or chinese(message, code, field if isinstance(field, str) else None)
+    return JSONResponse(status_code=code, content={"error": message, "message": text, **extra}, headers=headers)
+
+
+# What an OSError means to the client: the status, and what to do about it.
+_OS_ERRORS = {
+    errno.ENOSPC: (507, "free disk space on the server and retry"),
+    errno.EDQUOT: (507, "raise the disk quota on the server and retry"),
+    errno.EFBIG: (507, "the file is too large for the server's disk"),
+    errno.EROFS: (507, "the corpus or index folder is read-only; the operator must make it writable"),
+    errno.EIO: (507, "the server's disk failed; the operator must check it"),
+    errno.ENAMETOOLONG: (422, "use a shorter file name"),
+    errno.EILSEQ: (422, "use a file name in valid UTF-8"),
+    errno.EACCES: (403, "the service may not write there; the operator must fix the folder's permissions"),
+    errno.EPERM: (403, "the service may not write there; the operator must fix the folder's permissions"),
+    errno.ENOENT: (404, "the file or folder is gone; retry, or check the corpus folder"),
+}
+
+
+def os_error_response(exc: OSError) -> tuple[int, str]:
+    code, advice = _OS_ERRORS.get(exc.errno or 0, (409, "retry; if it persists, the operator must check the server"))
+    name = errno.errorcode.get(exc.errno or 0, "OSError")
+    return code, f"{exc.strerror or exc} ({name}); {advice}"
+
+
+def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
+
+
+def _os(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OSError)
+    code, message = os_error_response(exc)
+    log.error("%s %s: %s", request.method, request.url.path, message)
+    return error(code, message)
+
+
+def _bug(request: Request, exc: Exception) -> JSONResponse:
+    return error(500, f"internal error ({type(exc).__name__}); the server log has the details")
+
+
+def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", []) if p not in ("query", "body", "path")]
+    field = ".".join(loc) or "body"
+    rule = first.get("msg", "invalid value")
+    return error(422, f"{field}: {rule}", field=field, rule=rule)
+
+
+def _filter(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FilterError)
+    return error(422, str(exc), field=exc.field, rule=exc.rule)
+
+
+def _query(request: Request, exc: Exception) -> JSONResponse:
+    return error(422, str(exc), field="q", rule=f"1-{MAX_QUERY} characters after trimming")
+
+
+def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreError):
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+    return error(503, str(exc), {"Retry-After": "5"} if isinstance(exc, StoreError) else None)
+
+
+def _denied(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Denied)
+    return error(exc.code, str(exc), {"WWW-Authenticate": "Bearer"} if exc.code == 401 else None)
+
+
+def _too_large(request: Request, exc: Exception) -> JSONResponse:
+    return error(413, f"{exc}; split the document or raise POLICYQA_MAX_UPLOAD_BYTES", field="file")
+
+
+def _refused(request: Request, exc: Exception) -> JSONResponse:
+    return error(422, str(exc), field="file", rule="a readable .txt .md .html .docx or .pdf file")
+
+
+def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return error(404, str(exc))
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error as JSON (the more specific exception class wins)."""
+    handlers: list[tuple[type[Exception], Any]] = [
+        (StarletteHTTPException, _http),
+        (OSError, _os),
+        (Exception, _bug),
+        (RequestValidationError, _invalid),
+        (FilterError, _filter),
+        (QueryError, _query),
+        (IndexMissingError, _unavailable),
+        (CorpusError, _unavailable),
+        (StoreError, _unavailable),  # the store is down or slow: retry later, the service recovers with it
+        (Denied, _denied),
+        (TooLargeError, _too_large),
+        (UploadError, _refused),
+        (NotFoundError, _not_found),
+    ]
+    for kind, handler in handlers:
+        app.add_exception_handler(kind, handler)

@@ -1,0 +1,164 @@
+"""The API's request and response bodies (pydantic): what /docs shows and what every answer is checked
+against. Responses allow extra keys, so a field added to the library's JSON is not silently dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def valid_text(text: str) -> str:
+    """Text that can be written out again: no lone surrogates (JSON allows "\\ud800"; UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        message = "the text holds a lone surrogate (an invalid \\uD800-\\uDFFF escape); send valid Unicode"
+        raise ValueError(message) from None
+    return text
+
+
+class SearchBody(BaseModel):
+    q: str = Field(..., description="The question, 1-500 characters", examples=["南京有几个国家级创新型产业集群？"])
+    k: int = Field(5, ge=1, le=50, description="How many passages to return (1-50)")
+    doc_id: list[str] = Field(default_factory=list, max_length=100, description="only these documents (doc_id)")
+    folder: str | None = Field(None, max_length=500, description="only documents under this corpus folder")
+    issuer: str | None = Field(None, max_length=100, description="only documents whose 发文机关 contains this")
+    after: str | None = Field(None, max_length=20, description="only documents dated on or after (YYYY-MM-DD)")
+    before: str | None = Field(None, max_length=20, description="only documents dated on or before (YYYY-MM-DD)")
+    group: bool = Field(False, description="the best passage of each document, with more from it under `more`")
+
+    @field_validator("q")
+    @classmethod
+    def valid_text(cls, q: str) -> str:
+        return valid_text(q)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Health(Out):
+    status: str = Field(description="ok")
+    model: str
+    store: str = Field(description="where the vectors and BM25 are kept: faiss or qdrant")
+    snapshot: str
+    documents: int
+    chunks: int
+    damaged: list[str] = Field(description="snapshots passed over since the start, each with why")
+
+
+class SearchHit(Out):
+    rank: int
+    text: str
+    score: float
+    doc_id: str
+    source: str
+    title: str
+    section: str
+    chunk_id: str
+    kind: str
+    page: int
+    start: int
+    end: int
+    answer_start: int
+    answer_end: int
+    matched_terms: list[str]
+    dense: float | None
+    lexical: float | None
+    metadata: dict[str, Any] | None = None
+    more: list[SearchHit] | None = Field(None, description="grouped: more passages of the same document")
+
+
+class SearchResponse(Out):
+    query: str
+    confident: bool
+    confidence: dict[str, Any]
+    results: list[SearchHit]
+    took_ms: float
+    grouped: bool | None = None
+
+
+class Document(Out):
+    doc_id: str
+    source: str
+    title: str
+    size: int
+    sha256: str
+    chunks: int
+    indexed_at: str = Field(description="UTC, ISO 8601")
+    metadata: dict[str, Any]
+
+
+class Documents(Out):
+    documents: list[Document]
+    snapshot: str | None
+
+
+class OutlineEntry(Out):
+    depth: int
+    title: str
+    start: int
+
+
+class PassageSpan(Out):
+    chunk_id: str
+    start: int
+    end: int
+    section: str
+    page: int
+
+
+class DocumentText(Out):
+    doc_id: str
+    source: str
+    title: str
+    metadata: dict[str, Any]
+    text: str
+    outline: list[OutlineEntry]
+    passages: list[PassageSpan]
+
+
+class Job(Out):
+    id: str
+    kind: str
+    reason: str
+    state: str
+    large: bool
+    cancel: str | None
+    created: float
+    started: float | None
+    finished: float | None
+    done: int
+    total: int
+    error: str | None
+    message: str | None
+    report: dict[str, Any] | None
+
+
+class Accepted(Out):
+    job: Job
+
+
+class Uploaded(Accepted):
+    doc_id: str
+    source: str
+    size: int
+    sha256: str
+    replaced: bool
+
+
+class Removed(Accepted):
+    doc_id: str
+    source: str
+
+
+class IndexStatus(Out):
+    state: str
+    job: Job | None
+    queued: int
+    last_error: str | None
+    last_message: str | None
+    snapshot: str | None
+    documents: int
+    chunks: int
