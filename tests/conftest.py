@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from policyqa.embed import HashEmbedder
+from policyqa.store import connect
+from policyqa.store.base import Store
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -62,19 +64,30 @@ TINY2 = """数据中心建设管理办法
 """
 
 
-def app_client(corpus: Path, index: Path, embedder: HashEmbedder, **settings: str) -> Iterator[TestClient]:
-    """A TestClient over the app of an engine built on `corpus` with the hashing embedder."""
+def app_client(
+    corpus: Path, index: Path, embedder: HashEmbedder, store: Store | None = None, **settings: str
+) -> Iterator[TestClient]:
+    """A TestClient over the app of an engine built on `corpus` with the hashing embedder (and `store`)."""
     from fastapi.testclient import TestClient
 
     from policyqa.api import create_app
     from policyqa.config import Settings
     from policyqa.engine import Engine
 
-    engine = Engine(corpus, index, embedder)
+    engine = Engine(corpus, index, embedder, store=store)
     engine.ensure()
     app = create_app(Settings(corpus_dir=corpus, index_dir=index, model="hash:64", **settings), engine)
     with TestClient(app) as client:
         yield client
+
+
+# The engines the search, lifecycle and service tests run against (Qdrant in local mode: no server needed).
+STORES = ["faiss", "qdrant"]
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> Store:
+    return connect(request.param)
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ def test_jobs_run_one_at_a_time_and_report(corpus: Path, tmp_path: Path, embedde
     assert status["state"] == "idle" and status["chunks"] > 0 and status["last_error"] is None
 
 
-def test_hidden_documents_leave_results_at_once(corpus: Path, tmp_path: Path, embedder) -> None:
-    engine = Engine(corpus, tmp_path / "idx", embedder)
+def test_hidden_documents_leave_results_at_once(corpus: Path, tmp_path: Path, embedder, store) -> None:
+    engine = Engine(corpus, tmp_path / "idx", embedder, store=store)
     engine.ensure()
     assert "sub/datacenter.md" in sources(engine, "数据中心电能利用效率")
     doc_id = next(d.doc_id for d in engine.index.documents.values() if d.source == "sub/datacenter.md")
@@ -35,8 +35,8 @@ def test_hidden_documents_leave_results_at_once(corpus: Path, tmp_path: Path, em
     assert "sub/datacenter.md" not in sources(engine, "数据中心电能利用效率")
 
 
-def test_poll_picks_up_dropped_files_and_outside_builds(corpus: Path, tmp_path: Path, embedder) -> None:
-    engine = Engine(corpus, tmp_path / "idx", embedder)
+def test_poll_picks_up_dropped_files_and_outside_builds(corpus: Path, tmp_path: Path, embedder, store) -> None:
+    engine = Engine(corpus, tmp_path / "idx", embedder, store=store)
     engine.update()
     assert engine.poll() is None  # nothing changed
     (corpus / "new.txt").write_text("新能源补贴办法\n\n第一条 充电桩建设补贴每个5000元。\n", encoding="utf-8")
@@ -45,7 +45,7 @@ def test_poll_picks_up_dropped_files_and_outside_builds(corpus: Path, tmp_path: 
     assert sources(engine, "充电桩建设补贴")[0] == "new.txt"
 
     (corpus / "new.txt").unlink()
-    pipeline.build(corpus, tmp_path / "idx", embedder)  # another process publishes a snapshot
+    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)  # another process publishes a snapshot
     engine._seen = None  # the outside build saw the change; the engine only reloads
     engine.poll()
     assert "new.txt" not in sources(engine, "充电桩建设补贴")

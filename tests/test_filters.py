@@ -37,8 +37,8 @@ def policies(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(policies: Path, tmp_path: Path, embedder):
-    yield from app_client(policies, tmp_path / "idx", embedder)
+def client(policies: Path, tmp_path: Path, embedder, store):
+    yield from app_client(policies, tmp_path / "idx", embedder, store)
 
 
 def sources(body: dict) -> set[str]:

@@ -5,16 +5,19 @@ import pytest
 
 from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
-from policyqa.errors import CorpusError, IndexMismatchError, IndexMissingError
+from policyqa.errors import CorpusError, IndexMismatchError, IndexMissingError, StoreError
+from policyqa.store import connect
 from policyqa.store import faiss as faiss_store
 
 
-def test_build_save_load_roundtrip(corpus: Path, tmp_path: Path, embedder) -> None:
-    report = pipeline.build(corpus, tmp_path / "idx", embedder)
+def test_build_save_load_roundtrip(corpus: Path, tmp_path: Path, embedder, store) -> None:
+    report = pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
     assert report.documents == 2 and report.chunks > 0 and report.embedded == report.chunks
-    ix = index.load(tmp_path / "idx", embedder)
-    assert len(ix.chunks) == report.chunks == ix.vectors.dense.ntotal
+    ix = index.load(tmp_path / "idx", embedder, store)
+    q = embedder.encode_queries(["高新技术企业"])[0]
+    assert len(ix.chunks) == report.chunks and len(ix.vectors.nearest(q, 100)) == report.chunks
     meta = json.loads((ix.folder / "meta.json").read_text())
+    assert meta["store"] == store.name
     assert meta["model"] == "hash-64" and meta["dim"] == 64 and meta["format_version"] == index.FORMAT_VERSION
     assert meta["chunking"]["maximum"] == 400
     assert {d["source"] for d in meta["documents"]} == {"measures.txt", "sub/datacenter.md"}
@@ -45,25 +48,25 @@ def test_missing_index_and_empty_corpus(tmp_path: Path, embedder) -> None:
         pipeline.build(tmp_path / "empty", tmp_path / "idx", embedder)
 
 
-def test_update_embeds_only_what_changed_and_drops_removed(corpus: Path, tmp_path: Path, embedder) -> None:
-    first = pipeline.build(corpus, tmp_path / "idx", embedder)
-    same = pipeline.build(corpus, tmp_path / "idx", embedder)
+def test_update_embeds_only_what_changed_and_drops_removed(corpus: Path, tmp_path: Path, embedder, store) -> None:
+    first = pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
+    same = pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
     assert not same.changed and same.embedded == 0
     (corpus / "new.txt").write_text("新文件\n\n人工智能产业发展专项资金管理办法已经印发。\n", encoding="utf-8")
     (corpus / "sub" / "datacenter.md").unlink()
-    update = pipeline.build(corpus, tmp_path / "idx", embedder)
+    update = pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
     assert update.embedded == 1
-    ix = index.load(tmp_path / "idx", embedder)
+    ix = index.load(tmp_path / "idx", embedder, store)
     assert {c.source for c in ix.chunks} == {"measures.txt", "new.txt"}
     assert first.snapshot != update.snapshot
 
 
-def test_a_broken_file_keeps_its_old_chunks(corpus: Path, tmp_path: Path, embedder) -> None:
-    pipeline.build(corpus, tmp_path / "idx", embedder)
+def test_a_broken_file_keeps_its_old_chunks(corpus: Path, tmp_path: Path, embedder, store) -> None:
+    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
     (corpus / "measures.txt").write_bytes(b"")
-    report = pipeline.build(corpus, tmp_path / "idx", embedder)
+    report = pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
     assert any("measures.txt" in e for e in report.errors)
-    ix = index.load(tmp_path / "idx", embedder)
+    ix = index.load(tmp_path / "idx", embedder, store)
     assert "measures.txt" in {c.source for c in ix.chunks}
 
 
@@ -123,3 +126,18 @@ def test_dense_index_type_follows_corpus_size() -> None:
     _, approx = hnsw.search(vectors[:20], 5)
     assert (exact[:, 0] == approx[:, 0]).all()  # each vector finds itself first
     assert faiss_store.HNSW_FROM > 1000 and faiss_store.search_effort(10**6) > faiss_store.search_effort(10**4)
+
+
+def test_another_store_rebuilds_reusing_the_faiss_vectors(corpus: Path, tmp_path: Path, embedder) -> None:
+    pipeline.build(corpus, tmp_path / "idx", embedder)
+    qdrant = connect("qdrant")
+    with pytest.raises(IndexMismatchError, match="faiss store"):
+        index.load(tmp_path / "idx", embedder, qdrant)
+    report = pipeline.build(corpus, tmp_path / "idx", embedder, store=qdrant)
+    assert report.changed and report.embedded == 0  # the vectors came from the FAISS snapshot's files
+    assert len(index.load(tmp_path / "idx", embedder, qdrant).chunks) == report.chunks
+
+
+def test_unknown_store_is_named() -> None:
+    with pytest.raises(StoreError, match="POLICYQA_STORE"):
+        connect("milvus")

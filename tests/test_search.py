@@ -23,9 +23,9 @@ def test_clean_query_rejects_empty_and_long() -> None:
         clean_query("长" * 501)
 
 
-def test_search_returns_cited_passages(corpus: Path, tmp_path: Path, embedder) -> None:
-    pipeline.build(corpus, tmp_path / "idx", embedder)
-    ix = index.load(tmp_path / "idx", embedder)
+def test_search_returns_cited_passages(corpus: Path, tmp_path: Path, embedder, store) -> None:
+    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
+    ix = index.load(tmp_path / "idx", embedder, store)
     result = search(ix, embedder, "新认定的高新技术企业有一次性奖励吗？", k=3)
     top = result.hits[0]
     assert "20万元" in top.chunk.text
@@ -39,9 +39,9 @@ def test_search_returns_cited_passages(corpus: Path, tmp_path: Path, embedder) -
     assert scores == sorted(scores, reverse=True)
 
 
-def test_confidence_flags_questions_the_corpus_cannot_answer(corpus: Path, tmp_path: Path, embedder) -> None:
-    pipeline.build(corpus, tmp_path / "idx", embedder)
-    ix = index.load(tmp_path / "idx", embedder)
+def test_confidence_flags_questions_the_corpus_cannot_answer(corpus: Path, tmp_path: Path, embedder, store) -> None:
+    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
+    ix = index.load(tmp_path / "idx", embedder, store)
     sure = search(ix, embedder, "新认定的高新技术企业奖励多少？", k=3).confidence
     assert sure is not None and sure.confident and sure.coverage == 1.0 and sure.missing == ()
     unsure = search(ix, embedder, "上海地铁票价是多少？", k=3).confidence

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
 
-from .conftest import TINY
+from .conftest import STORES, TINY
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -67,8 +68,10 @@ def test_admin_token_none_wrong_and_unset(corpus: Path, server_factory, tmp_path
     assert resp.status_code == 403 and "POLICYQA_ADMIN_TOKEN" in resp.json()["error"]
 
 
-def test_upload_is_searchable_and_delete_is_gone(corpus: Path, server_factory, tmp_path: Path) -> None:
-    srv = server_factory(corpus, POLICYQA_ADMIN_TOKEN=TOKEN)
+@pytest.mark.parametrize("store", STORES)
+def test_upload_is_searchable_and_delete_is_gone(corpus: Path, server_factory, tmp_path: Path, store: str) -> None:
+    srv = server_factory(corpus, POLICYQA_ADMIN_TOKEN=TOKEN, POLICYQA_STORE=store)
+    assert httpx.get(f"{srv.url}/api/health").json()["store"] == store
     resp = httpx.post(f"{srv.url}/api/documents", files={"file": ("../../海洋.txt", OCEAN, "text/plain")}, headers=AUTH)
     assert resp.status_code == 202, resp.text
     body = resp.json()

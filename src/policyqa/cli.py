@@ -29,11 +29,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
     from policyqa.engine import Engine
-    from policyqa.store import connect
+    from policyqa.store import configured
 
-    store = connect(settings.store, settings.qdrant_url, settings.qdrant_api_key)
     return Engine.open(
-        settings.corpus_dir, settings.index_dir, settings.model, settings.model_dir, settings.threads, store=store
+        settings.corpus_dir,
+        settings.index_dir,
+        settings.model,
+        settings.model_dir,
+        settings.threads,
+        store=configured(settings),
     )
 
 

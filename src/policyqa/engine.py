@@ -22,7 +22,7 @@ from policyqa import index as index_mod
 from policyqa import ingest, pipeline
 from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
-from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError
+from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError, StoreError
 from policyqa.filters import Filters
 from policyqa.index import Index, current_snapshot
 from policyqa.limits import Limits
@@ -154,6 +154,9 @@ class Engine:
                 if not allow_model_change:
                     raise
                 log.warning("rebuilding the index in %s for model %s", index_dir, engine.embedder.name)
+            except StoreError as exc:  # served once the store answers (poll), or built by the start update
+                engine.last_error = str(exc)
+                log.error("%s; retrying", exc)
             except (IndexMissingError, IndexMismatchError) as exc:
                 if "damaged" in str(exc):
                     engine.damage = (str(exc),)
@@ -364,6 +367,8 @@ class Engine:
                     ix = index_mod.read_snapshot(folder, self.store)
                     index_mod.check_meta(ix.meta, self.embedder.name, self.embedder.dim)
                     self.index = ix
+            except StoreError as exc:  # down, not damaged: look again next time
+                log.warning("%s; serving the previous snapshot", exc)
             except Exception as exc:  # damaged or foreign: keep serving, and repair it with an update
                 note = f"snapshot {folder.name} is damaged ({type(exc).__name__}: {exc}); serving the previous one"
                 log.warning("%s", note)

@@ -104,12 +104,16 @@ def _previous(
             meta = _load_meta(folder)
             _check_format(meta)
             _check_sizes(folder, meta)
+            if store_of(meta) not in (store.name, "faiss"):
+                return None  # kept by another engine, maybe on a server this build does not know of
             source = store if store_of(meta) == store.name else connect(store_of(meta))
             chunks, vectors = _read_chunks(folder), source.vectors(folder)
             if len(chunks) != len(vectors) or meta.get("chunks", len(chunks)) != len(chunks):
                 raise ValueError(f"{len(chunks)} passages but {len(vectors)} vectors")
-        except (IndexMismatchError, StoreError):
-            return None  # another format, or a store that cannot be read here: nothing can be reused
+        except IndexMismatchError:
+            return None  # another format: nothing can be reused
+        except StoreError:
+            raise  # the store is down: a build now would embed everything again only to fail publishing
         except Exception as exc:
             repaired.append(f"snapshot {folder.name} is damaged ({_why(exc)}); set aside")
             _set_aside(folder)
@@ -351,6 +355,7 @@ def build(
         unchanged = [c.chunk_id for c in chunks] == old_ids and len(infos) == len(prev_docs)
         unchanged = unchanged and infos == [prev_docs.get(i.source) for i in infos]
         unchanged = unchanged and (prev is not None and (prev.folder / "texts.jsonl").is_file())
+        unchanged = unchanged and prev is not None and store_of(prev.meta) == store.name  # a store switched to
         if prev and not todo and unchanged and not repaired and _pointer(index_dir)[0] == prev.folder.name:
             seconds = time.perf_counter() - began
             return BuildReport(

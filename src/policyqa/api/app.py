@@ -23,7 +23,7 @@ from policyqa.config import Settings
 from policyqa.engine import Engine
 from policyqa.errors import PolicyQAError
 from policyqa.guard import BodyLimit, SecurityHeaders
-from policyqa.store import connect
+from policyqa.store import configured
 
 log = logging.getLogger("policyqa")
 
@@ -47,7 +47,7 @@ def start(state: AppState) -> None:
             settings.threads,
             settings.micro_batch,
             settings.rebuild_for_model,
-            connect(settings.store, settings.qdrant_url, settings.qdrant_api_key),
+            configured(settings),
         )
         eng.limits = settings.limits
         state.engine = eng

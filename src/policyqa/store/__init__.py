@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import importlib
 import re
+from typing import TYPE_CHECKING
 
 from policyqa.errors import StoreError
 from policyqa.store.base import Store
+
+if TYPE_CHECKING:
+    from policyqa.config import Settings
 
 DEFAULT = "faiss"
 
@@ -30,3 +34,8 @@ def connect(name: str = DEFAULT, url: str = "", api_key: str = "") -> Store:
 
 def default_store() -> Store:
     return connect(DEFAULT)
+
+
+def configured(settings: Settings) -> Store:
+    """The store the settings name (POLICYQA_STORE), with its server (POLICYQA_QDRANT_URL, _API_KEY)."""
+    return connect(settings.store, settings.qdrant_url, settings.qdrant_api_key)
