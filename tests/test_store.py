@@ -11,6 +11,7 @@ from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException
 
 from policyqa import index, pipeline
+from policyqa.errors import IndexMismatchError
 from policyqa.search import search
 from policyqa.store.qdrant import ALIAS, QdrantStore
 
@@ -68,4 +69,6 @@ def test_a_server_gets_a_collection_per_snapshot_and_the_alias_follows(
     names = {c.name for c in server.client.get_collections().collections}
     assert f"{ALIAS}-{first}" not in names and len(names) == pipeline.KEEP_SNAPSHOTS
     ix = index.load(tmp_path / "idx", embedder, store)
+    with pytest.raises(IndexMismatchError, match="on a Qdrant server"):
+        index.load(tmp_path / "idx", embedder, QdrantStore())  # the same snapshot, read in local mode
     assert search(ix, embedder, "充电桩补贴", k=1).hits[0].chunk.source == "new.txt"

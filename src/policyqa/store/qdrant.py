@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from policyqa.errors import StoreError
+from policyqa.errors import IndexMismatchError, StoreError
 from policyqa.store.base import Scope, Vectors, Words
 from policyqa.store.faiss import mean_vectors, sample_rows
 
@@ -108,6 +108,7 @@ class QdrantStore:
         np.save(folder / "qdrant.centroids.npy", mean_vectors(passages, owner, documents))
         catalogue = {
             "collection": collection,
+            "server": bool(self.url),
             "passages": len(vectors),
             "sentences": sum(len(w.sentences) for w in words),
             "terms": terms,
@@ -191,8 +192,19 @@ class QdrantStore:
 
     # --- reading ------------------------------------------------------------------------------
 
+    def catalogue(self, folder: Path) -> dict[str, Any]:
+        """The snapshot's qdrant.json; one written in the other mode (local, or on a server) is refused."""
+        catalogue: dict[str, Any] = json.loads((folder / CATALOGUE).read_text(encoding="utf-8"))
+        if bool(catalogue.get("server")) != bool(self.url):
+            written = "on a Qdrant server" if catalogue.get("server") else "in Qdrant's local mode"
+            raise IndexMismatchError(
+                f"index at {folder} was built {written}, and POLICYQA_QDRANT_URL says otherwise; "
+                "build it again with `policyqa build`"
+            )
+        return catalogue
+
     def open(self, folder: Path, owners: Sequence[str]) -> tuple[QdrantVectors, QdrantLexical]:
-        catalogue = json.loads((folder / CATALOGUE).read_text(encoding="utf-8"))
+        catalogue = self.catalogue(folder)
         if catalogue["passages"] != len(owners):
             raise ValueError(f"{len(owners)} passages, {catalogue['passages']} in {CATALOGUE}")
         client = self._reader(folder)
@@ -218,7 +230,7 @@ class QdrantStore:
             shutil.rmtree(copy, ignore_errors=True)
 
     def vectors(self, folder: Path) -> list[Vectors]:
-        catalogue = json.loads((folder / CATALOGUE).read_text(encoding="utf-8"))
+        catalogue = self.catalogue(folder)
         client = self._reader(folder)
         try:
             return Reader(self, client, catalogue["collection"], catalogue["passages"]).all_vectors()
