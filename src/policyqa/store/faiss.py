@@ -45,9 +45,21 @@ def dense_index(vectors: np.ndarray, force: str | None = None) -> Any:
     return index
 
 
-def admitted(owners: Sequence[str], scope: Scope) -> np.ndarray:
-    """Which passages belong to a document in scope."""
-    return np.fromiter((scope.admits(d) for d in owners), dtype=bool, count=len(owners))
+class Owners:
+    """The doc_id of every passage, and which passages a scope admits (both legs of a search ask for the same
+    scope, so the last answer is kept)."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self.ids = ids
+        self._last: tuple[Scope, np.ndarray] | None = None
+
+    def admitted(self, scope: Scope) -> np.ndarray:
+        last = self._last
+        if last is not None and last[0] == scope:
+            return last[1]
+        mask = np.fromiter((scope.admits(d) for d in self.ids), dtype=bool, count=len(self.ids))
+        self._last = (scope, mask)
+        return mask
 
 
 def sample_rows(n: int, at_most: int = BACKGROUND) -> np.ndarray:
@@ -65,9 +77,7 @@ def mean_vectors(vectors: np.ndarray, owner: np.ndarray, groups: int) -> np.ndar
 
 
 class FaissVectors:
-    def __init__(
-        self, vectors: np.ndarray, dense: Any, sentences: np.ndarray, ptr: np.ndarray, owners: Sequence[str]
-    ) -> None:
+    def __init__(self, vectors: np.ndarray, dense: Any, sentences: np.ndarray, ptr: np.ndarray, owners: Owners) -> None:
         self.vectors = vectors
         self.dense = dense  # faiss.Index over the passage vectors
         self.sentences = sentences  # memory-mapped: only the candidates' rows are ever read
@@ -80,7 +90,7 @@ class FaissVectors:
             return [int(i) for i in found[0] if i >= 0]
         # The ANN index cannot be asked to stay inside a subset: exact inner product over the allowed passages
         # (at most the corpus, a few milliseconds at 100,000).
-        ids = np.flatnonzero(admitted(self.owners, scope))
+        ids = np.flatnonzero(self.owners.admitted(scope))
         if not len(ids):
             return []
         top = np.argsort(-(self.vectors[ids] @ qvec), kind="stable")[:depth]
@@ -110,7 +120,7 @@ class FaissVectors:
 
 
 class ArrayLexical:
-    def __init__(self, passages: BM25, sentences: BM25, sentence_owner: np.ndarray, owners: Sequence[str]) -> None:
+    def __init__(self, passages: BM25, sentences: BM25, sentence_owner: np.ndarray, owners: Owners) -> None:
         self.passages = passages
         self.sentences = sentences  # BM25 over single sentences; sentence_owner[j] is the passage of sentence j
         self.sentence_owner = sentence_owner
@@ -134,7 +144,7 @@ class ArrayLexical:
 
     def top(self, words: Sequence[str], depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
         scores = self.blended(words, sentence)
-        pool = scores if scope is None else np.where(admitted(self.owners, scope), scores, 0.0)
+        pool = scores if scope is None else np.where(self.owners.admitted(scope), scores, 0.0)
         return dict(best(pool, depth))
 
     def scores(self, words: Sequence[str], ids: Sequence[int], sentence: float) -> dict[int, float]:
@@ -191,9 +201,10 @@ class FaissStore:
         sentence_owner = np.load(folder / "sentence_owner.npy")
         if lexical.size != n or len(sentence_owner) != sentence_lexical.size:
             raise ValueError("the BM25 files do not match the passages")
+        shared = Owners(owners)
         return (
-            FaissVectors(vectors, dense, sentences, ptr, owners),
-            ArrayLexical(lexical, sentence_lexical, sentence_owner, owners),
+            FaissVectors(vectors, dense, sentences, ptr, shared),
+            ArrayLexical(lexical, sentence_lexical, sentence_owner, shared),
         )
 
     def vectors(self, folder: Path) -> list[Vectors]:
