@@ -11,7 +11,8 @@ from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException
 
 from policyqa import index, pipeline
-from policyqa.errors import IndexMismatchError
+from policyqa.engine import Engine
+from policyqa.errors import IndexMismatchError, StoreError
 from policyqa.search import search
 from policyqa.store.qdrant import ALIAS, QdrantStore
 
@@ -72,3 +73,23 @@ def test_a_server_gets_a_collection_per_snapshot_and_the_alias_follows(
     with pytest.raises(IndexMismatchError, match="on a Qdrant server"):
         index.load(tmp_path / "idx", embedder, QdrantStore())  # the same snapshot, read in local mode
     assert search(ix, embedder, "充电桩补贴", k=1).hits[0].chunk.source == "new.txt"
+
+
+def test_a_store_down_at_start_is_not_damage_and_the_watcher_loads_it_when_back(
+    corpus: Path, tmp_path: Path, embedder, monkeypatch
+) -> None:
+    store = QdrantStore()
+    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
+    opened = QdrantStore.open
+
+    def down(self: QdrantStore, folder: Path, owners: Any) -> Any:
+        raise StoreError("the Qdrant store at http://qdrant:6333 failed: ResponseHandlingException: timed out")
+
+    monkeypatch.setattr(QdrantStore, "open", down)
+    engine = Engine.start(corpus, tmp_path / "idx", "hash:64", None, store=store)
+    assert engine.index is None and engine.damage == () and "timed out" in (engine.last_error or "")
+    assert engine.poll() is None and engine.index is None  # still down: nothing set aside, nothing queued
+    monkeypatch.setattr(QdrantStore, "open", opened)
+    engine.poll()
+    assert engine.index is not None and engine.search("人才公寓").hits
+    assert not list((tmp_path / "idx" / "snapshots").glob(".damaged-*"))
