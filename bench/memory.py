@@ -16,6 +16,7 @@ import httpx
 
 from common import PYTHON, ROOT, questions, rss_mib, serve
 
+MODELS = ["multilingual-e5-small:torch", "multilingual-e5-small"]  # before (fp32 torch) and the default
 PROBE = "import os,{mod}; print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])//1024)"
 
 
@@ -68,7 +69,7 @@ def run(models: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--models", default="multilingual-e5-small:torch,multilingual-e5-small")
+    p.add_argument("--models", default=",".join(MODELS))
     args = p.parse_args(argv)
     print(run(args.models.split(",")))
     return 0

