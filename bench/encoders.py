@@ -134,11 +134,13 @@ class Worker:
 
     def _read(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"encoder {self.name} failed to start (exit {self.proc.wait()})")
-        result: dict[str, Any] = json.loads(line)
-        return result
+        while True:  # libraries print to stdout too (an export's progress): answers are the JSON lines
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"encoder {self.name} failed to start (exit {self.proc.wait()})")
+            if line.startswith("{"):
+                result: dict[str, Any] = json.loads(line)
+                return result
 
     def ask(self, **req: Any) -> dict[str, Any]:
         assert self.proc.stdin is not None

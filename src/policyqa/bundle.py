@@ -31,6 +31,7 @@ _MARKER = "policyqa-bundle.json"
 # outliers, and quantising them too halved the fidelity gained (cosine against fp32 0.9967 -> 0.9990 without them,
 # top-1 agreement on 450 questions 0.71 -> 0.83; bench/RESULTS.md, "Encoders").
 INT8_KEEP_FP32 = "/output/dense/MatMul"
+EXPORT_RECIPE = 2  # part of an exported folder's name: changing how a backend is exported must export it again
 
 
 @dataclass(frozen=True)
@@ -465,4 +466,4 @@ def ensure_backend(cache_root: Path, backend: str, source: Path | None = None) -
         _export(fp32, backend, tmp)
         _dump(tmp / _MARKER, {"from": fp32.name, "backend": backend, "model": MODEL_NAME})
 
-    return _materialise(cache_root, cache_root / f"{fp32.name}-{backend}", make)
+    return _materialise(cache_root, cache_root / f"{fp32.name}-{backend}-r{EXPORT_RECIPE}", make)
