@@ -14,8 +14,10 @@ import sys
 import time
 
 import coldstart
+import encoders
 import indexing
 import latency
+import memory
 import quality
 import scale
 import updates
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text, flush=True)
         sections.append((text, f"Reproduce: `{command}` ({time.perf_counter() - t:.0f} s in this run)\n"))
 
+    section("encoders", f"python bench/encoders.py{flag}", lambda: encoders.run(args.quick))
+    section("service memory", "python bench/memory.py", lambda: memory.run(memory.MODELS))
     section("latency and throughput", f"python bench/latency.py{flag}", lambda: latency.run(args.quick))
     section("indexing", f"python bench/indexing.py{flag}", lambda: indexing.run(args.quick))
     section("cold start", f"python bench/coldstart.py{flag}", lambda: coldstart.run(args.quick))

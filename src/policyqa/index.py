@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.embed import Embedder
+from policyqa.embed import SELECTORS, Embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, StoreError
 from policyqa.identity import Identities
 from policyqa.metadata import Metadata
@@ -190,7 +190,7 @@ def check_meta(meta: dict[str, Any], model: str, dim: int) -> None:
         raise ModelMismatchError(
             f"index was built with model {meta.get('model')!r} ({meta.get('dim')}-d) but {model!r} ({dim}-d) "
             "is configured; rebuild it for the new model with `policyqa build --rebuild-for-model`, "
-            "or set POLICYQA_MODEL to the index's model"
+            f"or set POLICYQA_MODEL={SELECTORS.get(str(meta.get('model')), meta.get('model'))} to use the index's model"
         )
 
 

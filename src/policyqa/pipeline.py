@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from policyqa import ingest
-from policyqa.chunk import ChunkSettings, chunk_document, sentence_texts
+from policyqa.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
 from policyqa.embed import Embedder
 from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, ModelMismatchError, StoreError
 from policyqa.index import (
@@ -388,14 +388,22 @@ def _embed(
     embedder: Embedder, chunks: list[Chunk], progress: Progress | None, into: dict[str, Vectors], batch: int = 32
 ) -> None:
     """Embed passages with their sentences, a batch of passages at a time (one encode call per batch), into
-    `into` as each batch is done (so a build stopped by `progress` raising keeps what it embedded)."""
+    `into` as each batch is done (so a build stopped by `progress` raising keeps what it embedded).
+    Each sentence is encoded again on its own, unless the embedder is set to pool it from its passage's
+    forward pass (`one_pass`: faster, but it lost quality when measured; see bench/RESULTS.md)."""
+    one_pass = getattr(embedder, "encode_passages_with_spans", None) if getattr(embedder, "one_pass", False) else None
     for i in range(0, len(chunks), batch):
         part = chunks[i : i + batch]
-        texts = [[c.embed_text, *sentence_texts(c)] for c in part]
-        flat = embedder.encode_passages([t for group in texts for t in group]).astype(np.float32)
-        at = 0
-        for c, group in zip(part, texts, strict=True):
-            into[c.chunk_id] = Vectors(flat[at], flat[at + 1 : at + len(group)])
-            at += len(group)
+        if one_pass is not None:
+            passages, sentences = one_pass([c.embed_text for c in part], [sentence_ranges(c) for c in part])
+            for c, passage, rows in zip(part, passages, sentences, strict=True):
+                into[c.chunk_id] = Vectors(passage, rows)
+        else:
+            texts = [[c.embed_text, *sentence_texts(c)] for c in part]
+            flat = embedder.encode_passages([t for group in texts for t in group]).astype(np.float32)
+            at = 0
+            for c, group in zip(part, texts, strict=True):
+                into[c.chunk_id] = Vectors(flat[at], flat[at + 1 : at + len(group)])
+                at += len(group)
         if progress:
             progress(min(i + batch, len(chunks)), len(chunks))
