@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from policyqa import index as index_mod
+from policyqa import pipeline
 from policyqa.config import Settings
 from policyqa.embed import Embedder, load_embedder
 from policyqa.evaluation import evaluate, read_questions
@@ -33,7 +34,7 @@ def measure(model: str, sentences: str, qa: Path, corpus: Path, model_dir: Path 
     questions = read_questions(qa)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        report = index_mod.build(corpus, Path(tmp), embedder)
+        report = pipeline.build(corpus, Path(tmp), embedder)
         build = time.perf_counter() - t
         idx = index_mod.load(Path(tmp), embedder)
         out: dict[str, object] = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa import bundle
+from policyqa import bundle, pipeline
 from policyqa import index as index_mod
 from policyqa.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
 from policyqa.embed import DEFAULT_MODEL, SentenceTransformerEmbedder, load_embedder
@@ -120,13 +120,13 @@ def test_an_index_built_with_one_backend_refuses_another(default: SentenceTransf
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "tiny.txt").write_text(TINY, encoding="utf-8")
-    index_mod.build(corpus, tmp_path / "index", default)  # sentences encoded on their own
+    pipeline.build(corpus, tmp_path / "index", default)  # sentences encoded on their own
     assert index_mod.load(tmp_path / "index", default).meta["model"] == "multilingual-e5-small:onnx-int8"
     fp32 = load_embedder(DEFAULT_MODEL + ":torch", bundle.default_cache_root())
     with pytest.raises(ModelMismatchError, match="onnx-int8"):
         index_mod.load(tmp_path / "index", fp32)
     # an index of fp32 torch, the default before, keeps its bare name and says how to keep serving it
     assert fp32.name == DEFAULT_MODEL
-    index_mod.build(corpus, tmp_path / "old", fp32)
+    pipeline.build(corpus, tmp_path / "old", fp32)
     with pytest.raises(ModelMismatchError, match=f"POLICYQA_MODEL={DEFAULT_MODEL}:torch"):
         index_mod.load(tmp_path / "old", default)
