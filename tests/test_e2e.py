@@ -56,7 +56,7 @@ def test_answer_in_top_three(client: TestClient, question: str, expected: str) -
 
 def test_health_reports_the_default_model(client: TestClient) -> None:
     body = client.get("/api/health").json()
-    assert body["model"] == "multilingual-e5-small" and body["chunks"] > 30
+    assert body["model"] == "multilingual-e5-small:onnx-int8" and body["chunks"] > 30
 
 
 def test_engine_is_reusable_from_the_cli_path(tmp_path: Path) -> None:
