@@ -188,7 +188,10 @@ def _write_snapshot(
 ) -> str:
     snapshots = index_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
-    name = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+    # one clock reading for the seconds and the nanoseconds: two readings straddling a second's end named a later
+    # snapshot before an earlier one, and the newest snapshot is the one whose name sorts last
+    now = time.time_ns()
+    name = time.strftime("%Y%m%dT%H%M%S", time.localtime(now // 1_000_000_000)) + f"-{now % 1_000_000_000:09d}"
     tmp = snapshots / f".tmp-{name}"
     tmp.mkdir()
     try:
