@@ -430,10 +430,8 @@ def _export(fp32: Path, backend: str, tmp: Path) -> None:
         )
         (tmp / "onnx" / "model.onnx").unlink()
     elif quantisation:  # OpenVINO: int8 weights by NNCF's compression, which needs no calibration data (offline)
-        from sentence_transformers import SentenceTransformer as _ST
-
         shutil.rmtree(tmp / "openvino")
-        int8 = _ST(str(fp32), device="cpu", backend="openvino", model_kwargs={"load_in_8bit": True})
+        int8 = SentenceTransformer(str(fp32), device="cpu", backend="openvino", model_kwargs={"load_in_8bit": True})
         int8.save_pretrained(str(tmp))
         for ext in (".xml", ".bin"):
             (tmp / "openvino" / f"openvino_model{ext}").rename(tmp / "openvino" / f"openvino_model_int8{ext}")
