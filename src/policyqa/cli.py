@@ -77,6 +77,7 @@ def _build(settings: Settings, force: bool = False, show_progress: bool = False)
             settings.rebuild_for_model,
             settings.limits,
             store=engine.store,
+            delta_from=settings.delta_from,
         )
     finally:
         if progress:

@@ -27,6 +27,7 @@ class Settings:
     store: str = "faiss"  # where vectors and BM25 are kept: faiss (files of the snapshot) or qdrant
     qdrant_url: str = ""  # a Qdrant server or cluster (without one: a local collection in the snapshot folder)
     qdrant_api_key: str = ""
+    delta_from: int = 20_000  # passages: from this size on, an update writes only what changed (delta.py)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -55,5 +56,6 @@ class Settings:
             store=(env.get("POLICYQA_STORE") or cls.store).strip().lower(),
             qdrant_url=env.get("POLICYQA_QDRANT_URL", ""),
             qdrant_api_key=env.get("POLICYQA_QDRANT_API_KEY", ""),
+            delta_from=int(env.get("POLICYQA_DELTA_FROM") or cls.delta_from),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

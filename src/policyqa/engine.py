@@ -101,6 +101,7 @@ class Engine:
         self.damage: tuple[str, ...] = ()  # snapshots that failed to load at start or since, with why
         self.allow_model_change = False  # rebuild an index made with another model instead of refusing it
         self.limits: Limits | None = None  # what parsing one corpus file may cost (None: the defaults)
+        self.delta_from: int | None = None  # passages from which updates write only what changed (delta.py)
         self._update_lock = threading.Lock()
         self._jobs_lock = threading.Condition()
         self._queue: list[Job] = []
@@ -169,7 +170,7 @@ class Engine:
 
     def load(self) -> Index:
         """Serve the newest whole snapshot on disk (a missing or mismatched index is an error)."""
-        ix = index_mod.load(self.index_dir, self.embedder, self.store)
+        ix = index_mod.load(self.index_dir, self.embedder, self.store, self.index)
         self.index = ix
         if ix.damage:
             self.damage = tuple(dict.fromkeys((*self.damage, *ix.damage)))
@@ -213,6 +214,7 @@ class Engine:
                 self._vectors,
                 defer_over,
                 self.store,
+                self.delta_from,
             )
             if not report.deferred:
                 self._vectors.clear()
@@ -364,7 +366,7 @@ class Engine:
         if folder is not None and (self.index is None or folder.name != self.index.name):
             try:
                 with self._update_lock:
-                    ix = index_mod.read_snapshot(folder, self.store)
+                    ix = index_mod.read_snapshot(folder, self.store, self.index)
                     index_mod.check_meta(ix.meta, self.embedder.name, self.embedder.dim)
                     self.index = ix
             except StoreError as exc:  # down, not damaged: look again next time

@@ -5,11 +5,15 @@ Layout of the index folder:
     CURRENT                 name of the snapshot being served (replaced atomically)
     snapshots/<name>/       meta.json, chunks.jsonl, words.jsonl (the BM25 words of each passage and its
                             sentences, reused while the dictionary stays the same), dictionary.txt,
-                            texts.jsonl + texts.offsets.json (each document's cleaned text and outline, for
-                            查看原文), and what the store keeps there (store/faiss.py: the vectors and BM25
-                            arrays; store/qdrant.py: a local collection, or nothing when it is on a server)
-A build (pipeline.py) writes a new snapshot folder, fsyncs it, renames it into place and only then swaps
-CURRENT, so a crash at any point leaves the previous snapshot whole and served.
+                            rows.json (each document's passage rows), texts.jsonl + texts.offsets.json (each
+                            document's cleaned text and outline, for 查看原文), and what the store keeps
+                            there (store/faiss.py: the vectors and BM25 arrays; store/qdrant.py: a local
+                            collection, or nothing when it is on a server)
+A snapshot of a large corpus updated by a few documents is instead a list of segments (meta.json's
+"segments"): segments/<segment>/ holds the per-passage files above for some documents, written once and
+hard-linked into every later snapshot that keeps it; meta.json names the documents each segment no longer
+answers for. A build (pipeline.py) writes a new snapshot folder, fsyncs it, renames it into place and only
+then swaps CURRENT, so a crash at any point leaves the previous snapshot whole and served.
 """
 
 from __future__ import annotations
@@ -63,6 +67,16 @@ class DocInfo:
         return {**self.as_dict(), "indexed_at": when}
 
 
+@dataclass(frozen=True)
+class Part:
+    """One segment of a snapshot as loaded: every row's passage (deleted ones too) and the store's view of
+    all rows (a later snapshot keeping the segment reuses it instead of reading it again)."""
+
+    chunks: list[Chunk]
+    vectors: Any  # FaissVectors
+    lexical: Any  # ArrayLexical
+
+
 @dataclass
 class Index:
     """A loaded snapshot: everything a search needs, the vectors and BM25 behind the store's protocols."""
@@ -75,6 +89,7 @@ class Index:
     segmenter: Segmenter
     documents: dict[str, DocInfo] = field(default_factory=dict)
     damage: tuple[str, ...] = ()  # newer snapshots that failed to load, each with why (this one was next)
+    parts: dict[str, Part] = field(default_factory=dict)  # segment name -> loaded segment
 
     @property
     def name(self) -> str:
@@ -82,7 +97,7 @@ class Index:
 
     def text(self, doc_id: str) -> dict[str, Any] | None:
         """A document's cleaned text and outline, as this snapshot indexed it."""
-        return read_text(self.folder, doc_id)
+        return read_text(self.folder, doc_id, self.meta)
 
     @cached_property
     def by_id(self) -> dict[str, DocInfo]:
@@ -207,14 +222,14 @@ def _check_format(meta: dict[str, Any]) -> None:
         )
 
 
-def load(index_dir: Path, embedder: Embedder, store: Store | None = None) -> Index:
+def load(index_dir: Path, embedder: Embedder, store: Store | None = None, previous: Index | None = None) -> Index:
     """The snapshot to serve, checked against the embedder that will search it."""
-    index = read(index_dir, store)
+    index = read(index_dir, store, previous)
     check_meta(index.meta, embedder.name, embedder.dim)
     return index
 
 
-def read(index_dir: Path, store: Store | None = None) -> Index:
+def read(index_dir: Path, store: Store | None = None, previous: Index | None = None) -> Index:
     """The newest snapshot that loads whole, unchecked against the model (the caller checks `meta` once the
     model is known: lets the service read the index while the model loads). CURRENT's snapshot comes first;
     when it is damaged the next whole one is returned, with `damage` saying what was passed over and why."""
@@ -222,7 +237,7 @@ def read(index_dir: Path, store: Store | None = None) -> Index:
     mismatch: IndexMismatchError | None = None
     for folder in folders:
         try:
-            index = read_snapshot(folder, store or default_store())
+            index = read_snapshot(folder, store or default_store(), previous)
         except IndexMismatchError as exc:  # another format: not damage, but nothing this code can serve
             mismatch = mismatch or exc
             continue
@@ -256,9 +271,9 @@ def store_of(meta: dict[str, Any]) -> str:
     return str(meta.get("store") or DEFAULT_STORE)
 
 
-def read_snapshot(folder: Path, store: Store | None = None) -> Index:
+def read_snapshot(folder: Path, store: Store | None = None, previous: Index | None = None) -> Index:
     """One snapshot folder, read whole; any damage raises (IndexMismatchError only for another format or
-    another store)."""
+    another store). Segments that `previous` (a snapshot loaded before) has loaded are reused, not read."""
     meta = _load_meta(folder)
     _check_format(meta)  # files of another format may not be there to read
     store = store or default_store()
@@ -268,23 +283,93 @@ def read_snapshot(folder: Path, store: Store | None = None) -> Index:
             "build it again with `policyqa build`"
         )
     _check_sizes(folder, meta)
-    chunks = _read_chunks(folder)
-    if meta.get("chunks", len(chunks)) != len(chunks):
-        raise ValueError(f"{len(chunks)} passages, {meta.get('chunks')} in meta.json")
-    vectors, lexical = store.open(folder, [c.doc_id for c in chunks])
     words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
     documents = {d["source"]: DocInfo.from_dict(d) for d in meta.get("documents", [])}
-    return Index(folder, meta, chunks, vectors, lexical, Segmenter(words), documents)
+    if "segments" not in meta:
+        chunks = _read_chunks(folder)
+        if meta.get("chunks", len(chunks)) != len(chunks):
+            raise ValueError(f"{len(chunks)} passages, {meta.get('chunks')} in meta.json")
+        vectors, lexical = store.open(folder, [c.doc_id for c in chunks])
+        return Index(folder, meta, chunks, vectors, lexical, Segmenter(words), documents)
+    return _read_segments(folder, meta, store, Segmenter(words), documents, previous)
 
 
-def read_text(folder: Path, doc_id: str) -> dict[str, Any] | None:
-    """One document's entry in a snapshot's texts.jsonl (None: not there, or a snapshot from before)."""
+def segments(folder: Path, meta: dict[str, Any]) -> list[tuple[str, Path, frozenset[str]]]:
+    """A snapshot's segments: name, folder and the doc_ids it no longer answers for (a snapshot without
+    segments is one, in its own folder)."""
+    if "segments" not in meta:
+        return [(folder.name, folder, frozenset())]
+    return [(s["name"], folder / "segments" / s["name"], frozenset(s["deleted"])) for s in meta["segments"]]
+
+
+def live_rows(chunks: list[Chunk], deleted: frozenset[str]) -> np.ndarray:
+    return np.fromiter((c.doc_id not in deleted for c in chunks), bool, count=len(chunks))
+
+
+def _read_segments(
+    folder: Path,
+    meta: dict[str, Any],
+    store: Store,
+    segmenter: Segmenter,
+    documents: dict[str, DocInfo],
+    previous: Index | None,
+) -> Index:
+    from policyqa.store.segments import JoinedLexical, JoinedVectors, Numbering
+
+    parts: dict[str, Part] = {}
+    lives: list[np.ndarray] = []
+    for name, sub, deleted in segments(folder, meta):
+        part = previous.parts.get(name) if previous is not None else None
+        if part is None:
+            rows = _read_chunks(sub)
+            vectors, lexical = store.open(sub, [c.doc_id for c in rows])
+            part = Part(rows, vectors, lexical)
+        parts[name] = part
+        lives.append(live_rows(part.chunks, deleted))
+    chunks = [
+        c
+        for part, live in zip(parts.values(), lives, strict=True)
+        for c, keep in zip(part.chunks, live, strict=True)
+        if keep
+    ]
+    if meta.get("chunks", len(chunks)) != len(chunks):
+        raise ValueError(f"{len(chunks)} live passages, {meta.get('chunks')} in meta.json")
+    numbering = Numbering(lives)
+    masks = [None if live.all() else live for live in lives]
+    vector_parts = [p.vectors.with_live(m) for p, m in zip(parts.values(), masks, strict=True)]
+    lexical_parts = [p.lexical.with_live(m) for p, m in zip(parts.values(), masks, strict=True)]
+    joined = Index(
+        folder,
+        meta,
+        chunks,
+        JoinedVectors(vector_parts, numbering),
+        JoinedLexical(lexical_parts, numbering),
+        segmenter,
+        documents,
+    )
+    joined.parts = parts
+    return joined
+
+
+def read_text(folder: Path, doc_id: str, meta: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """One document's entry in a snapshot's texts.jsonl (None: not there, or a snapshot from before); in a
+    snapshot of segments, in the segment that answers for the document."""
     try:
-        offsets = json.loads((folder / "texts.offsets.json").read_text(encoding="utf-8"))
-        at, size = offsets[doc_id]
-        with (folder / "texts.jsonl").open("rb") as fh:
-            fh.seek(at)
-            entry: dict[str, Any] = json.loads(fh.read(size))
-        return entry
-    except (OSError, ValueError, KeyError, TypeError):
+        meta = meta if meta is not None else _load_meta(folder)
+    except (OSError, ValueError):
         return None
+    for _, sub, deleted in reversed(segments(folder, meta)):
+        if doc_id in deleted:
+            continue
+        try:
+            offsets = json.loads((sub / "texts.offsets.json").read_text(encoding="utf-8"))
+            if doc_id not in offsets:
+                continue
+            at, size = offsets[doc_id]
+            with (sub / "texts.jsonl").open("rb") as fh:
+                fh.seek(at)
+                entry: dict[str, Any] = json.loads(fh.read(size))
+            return entry
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    return None

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Statistics of a whole collection kept in several BM25 indexes (a snapshot's segments): each scores its
+    own passages as one index over everything would."""
+
+    size: int
+    avgdl: float
+    df: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -45,19 +55,28 @@ class BM25:
     def known(self, term: str) -> bool:
         return term in self.terms
 
-    def idf(self, term: str) -> float:
+    def df(self, term: str) -> int:
         t = self.terms.get(term)
-        if t is None:
-            return 0.0
-        df = int(self.indptr[t + 1] - self.indptr[t])
-        return float(np.log(1.0 + (self.size - df + 0.5) / (df + 0.5)))
+        return 0 if t is None else int(self.indptr[t + 1] - self.indptr[t])
 
-    def scores(self, words: Sequence[str]) -> np.ndarray:
-        """BM25 score of every chunk for the query words (repeated words count once)."""
+    def postings(self, term: str) -> np.ndarray:
+        """The chunk numbers holding the term."""
+        t = self.terms.get(term)
+        return self.indices[self.indptr[t] : self.indptr[t + 1]] if t is not None else self.indices[:0]
+
+    def idf(self, term: str, collection: Collection | None = None) -> float:
+        size, df = (self.size, self.df(term)) if collection is None else (collection.size, collection.df.get(term, 0))
+        if not df:
+            return 0.0
+        return float(np.log(1.0 + (size - df + 0.5) / (df + 0.5)))
+
+    def scores(self, words: Sequence[str], collection: Collection | None = None) -> np.ndarray:
+        """BM25 score of every chunk for the query words (repeated words count once); with `collection`, idf
+        and length normalisation are those of the whole collection this index is part of."""
         out = np.zeros(self.size, np.float32)
         if not self.size:
             return out
-        avgdl = float(self.doc_len.mean()) or 1.0
+        avgdl = (float(self.doc_len.mean()) if collection is None else collection.avgdl) or 1.0
         for word in dict.fromkeys(words):
             t = self.terms.get(word)
             if t is None:
@@ -65,7 +84,7 @@ class BM25:
             lo, hi = self.indptr[t], self.indptr[t + 1]
             docs, tf = self.indices[lo:hi], self.tfs[lo:hi]
             norm = tf + self.k1 * (1 - self.b + self.b * self.doc_len[docs] / avgdl)
-            out[docs] += self.idf(word) * tf * (self.k1 + 1) / norm
+            out[docs] += self.idf(word, collection) * tf * (self.k1 + 1) / norm
         return out
 
     def top(self, words: Sequence[str], n: int) -> list[tuple[int, float]]:

@@ -36,6 +36,7 @@ from policyqa.index import (
     candidates,
     check_meta,
     read_text,
+    segments,
     store_of,
 )
 from policyqa.limits import Limits
@@ -47,6 +48,7 @@ from policyqa.store import connect, default_store
 from policyqa.store.base import Store, Vectors, Words
 
 KEEP_SNAPSHOTS = 2
+ROWS = "rows.json"  # doc_id -> [first row, chunk ids]: where each document's passages are
 Progress = Callable[[int, int], None]
 
 
@@ -107,7 +109,7 @@ def _previous(
             if store_of(meta) not in (store.name, "faiss"):
                 return None  # kept by another engine, maybe on a server this build does not know of
             source = store if store_of(meta) == store.name else connect(store_of(meta))
-            chunks, vectors = _read_chunks(folder), source.vectors(folder)
+            chunks, vectors = live_contents(folder, meta, source)
             if len(chunks) != len(vectors) or meta.get("chunks", len(chunks)) != len(chunks):
                 raise ValueError(f"{len(chunks)} passages but {len(vectors)} vectors")
         except IndexMismatchError:
@@ -126,6 +128,22 @@ def _previous(
             raise
         return Previous(meta, folder, chunks, vectors) if meta.get("chunking") == settings.as_dict() else None
     return None
+
+
+def live_contents(folder: Path, meta: dict[str, Any], store: Store) -> tuple[list[Chunk], list[Vectors]]:
+    """Every live passage of a snapshot and its vectors, in Index.chunks order."""
+    chunks: list[Chunk] = []
+    vectors: list[Vectors] = []
+    for _, sub, deleted in segments(folder, meta):
+        rows = _read_chunks(sub)
+        if not deleted:
+            chunks += rows
+            vectors += store.vectors(sub)
+            continue
+        keep = [i for i, c in enumerate(rows) if c.doc_id not in deleted]
+        chunks += [rows[i] for i in keep]
+        vectors += store.vectors(sub, keep)  # type: ignore[call-arg]  # segmented stores take rows
+    return chunks, vectors
 
 
 def _set_aside(folder: Path) -> None:
@@ -150,8 +168,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _fsync_tree(folder: Path) -> None:
-    for path in [*folder.iterdir(), folder]:
-        _fsync_dir(path)
+    """The folder's files and those of its segments, then the folders themselves."""
+    parts = [folder, *sorted((folder / "segments").iterdir())] if (folder / "segments").is_dir() else [folder]
+    for part in parts:
+        for path in part.iterdir():
+            if path.is_file():
+                _fsync_dir(path)
+    for part in [*reversed(parts), *([folder / "segments"] if len(parts) > 1 else [])]:
+        _fsync_dir(part)
 
 
 def _words(chunk: Chunk, segmenter: Segmenter) -> Words:
@@ -164,48 +188,61 @@ def _words(chunk: Chunk, segmenter: Segmenter) -> Words:
 def _known_words(folder: Path | None, segmenter: Segmenter, chunks: list[Chunk]) -> dict[str, Words]:
     """Words of the previous snapshot's passages that segmenting again would not change: those holding
     none of the dictionary words added or dropped since (jieba cuts elsewhere the same way)."""
-    if folder is None or not (folder / "words.jsonl").is_file():
+    if folder is None:
         return {}
     try:
         changed = set((folder / "dictionary.txt").read_text(encoding="utf-8").split()) ^ set(segmenter.words)
         wanted = {c.chunk_id for c in chunks if not any(w in normalize(c.context) for w in changed)}
-        with (folder / "words.jsonl").open(encoding="utf-8") as fh:
-            return {row[0]: Words(row[1], row[2]) for row in map(json.loads, fh) if row[0] in wanted}
+        out: dict[str, Words] = {}
+        for _, sub, _ in segments(folder, _load_meta(folder)):
+            with (sub / "words.jsonl").open(encoding="utf-8") as fh:
+                out.update({row[0]: Words(row[1], row[2]) for row in map(json.loads, fh) if row[0] in wanted})
+        return out
     except (OSError, ValueError, IndexError, TypeError):
         return {}  # only a shortcut: segment everything again
 
 
-def _write_snapshot(
-    index_dir: Path,
-    meta: dict[str, Any],
-    chunks: list[Chunk],
-    groups: list[Vectors],
-    dim: int,
-    segmenter: Segmenter,
-    known: dict[str, Words],
-    texts: list[dict[str, Any]],
-    store: Store,
-) -> str:
-    snapshots = index_dir / "snapshots"
-    snapshots.mkdir(parents=True, exist_ok=True)
+def snapshot_name() -> str:
     # one clock reading for the seconds and the nanoseconds: two readings straddling a second's end named a later
     # snapshot before an earlier one, and the newest snapshot is the one whose name sorts last
     now = time.time_ns()
-    name = time.strftime("%Y%m%dT%H%M%S", time.localtime(now // 1_000_000_000)) + f"-{now % 1_000_000_000:09d}"
-    tmp = snapshots / f".tmp-{name}"
-    tmp.mkdir()
+    return time.strftime("%Y%m%dT%H%M%S", time.localtime(now // 1_000_000_000)) + f"-{now % 1_000_000_000:09d}"
+
+
+def write_part(
+    folder: Path,
+    chunks: list[Chunk],
+    groups: list[Vectors],
+    dim: int,
+    words: list[Words],
+    texts: list[dict[str, Any]],
+    store: Store,
+) -> None:
+    """The per-passage files of a snapshot, or of one segment: passages, their vectors and BM25 (the store's
+    files), their words, each document's rows and each document's text."""
+    with (folder / "chunks.jsonl").open("w", encoding="utf-8") as fh:
+        for c in chunks:
+            fh.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+    store.write(folder, dim, groups, words, [c.doc_id for c in chunks])
+    with (folder / "words.jsonl").open("w", encoding="utf-8") as fh:
+        for c, w in zip(chunks, words, strict=True):
+            fh.write(json.dumps([c.chunk_id, w.passage, w.sentences], ensure_ascii=False) + "\n")
+    rows: dict[str, list[Any]] = {}
+    for n, c in enumerate(chunks):
+        rows.setdefault(c.doc_id, [n, []])[1].append(c.chunk_id)
+    (folder / ROWS).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    _write_texts(folder, texts)
+
+
+def publish(index_dir: Path, tmp: Path, name: str, meta: dict[str, Any], store: Store) -> str:
+    """Seal a snapshot written in `tmp` (meta.json with every file's size, fsync), rename it into place, point
+    CURRENT at it and prune the old ones. Removes `tmp` when anything fails."""
+    snapshots = index_dir / "snapshots"
     try:
-        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
-            for c in chunks:
-                fh.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
-        words = [known.get(c.chunk_id) or _words(c, segmenter) for c in chunks]
-        store.write(tmp, dim, groups, words, [c.doc_id for c in chunks])
-        with (tmp / "words.jsonl").open("w", encoding="utf-8") as fh:
-            for c, w in zip(chunks, words, strict=True):
-                fh.write(json.dumps([c.chunk_id, w.passage, w.sentences], ensure_ascii=False) + "\n")
-        (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
-        _write_texts(tmp, texts)
-        meta = {**meta, "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}}
+        files = [p for p in sorted(tmp.iterdir()) if p.is_file()]
+        if (tmp / "segments").is_dir():
+            files += [p for sub in sorted((tmp / "segments").iterdir()) for p in sorted(sub.iterdir()) if p.is_file()]
+        meta = {**meta, "files": {p.relative_to(tmp).as_posix(): p.stat().st_size for p in files}}
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         _fsync_tree(tmp)
         os.rename(tmp, snapshots / name)
@@ -223,6 +260,39 @@ def _write_snapshot(
     store.publish(name)
     _prune(snapshots, name, store)
     return name
+
+
+def new_folder(index_dir: Path) -> tuple[Path, str]:
+    """A fresh `.tmp-<name>` folder for a snapshot being written, and its name."""
+    snapshots = index_dir / "snapshots"
+    snapshots.mkdir(parents=True, exist_ok=True)
+    name = snapshot_name()
+    tmp = snapshots / f".tmp-{name}"
+    tmp.mkdir()
+    return tmp, name
+
+
+def _write_snapshot(
+    index_dir: Path,
+    meta: dict[str, Any],
+    chunks: list[Chunk],
+    groups: list[Vectors],
+    dim: int,
+    segmenter: Segmenter,
+    known: dict[str, Words],
+    texts: list[dict[str, Any]],
+    store: Store,
+) -> str:
+    tmp, name = new_folder(index_dir)
+    try:
+        words = [known.get(c.chunk_id) or _words(c, segmenter) for c in chunks]
+        write_part(tmp, chunks, groups, dim, words, texts, store)
+        (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        store.discard(name)
+        raise
+    return publish(index_dir, tmp, name, meta, store)
 
 
 def _write_texts(folder: Path, texts: list[dict[str, Any]]) -> None:
@@ -256,22 +326,42 @@ def _prune(snapshots: Path, keep: str, store: Store) -> None:
             store.discard(tmp.name.removeprefix(".tmp-").removeprefix(".damaged-"))
 
 
-def _scan(corpus: Path, limits: Limits | None = None) -> tuple[list[Document], list[str], set[str]]:
-    """Parse every document of the corpus (in a child process under `limits`: files dropped into the
-    folder are as untrusted as uploads). Returns the documents, errors, and the sources that failed."""
-    docs, errors, failed = [], [], set()
+def file_stats(corpus: Path) -> dict[str, list[int]]:
+    """Size and modification time (ns) of every file of the corpus, by source: a file whose pair is as the
+    last build saw it is not read again by an update that writes only what changed (delta.py)."""
+    out = {}
+    for path in ingest.corpus_files(corpus):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        out[path.relative_to(corpus).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def parse_files(
+    corpus: Path, sources: list[str], limits: Limits | None = None
+) -> tuple[list[Document], dict[str, str]]:
+    """Parse these files of the corpus (in a child process under `limits`: files dropped into the folder are
+    as untrusted as uploads). Returns the documents and, by source, why each of the others failed."""
+    docs, failed = [], {}
     with Sandbox(limits) as box:
-        for path in ingest.corpus_files(corpus):
-            source = path.relative_to(corpus).as_posix()
+        for source in sources:
             try:
-                docs.append(box.parse(path.read_bytes(), source))
+                docs.append(box.parse((corpus / source).read_bytes(), source))
             except DocumentError as exc:
-                errors.append(str(exc))
-                failed.add(source)
+                failed[source] = str(exc)
             except OSError as exc:
-                errors.append(f"{source}: cannot read ({exc.strerror})")
-                failed.add(source)
-    return docs, errors, failed
+                failed[source] = f"{source}: cannot read ({exc.strerror})"
+    return docs, failed
+
+
+def _scan(corpus: Path, limits: Limits | None = None) -> tuple[list[Document], dict[str, str], dict[str, list[int]]]:
+    """Parse every document of the corpus. Returns the documents, why each failed one failed (by source),
+    and every file's size and time as seen before it was read."""
+    stats = file_stats(corpus)
+    docs, failed = parse_files(corpus, list(stats), limits)
+    return docs, failed, stats
 
 
 def build(
@@ -286,6 +376,7 @@ def build(
     cache: dict[str, Vectors] | None = None,
     defer_over: int | None = None,
     store: Store | None = None,
+    delta_from: int | None = None,
 ) -> BuildReport:
     """Build or update the index from the corpus folder.
 
@@ -296,16 +387,27 @@ def build(
     `cache` holds vectors embedded by builds that were stopped (and gains this build's, as they come);
     a document with more than `defer_over` passages still to embed is left as it was, for a later build.
     `store` keeps the vectors and BM25 (default: FAISS and arrays in the snapshot folder).
+    From `delta_from` passages on (default delta.DELTA_FROM), a store that keeps segments gets a snapshot
+    that shares the previous one's unchanged data and adds what changed (delta.py).
     """
     cache = {} if cache is None else cache
     store = store or default_store()
     settings = settings or ChunkSettings()
     began = time.perf_counter()
     with build_lock(index_dir):
+        if not force and getattr(store, "segmented", False):
+            from policyqa import delta
+
+            report = delta.update(
+                corpus, index_dir, embedder, settings, store, limits, cache, progress, defer_over, delta_from
+            )
+            if report is not None:
+                return report
         repaired: list[str] = []
         prev = _previous(index_dir, embedder.name, embedder.dim, settings, repaired, allow_model_change, store)
         prev = None if force else prev
-        docs, errors, failed = _scan(corpus, limits)
+        docs, failed, stats = _scan(corpus, limits)
+        errors = list(failed.values())
         prev_docs = {d["source"]: DocInfo.from_dict(d) for d in prev.meta["documents"]} if prev else {}
         chunked = {d.source: chunk_document(d, settings) for d in docs}
         known_ids = {c.chunk_id for c in prev.chunks} if prev else set()
@@ -376,6 +478,8 @@ def build(
             "created": now,
             "documents": [i.as_dict() for i in infos],
             "errors": errors,
+            "stat": {s: v for s, v in stats.items() if s not in deferred},
+            "failed": failed,
         }
         known = _known_words(prev.folder if prev else None, segmenter, chunks)
         texts = [text_entry(d) for d in docs]

@@ -50,6 +50,7 @@ def start(state: AppState) -> None:
             configured(settings),
         )
         eng.limits = settings.limits
+        eng.delta_from = settings.delta_from
         state.engine = eng
         # Serve what is on disk at once; pick up documents dropped in while the service was down, and
         # write a whole snapshot when the one CURRENT names was damaged.

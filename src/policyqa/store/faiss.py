@@ -1,7 +1,11 @@
 """The FAISS engine: passage vectors in a FAISS index and numpy arrays, BM25 as plain arrays, all files of
-the snapshot folder (vectors.npy, dense.faiss, sentences.npy with sentence_ptr.npy: passage i owns rows
-ptr[i]:ptr[i+1]; lexical.npz + lexical.terms.json over passages, sentences.npz + sentences.terms.json +
-sentence_owner.npy over their sentences)."""
+one folder: a snapshot, or one segment of a snapshot (vectors.npy, dense.faiss, sentences.npy with
+sentence_ptr.npy: passage i owns rows ptr[i]:ptr[i+1]; lexical.npz + lexical.terms.json over passages,
+sentences.npz + sentences.terms.json + sentence_owner.npy over their sentences).
+
+Passage and sentence vectors are kept in fp16 and memory-mapped: every process serving the snapshot shares
+the same pages, and only the rows of a question's candidates are read (cosines move by about 1e-4; see
+bench/RESULTS.md). A segment opened with a `live` mask answers as if its other rows were not there."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.lexical import BM25, best
+from policyqa.lexical import BM25, Collection, best
 from policyqa.store.base import Scope, Vectors, Words
 
 # Dense index type by corpus size, from bench/scale.py (see bench/RESULTS.md): exact search below the
@@ -67,34 +71,79 @@ def sample_rows(n: int, at_most: int = BACKGROUND) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, at_most)).astype(np.int64)) if n else np.zeros(0, np.int64)
 
 
-def mean_vectors(vectors: np.ndarray, owner: np.ndarray, groups: int) -> np.ndarray:
-    """Each group's mean vector, normalised (a group without vectors stays zero)."""
+def mean_vectors(vectors: np.ndarray, owner: np.ndarray, groups: int, block: int = 65_536) -> np.ndarray:
+    """Each group's mean vector, normalised (a group without vectors stays zero); rows with owner -1 count
+    for none. Summed a block of rows at a time, runs of one owner at once (a document's passages are
+    consecutive), so a memory-mapped fp16 array is read once and never held whole in fp32."""
     sums = np.zeros((groups, vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
-    np.add.at(sums, owner, vectors)
+    for lo in range(0, len(owner), block):
+        part, rows = owner[lo : lo + block], np.asarray(vectors[lo : lo + block], np.float32)
+        starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
+        runs, who = np.add.reduceat(rows, starts, axis=0) if len(rows) else rows, part[starts]
+        keep = who >= 0
+        np.add.at(sums, who[keep], runs[keep])
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     out: np.ndarray = sums / np.where(norms > 0, norms, 1.0)
     return out
 
 
 class FaissVectors:
-    def __init__(self, vectors: np.ndarray, dense: Any, sentences: np.ndarray, ptr: np.ndarray, owners: Owners) -> None:
-        self.vectors = vectors
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        dense: Any,
+        sentences: np.ndarray,
+        ptr: np.ndarray,
+        owners: Owners,
+        live: np.ndarray | None = None,
+    ) -> None:
+        self.vectors = vectors  # memory-mapped, like the sentences
         self.dense = dense  # faiss.Index over the passage vectors
         self.sentences = sentences  # memory-mapped: only the candidates' rows are ever read
         self.ptr = ptr
         self.owners = owners
+        self.live = live  # rows still in the snapshot (None: all of them)
+        self._params: Any = None
+
+    def with_live(self, live: np.ndarray | None) -> FaissVectors:
+        """The same arrays, answering for the `live` rows only."""
+        return FaissVectors(self.vectors, self.dense, self.sentences, self.ptr, self.owners, live)
 
     def nearest(self, qvec: np.ndarray, depth: int, scope: Scope | None = None) -> list[int]:
+        return [i for i, _ in self.nearest_scored(qvec, depth, scope)]
+
+    def nearest_scored(self, qvec: np.ndarray, depth: int, scope: Scope | None = None) -> list[tuple[int, float]]:
+        """The passages nearest the question with their cosine, best first (live rows only)."""
         if scope is None:
-            _, found = self.dense.search(np.ascontiguousarray(qvec[None, :], np.float32), depth)
-            return [int(i) for i in found[0] if i >= 0]
+            sims, found = self.dense.search(
+                np.ascontiguousarray(qvec[None, :], np.float32), depth, params=self._selector()
+            )
+            return [(int(i), float(s)) for i, s in zip(found[0], sims[0], strict=True) if i >= 0]
         # The ANN index cannot be asked to stay inside a subset: exact inner product over the allowed passages
         # (at most the corpus, a few milliseconds at 100,000).
-        ids = np.flatnonzero(self.owners.admitted(scope))
+        admitted = self.owners.admitted(scope)
+        ids = np.flatnonzero(admitted if self.live is None else admitted & self.live)
         if not len(ids):
             return []
-        top = np.argsort(-(self.vectors[ids] @ qvec), kind="stable")[:depth]
-        return [int(i) for i in ids[top]]
+        sims = self.vectors[ids] @ qvec
+        top = np.argsort(-sims, kind="stable")[:depth]
+        return [(int(ids[t]), float(sims[t])) for t in top]
+
+    def _selector(self) -> Any:
+        """Search parameters keeping the ANN search to live rows (None when every row is live)."""
+        if self.live is None or self._params is not None:
+            return self._params
+        import faiss
+
+        bits = np.packbits(self.live, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(self.live), faiss.swig_ptr(bits))
+        params: Any = faiss.SearchParametersHNSW() if hasattr(self.dense, "hnsw") else faiss.SearchParameters()  # type: ignore[attr-defined]
+        if hasattr(self.dense, "hnsw"):
+            params.efSearch = self.dense.hnsw.efSearch
+        params.sel = selector
+        self._keep = (bits, selector)  # the bitmap must outlive the parameters that point into it
+        self._params = params
+        return params
 
     def scores(self, qvec: np.ndarray, ids: Sequence[int], sentence: float) -> dict[int, float]:
         out: dict[int, float] = {}
@@ -112,7 +161,7 @@ class FaissVectors:
 
     @cached_property
     def _background(self) -> np.ndarray:
-        rows: np.ndarray = self.vectors[sample_rows(len(self.vectors))]
+        rows: np.ndarray = np.asarray(self.vectors[sample_rows(len(self.vectors))], np.float32)
         return rows
 
     def centroids(self, owner: np.ndarray, documents: int) -> np.ndarray:
@@ -120,12 +169,26 @@ class FaissVectors:
 
 
 class ArrayLexical:
-    def __init__(self, passages: BM25, sentences: BM25, sentence_owner: np.ndarray, owners: Owners) -> None:
+    def __init__(
+        self,
+        passages: BM25,
+        sentences: BM25,
+        sentence_owner: np.ndarray,
+        owners: Owners,
+        live: np.ndarray | None = None,
+    ) -> None:
         self.passages = passages
         self.sentences = sentences  # BM25 over single sentences; sentence_owner[j] is the passage of sentence j
         self.sentence_owner = sentence_owner
         self.owners = owners
+        self.live = live  # rows still in the snapshot (None: all of them)
+        # collection-wide statistics when this is one segment of several (passages, sentences)
+        self.collections: tuple[Collection, Collection] | None = None
         self._last: tuple[tuple[tuple[str, ...], float], np.ndarray] | None = None
+
+    def with_live(self, live: np.ndarray | None) -> ArrayLexical:
+        """The same arrays, answering for the `live` rows only."""
+        return ArrayLexical(self.passages, self.sentences, self.sentence_owner, self.owners, live)
 
     def blended(self, words: Sequence[str], sentence: float) -> np.ndarray:
         """Every passage's score: its own and its best sentence's, weighted by `sentence` (the last query's
@@ -134,17 +197,19 @@ class ArrayLexical:
         last = self._last
         if last is not None and last[0] == key:
             return last[1]
-        own = self.passages.scores(words)
+        whole, parts = self.collections or (None, None)
+        own = self.passages.scores(words, whole)
         best_sentence = np.zeros_like(own)
         if self.sentences.size:
-            np.maximum.at(best_sentence, self.sentence_owner, self.sentences.scores(words))
+            np.maximum.at(best_sentence, self.sentence_owner, self.sentences.scores(words, parts))
         out: np.ndarray = (1 - sentence) * own + sentence * best_sentence
         self._last = (key, out)
         return out
 
     def top(self, words: Sequence[str], depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
         scores = self.blended(words, sentence)
-        pool = scores if scope is None else np.where(self.owners.admitted(scope), scores, 0.0)
+        keep = self.live if scope is None else self.owners.admitted(scope) & (True if self.live is None else self.live)
+        pool = scores if keep is None else np.where(keep, scores, 0.0)
         return dict(best(pool, depth))
 
     def scores(self, words: Sequence[str], ids: Sequence[int], sentence: float) -> dict[int, float]:
@@ -162,6 +227,7 @@ class FaissStore:
     """Vectors and BM25 as files of the snapshot folder: a snapshot is whole when its folder is."""
 
     name = "faiss"
+    segmented = True  # a snapshot may share the unchanged segments of the one before (pipeline.py)
 
     def write(
         self, folder: Path, dim: int, vectors: Sequence[Vectors], words: Sequence[Words], owners: Sequence[str]
@@ -169,13 +235,13 @@ class FaissStore:
         import faiss
 
         passages = np.array([g.passage for g in vectors], np.float32).reshape(len(vectors), dim)
-        np.save(folder / "vectors.npy", passages)
+        np.save(folder / "vectors.npy", passages.astype(np.float16))
         sizes = [len(g.sentences) for g in vectors]
         np.save(folder / "sentence_ptr.npy", np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64))
         rows = [g.sentences for g in vectors if len(g.sentences)]
         np.save(
             folder / "sentences.npy",
-            np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32),
+            np.concatenate(rows).astype(np.float16) if rows else np.zeros((0, dim), np.float16),
         )
         faiss.write_index(dense_index(passages), str(folder / "dense.faiss"))
         BM25.build([w.passage for w in words]).save(folder)
@@ -183,11 +249,14 @@ class FaissStore:
         owner = [n for n, w in enumerate(words) for _ in w.sentences]
         np.save(folder / "sentence_owner.npy", np.array(owner, np.int64))
 
-    def open(self, folder: Path, owners: Sequence[str]) -> tuple[FaissVectors, ArrayLexical]:
+    def open(
+        self, folder: Path, owners: Sequence[str], live: np.ndarray | None = None
+    ) -> tuple[FaissVectors, ArrayLexical]:
+        """The folder's stores; with `live`, only the rows it marks are answered."""
         import faiss
 
         n = len(owners)
-        vectors = np.load(folder / "vectors.npy")
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         dense = faiss.read_index(str(folder / "dense.faiss"))
         if hasattr(dense, "hnsw"):
             dense.hnsw.efSearch = search_effort(dense.ntotal)
@@ -201,17 +270,24 @@ class FaissStore:
         sentence_owner = np.load(folder / "sentence_owner.npy")
         if lexical.size != n or len(sentence_owner) != sentence_lexical.size:
             raise ValueError("the BM25 files do not match the passages")
+        if live is not None and len(live) != n:
+            raise ValueError(f"{len(live)} live flags for {n} passages")
         shared = Owners(owners)
         return (
-            FaissVectors(vectors, dense, sentences, ptr, shared),
-            ArrayLexical(lexical, sentence_lexical, sentence_owner, shared),
+            FaissVectors(vectors, dense, sentences, ptr, shared, live),
+            ArrayLexical(lexical, sentence_lexical, sentence_owner, shared, live),
         )
 
-    def vectors(self, folder: Path) -> list[Vectors]:
-        vectors = np.load(folder / "vectors.npy")
-        sentences = np.load(folder / "sentences.npy")
+    def vectors(self, folder: Path, rows: Sequence[int] | None = None) -> list[Vectors]:
+        """The vectors of every passage (or of the given rows), in order, in fp32."""
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        sentences = np.load(folder / "sentences.npy", mmap_mode="r")
         ptr = np.load(folder / "sentence_ptr.npy")
-        return [Vectors(v, sentences[ptr[i] : ptr[i + 1]]) for i, v in enumerate(vectors)]
+        wanted = range(len(vectors)) if rows is None else rows
+        return [
+            Vectors(np.asarray(vectors[i], np.float32), np.asarray(sentences[ptr[i] : ptr[i + 1]], np.float32))
+            for i in wanted
+        ]
 
     def publish(self, name: str) -> None:
         """Nothing to do: CURRENT names the folder that holds everything."""

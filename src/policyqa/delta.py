@@ -1,0 +1,289 @@
+"""Updates that cost what changed, for large corpora kept by a store of segments (FAISS).
+
+The new snapshot is the previous one's segments, hard-linked into its folder (nothing is copied), the
+documents each of them no longer answers for (removed, or changed and written again), and one new segment
+holding the passages of the documents added or changed. Only the files whose size or time moved since the
+last build are read; only new passages are segmented and embedded; only the new segment and meta.json are
+written. It is published like any snapshot (written aside, fsynced, renamed, then CURRENT), so a crash at
+any point leaves the previous one whole and served.
+
+Segments are merged in the same build when there are too many (all but the largest are written again as
+one) or when a segment has lost too many of its passages (it is written again without them). A merge reads
+vectors and words back from the segments: nothing is parsed, segmented or embedded again.
+
+What a whole build does and this does not: the dictionary of domain words stays the previous snapshot's
+(the new passages are segmented with it, as questions are), so a new document's own terms join it at the
+next whole build (`policyqa build --force`, or a full rebuild from the API). BM25's statistics are those
+of the live passages, exactly as one index over them would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from policyqa.chunk import ChunkSettings, chunk_document
+from policyqa.embed import Embedder
+from policyqa.index import (
+    DocInfo,
+    _check_format,
+    _check_sizes,
+    _load_meta,
+    _pointer,
+    _read_chunks,
+    check_meta,
+    segments,
+    store_of,
+)
+from policyqa.limits import Limits
+from policyqa.metadata import extract
+from policyqa.models import Chunk
+from policyqa.pipeline import (
+    ROWS,
+    BuildReport,
+    Progress,
+    _embed,
+    _words,
+    file_stats,
+    new_folder,
+    parse_files,
+    publish,
+    text_entry,
+    write_part,
+)
+from policyqa.segment import Segmenter
+from policyqa.store.base import Store, Vectors, Words
+
+DELTA_FROM = 20_000  # passages: below this a whole snapshot is written (seconds); from it, only what changed
+MAX_SEGMENTS = 8  # more, and all but the largest are merged into one
+MERGE_DELETED = 0.25  # a segment that no longer answers for this share of its passages is written again
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment of the previous snapshot, as this update will keep it."""
+
+    name: str
+    folder: Path
+    deleted: frozenset[str]
+    rows: dict[str, list[Any]]  # doc_id -> [first row, chunk ids]
+
+    @property
+    def size(self) -> int:
+        return sum(len(ids) for _, ids in self.rows.values())
+
+    @property
+    def live(self) -> int:
+        return sum(len(ids) for d, (_, ids) in self.rows.items() if d not in self.deleted)
+
+    def holds(self, doc_id: str) -> bool:
+        return doc_id in self.rows and doc_id not in self.deleted
+
+
+def _current(
+    index_dir: Path, embedder: Embedder, settings: ChunkSettings, store: Store, delta_from: int
+) -> tuple[Path, dict[str, Any]] | None:
+    """The snapshot being served when an update can extend it: whole, of this model, chunking and store,
+    large enough, and written with what an update needs (file times, each segment's rows)."""
+    name = _pointer(index_dir)[0]
+    if name is None:
+        return None
+    folder = index_dir / "snapshots" / name
+    try:
+        meta = _load_meta(folder)
+        _check_format(meta)
+        _check_sizes(folder, meta)
+        check_meta(meta, embedder.name, embedder.dim)
+    except Exception:
+        return None  # a whole build deals with it (repair, or the model's error)
+    usable = meta.get("chunking") == settings.as_dict() and store_of(meta) == store.name and "stat" in meta
+    usable = usable and int(meta.get("chunks", 0)) >= delta_from
+    if not usable or not all((sub / ROWS).is_file() for _, sub, _ in segments(folder, meta)):
+        return None
+    return folder, meta
+
+
+def update(
+    corpus: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    settings: ChunkSettings,
+    store: Store,
+    limits: Limits | None,
+    cache: dict[str, Vectors],
+    progress: Progress | None,
+    defer_over: int | None,
+    delta_from: int | None,
+) -> BuildReport | None:
+    """Publish a snapshot that shares the served one's unchanged segments; None when it cannot be extended
+    (too small, damaged, another model or chunking, or from before updates like this), for a whole build."""
+    began = time.perf_counter()
+    found = _current(index_dir, embedder, settings, store, DELTA_FROM if delta_from is None else delta_from)
+    if found is None:
+        return None
+    folder, meta = found
+    stats = file_stats(corpus)
+    before: dict[str, list[int]] = meta["stat"]
+    failed_before: dict[str, str] = meta.get("failed", {})
+    docs_before = {d["source"]: DocInfo.from_dict(d) for d in meta["documents"]}
+    gone = [s for s in docs_before if s not in stats]
+    to_parse = []
+    for source, seen in stats.items():
+        if before.get(source) == seen:
+            continue
+        old = docs_before.get(source)
+        if old is not None and source not in failed_before and _sha256(corpus / source) == old.sha256:
+            continue  # touched, not changed
+        to_parse.append(source)
+    docs, failed_now = parse_files(corpus, to_parse, limits)
+    failed = {s: m for s, m in failed_before.items() if s in stats and s not in to_parse} | failed_now
+
+    parts = [
+        Segment(name, sub, deleted, json.loads((sub / ROWS).read_text(encoding="utf-8")))
+        for name, sub, deleted in segments(folder, meta)
+    ]
+    chunked = {d.source: chunk_document(d, settings) for d in docs}
+    old_vectors = _old_vectors(parts, [docs_before[d.source].doc_id for d in docs if d.source in docs_before], store)
+    known = old_vectors.keys() | cache.keys()
+    deferred = [
+        d.source
+        for d in docs
+        if defer_over is not None and sum(c.chunk_id not in known for c in chunked[d.source]) > defer_over
+    ]
+    docs = [d for d in docs if d.source not in deferred]
+    changed = bool(docs) or bool(gone) or failed != failed_before
+    errors = tuple(failed.values())
+    if not changed:
+        seconds = time.perf_counter() - began
+        return BuildReport(
+            folder.name, len(docs_before), int(meta["chunks"]), 0, seconds, errors, False, (), tuple(deferred)
+        )
+
+    new_chunks = [c for d in docs for c in chunked[d.source]]
+    todo = list({c.chunk_id: c for c in new_chunks if c.chunk_id not in old_vectors}.values())
+    fresh = [c for c in todo if c.chunk_id not in cache]
+    _embed(embedder, fresh, progress, cache)
+    vec_of = {**old_vectors, **{c.chunk_id: cache[c.chunk_id] for c in todo}}
+    segmenter = Segmenter((folder / "dictionary.txt").read_text(encoding="utf-8").split())
+    words = [_words(c, segmenter) for c in new_chunks]
+    texts = [text_entry(d) for d in docs]
+
+    replaced = {docs_before[s].doc_id for s in gone} | {
+        docs_before[d.source].doc_id for d in docs if d.source in docs_before
+    }
+    kept = [Segment(p.name, p.folder, p.deleted | {d for d in replaced if p.holds(d)}, p.rows) for p in parts]
+    kept = [p for p in kept if p.live]
+    merged = _to_merge(kept)
+    kept = [p for p in kept if p not in merged]
+    for part in reversed(merged):  # merged passages go first, in their order
+        chunks, groups, part_words, part_texts = _contents(part, store)
+        new_chunks, words, texts = chunks + new_chunks, part_words + words, part_texts + texts
+        vec_of.update(zip((c.chunk_id for c in chunks), groups, strict=True))
+
+    now = time.time()
+    infos = {s: i for s, i in docs_before.items() if s not in gone}
+    for d in docs:
+        infos[d.source] = DocInfo(
+            d.doc_id, d.source, d.sha256, d.size, len(chunked[d.source]), now, d.title, extract(d)
+        )
+    stat = {s: v for s, v in stats.items() if s not in deferred} | {s: before[s] for s in deferred if s in before}
+    tmp, name = new_folder(index_dir)
+    try:
+        (tmp / "segments").mkdir()
+        listed = []
+        for part in kept:
+            _link(part.folder, tmp / "segments" / part.name, root=part.folder == folder)
+            listed.append({"name": part.name, "passages": part.size, "deleted": sorted(part.deleted)})
+        if new_chunks:
+            (tmp / "segments" / name).mkdir()
+            groups = [vec_of[c.chunk_id] for c in new_chunks]
+            write_part(tmp / "segments" / name, new_chunks, groups, embedder.dim, words, texts, store)
+            listed.append({"name": name, "passages": len(new_chunks), "deleted": []})
+        os.link(folder / "dictionary.txt", tmp / "dictionary.txt")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    live = sum(p.live for p in kept) + len(new_chunks)
+    meta = {
+        **{k: v for k, v in meta.items() if k != "files"},
+        "chunks": live,
+        "created": now,
+        "documents": [infos[s].as_dict() for s in sorted(infos)],
+        "errors": list(errors),
+        "stat": stat,
+        "failed": failed,
+        "segments": listed,
+    }
+    publish(index_dir, tmp, name, meta, store)
+    seconds = time.perf_counter() - began
+    return BuildReport(name, len(infos), live, len(fresh), seconds, errors, True, (), tuple(deferred))
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _old_vectors(parts: list[Segment], doc_ids: list[str], store: Store) -> dict[str, Vectors]:
+    """The vectors of the passages the changed documents had, by chunk id: an edit keeps those of the
+    passages it did not touch."""
+    out: dict[str, Vectors] = {}
+    for part in parts:
+        rows: list[int] = []
+        ids: list[str] = []
+        for doc_id in doc_ids:
+            if part.holds(doc_id):
+                first, chunk_ids = part.rows[doc_id]
+                rows += range(first, first + len(chunk_ids))
+                ids += chunk_ids
+        if rows:
+            out.update(zip(ids, store.vectors(part.folder, rows), strict=True))  # type: ignore[call-arg]
+    return out
+
+
+def _to_merge(parts: list[Segment]) -> list[Segment]:
+    """The segments to write again with the new one: those that lost too many passages, and when there
+    would be too many segments, all but the largest."""
+    merge = [p for p in parts if p.live < (1 - MERGE_DELETED) * p.size]
+    if len(parts) + 1 > MAX_SEGMENTS:
+        largest = max(parts, key=lambda p: p.live)
+        merge = [p for p in parts if p is not largest or p in merge]
+    return merge
+
+
+def _contents(part: Segment, store: Store) -> tuple[list[Chunk], list[Vectors], list[Words], list[dict[str, Any]]]:
+    """A segment's live passages with their vectors, words and documents' texts, to be written again."""
+    chunks = _read_chunks(part.folder)
+    keep = [i for i, c in enumerate(chunks) if c.doc_id not in part.deleted]
+    with (part.folder / "words.jsonl").open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    words = [Words(rows[i][1], rows[i][2]) for i in keep]
+    vectors = store.vectors(part.folder, keep)  # type: ignore[call-arg]
+    offsets = json.loads((part.folder / "texts.offsets.json").read_text(encoding="utf-8"))
+    texts = []
+    with (part.folder / "texts.jsonl").open("rb") as fh:
+        for doc_id, (at, size) in offsets.items():
+            if doc_id not in part.deleted:
+                fh.seek(at)
+                texts.append(json.loads(fh.read(size)))
+    return [chunks[i] for i in keep], vectors, words, texts
+
+
+SNAPSHOT_FILES = {"meta.json", "dictionary.txt"}  # a snapshot's own files: not part of any segment
+
+
+def _link(source: Path, target: Path, root: bool) -> None:
+    """Hard-link a segment's files into the new snapshot (a whole snapshot's, less its own files, when the
+    previous snapshot had no segments)."""
+    target.mkdir()
+    for path in source.iterdir():
+        if path.is_file() and not (root and path.name in SNAPSHOT_FILES):
+            os.link(path, target / path.name)

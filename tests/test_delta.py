@@ -1,0 +1,199 @@
+"""Updates that write only what changed (delta.py): segments shared by hard links, deletions, merges, and the
+same answers as one index over the same passages."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policyqa import delta, index, pipeline
+from policyqa.embed import HashEmbedder
+from policyqa.lexical import BM25
+from policyqa.search import search
+from policyqa.store.base import Words
+
+from .conftest import NOTICE, TINY2
+
+OCEAN = """海洋经济发展规划
+
+一、发展目标
+到2025年，全市海洋生产总值突破1000亿元。建设国家级海洋牧场示范区3个。
+
+二、重点任务
+培育海洋装备制造产业集群，支持船舶企业智能化改造。
+"""
+
+
+def build(corpus: Path, idx: Path, embedder: HashEmbedder, **kw: object) -> pipeline.BuildReport:
+    return pipeline.build(corpus, idx, embedder, delta_from=1, **kw)  # type: ignore[arg-type]
+
+
+def snapshot_meta(idx: Path) -> dict:
+    folder = index.current_snapshot(idx)
+    assert folder is not None
+    return json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+
+
+def live_words(ix: index.Index) -> list[Words]:
+    """The words of the served passages, in their order, read from the segments' words.jsonl."""
+    by_id: dict[str, Words] = {}
+    for _, sub, _ in index.segments(ix.folder, ix.meta):
+        for line in (sub / "words.jsonl").read_text(encoding="utf-8").splitlines():
+            chunk_id, passage, sentences = json.loads(line)
+            by_id[chunk_id] = Words(passage, sentences)
+    return [by_id[c.chunk_id] for c in ix.chunks]
+
+
+def assert_scores_as_one_index(ix: index.Index, query: str) -> None:
+    """BM25 over the segments scores every live passage as one index built over the same words would."""
+    words = ix.segmenter.query_words(query)
+    ids = list(range(len(ix.chunks)))
+    got = ix.lexical.scores(words, ids, 0.0)
+    one = BM25.build([w.passage for w in live_words(ix)]).scores(words)
+    assert np.allclose([got[i] for i in ids], one, atol=1e-5)
+    assert ix.lexical.idf(words[0]) == pytest.approx(BM25.build([w.passage for w in live_words(ix)]).idf(words[0]))
+
+
+def sources(ix: index.Index, embedder: HashEmbedder, query: str) -> list[str]:
+    return [h.chunk.source for h in search(ix, embedder, query, k=10).hits]
+
+
+def test_an_added_document_is_a_new_segment_beside_the_linked_old_one(corpus: Path, tmp_path: Path, embedder) -> None:
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    first = index.current_snapshot(idx)
+    assert first is not None and "segments" not in snapshot_meta(idx)
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    report = build(corpus, idx, embedder)
+    meta = snapshot_meta(idx)
+    assert report.changed and report.documents == 3
+    assert [s["name"] for s in meta["segments"]] == [first.name, report.snapshot]
+    assert report.embedded == meta["segments"][1]["passages"]  # only the new document was embedded
+    # the old passages are the previous snapshot's files, not copies of them
+    new = idx / "snapshots" / report.snapshot
+    assert (new / "segments" / first.name / "vectors.npy").stat().st_ino == (first / "vectors.npy").stat().st_ino
+    ix = index.load(idx, embedder)
+    assert len(ix.chunks) == meta["chunks"] and "ocean.txt" in sources(ix, embedder, "海洋生产总值")
+    assert_scores_as_one_index(ix, "海洋生产总值 高新技术企业 奖励")
+    assert ix.text(ix.chunks[-1].doc_id)["source"] == "ocean.txt"
+    assert ix.text(ix.chunks[0].doc_id)["source"] == ix.chunks[0].source
+
+
+def test_a_changed_and_a_removed_document_stop_answering(corpus: Path, tmp_path: Path, embedder, monkeypatch) -> None:
+    monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)  # keep the segment with what it no longer answers for
+    idx = tmp_path / "idx"
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN.replace("1000亿元", "1200亿元"), encoding="utf-8")
+    (corpus / "sub" / "datacenter.md").unlink()
+    report = build(corpus, idx, embedder)
+    ix = index.load(idx, embedder)
+    assert report.documents == 2 and {d.source for d in ix.documents.values()} == {"measures.txt", "ocean.txt"}
+    assert {c.source for c in ix.chunks} == {"measures.txt", "ocean.txt"}
+    texts = [c.text for c in ix.chunks if c.source == "ocean.txt"]
+    assert any("1200亿元" in t for t in texts) and not any("1000亿元" in t for t in texts)
+    assert report.embedded < len(texts)  # the passages the edit did not touch kept their vectors
+    assert "sub/datacenter.md" not in sources(ix, embedder, "数据中心电能利用效率")
+    assert_scores_as_one_index(ix, "数据中心 海洋 电能利用效率")
+    deleted = {d for s in snapshot_meta(idx)["segments"] for d in s["deleted"]}
+    assert len(deleted) == 2  # the old ocean.txt and datacenter.md
+    # a dense search never returns a deleted passage, and every passage it may return is found
+    q = embedder.encode_queries(["数据中心"])[0]
+    assert sorted(ix.vectors.nearest(q, 1000)) == list(range(len(ix.chunks)))
+
+
+def test_a_file_touched_but_not_changed_writes_nothing(corpus: Path, tmp_path: Path, embedder) -> None:
+    idx = tmp_path / "idx"
+    first = build(corpus, idx, embedder)
+    os.utime(corpus / "measures.txt", ns=(time.time_ns(), time.time_ns()))
+    again = build(corpus, idx, embedder)
+    assert not again.changed and again.snapshot == first.snapshot
+
+
+def test_too_many_segments_are_merged_and_answers_stay(corpus: Path, tmp_path: Path, embedder, monkeypatch) -> None:
+    monkeypatch.setattr(delta, "MAX_SEGMENTS", 3)
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    for n in range(5):
+        (corpus / f"notice{n}.txt").write_text(NOTICE.replace("甲市", f"{'甲乙丙丁戊'[n]}市"), encoding="utf-8")
+        build(corpus, idx, embedder)
+        assert len(snapshot_meta(idx)["segments"]) <= 3
+    ix = index.load(idx, embedder)
+    assert len(ix.documents) == 7 and len(ix.chunks) == snapshot_meta(idx)["chunks"]
+    assert {c.source for c in ix.chunks} == {d.source for d in ix.documents.values()}
+    assert_scores_as_one_index(ix, "稳岗补贴 丙市 高新技术企业")
+    whole = pipeline.build(corpus, tmp_path / "whole", embedder, force=True)
+    assert whole.chunks == len(ix.chunks)
+
+
+def test_a_segment_that_lost_most_passages_is_written_again(corpus: Path, tmp_path: Path, embedder) -> None:
+    idx = tmp_path / "idx"
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    for name in ("measures.txt", "ocean.txt"):
+        (corpus / name).unlink()
+    build(corpus, idx, embedder)
+    meta = snapshot_meta(idx)
+    assert all(not s["deleted"] for s in meta["segments"])  # nothing kept that no longer answers
+    ix = index.load(idx, embedder)
+    assert {c.source for c in ix.chunks} == {"sub/datacenter.md"}
+
+
+def test_a_loaded_snapshot_reuses_the_segments_it_shares(corpus: Path, tmp_path: Path, embedder) -> None:
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    before = index.load(idx, embedder)
+    (corpus / "more.md").write_text(TINY2.replace("数据中心", "算力中心"), encoding="utf-8")
+    build(corpus, idx, embedder)
+    after = index.load(idx, embedder, previous=before)
+    shared = before.parts.keys() & after.parts.keys()
+    assert shared and all(after.parts[n] is before.parts[n] for n in shared)
+    assert "more.md" in sources(after, embedder, "算力中心")
+
+
+def test_a_whole_build_after_updates_reuses_every_vector(corpus: Path, tmp_path: Path, embedder) -> None:
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    (corpus / "new.md").write_text(TINY2.replace("数据中心", "算力中心"), encoding="utf-8")
+    report = pipeline.build(corpus, idx, embedder)  # below delta_from: a whole snapshot, no segments
+    assert report.changed and "segments" not in snapshot_meta(idx)
+    assert report.embedded == len([c for c in index.load(idx, embedder).chunks if c.source == "new.md"])
+
+
+def test_small_corpora_still_get_whole_snapshots(corpus: Path, tmp_path: Path, embedder) -> None:
+    idx = tmp_path / "idx"
+    pipeline.build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    pipeline.build(corpus, idx, embedder)
+    assert "segments" not in snapshot_meta(idx)
+
+
+def test_kill_9_during_updates_leaves_a_whole_snapshot(corpus: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    env = {**os.environ, "POLICYQA_MODEL": "hash:64", "POLICYQA_DELTA_FROM": "1"}
+    cmd = [sys.executable, "-m", "policyqa", "build", "--corpus", str(corpus), "--index", str(idx)]
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    embedder = HashEmbedder(64)
+    for n, delay in enumerate((0.2, 0.5, 0.8, 1.1, 1.4, 1.7)):
+        (corpus / f"notice{n}.txt").write_text(NOTICE.replace("甲市", f"{'甲乙丙丁戊己'[n]}市"), encoding="utf-8")
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        ix = index.load(idx, embedder)  # whole and consistent, whichever snapshot it is
+        assert len(ix.chunks) == ix.meta["chunks"] > 0
+        assert {c.source for c in ix.chunks} == {d.source for d in ix.documents.values()}
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # and the next update completes
+    ix = index.load(idx, embedder)
+    assert len(ix.documents) == 8
+    assert "segments" in ix.meta
