@@ -14,6 +14,7 @@ import pytest
 
 from policyqa import delta, index, pipeline
 from policyqa.embed import HashEmbedder
+from policyqa.identity import Identities
 from policyqa.lexical import BM25
 from policyqa.search import search
 from policyqa.store.base import Words
@@ -157,6 +158,12 @@ def test_a_loaded_snapshot_reuses_the_segments_it_shares(corpus: Path, tmp_path:
     shared = before.parts.keys() & after.parts.keys()
     assert shared and all(after.parts[n] is before.parts[n] for n in shared)
     assert "more.md" in sources(after, embedder, "算力中心")
+    # what is worked out per segment equals what the whole snapshot would give
+    ids, centres, owner = after.centroids
+    assert np.allclose(centres, after.vectors.centroids(owner, len(ids)), atol=1e-5)
+    whole = Identities.build(after.chunks, after.segmenter)
+    assert after.identities.idf == whole.idf
+    assert {d: i.words for d, i in after.identities.docs.items()} == {d: i.words for d, i in whole.docs.items()}
 
 
 def test_a_whole_build_after_updates_reuses_every_vector(corpus: Path, tmp_path: Path, embedder) -> None:

@@ -121,7 +121,7 @@ def test_dense_index_type_follows_corpus_size() -> None:
     flat = faiss_store.dense_index(vectors)
     assert type(flat).__name__ == "IndexFlatIP"
     hnsw = faiss_store.dense_index(vectors, force="hnsw")
-    assert type(hnsw).__name__ == "IndexHNSWFlat" and hnsw.hnsw.efSearch == faiss_store.search_effort(300)
+    assert type(hnsw).__name__ == "IndexHNSWSQ" and hnsw.hnsw.efSearch == faiss_store.search_effort(300)
     _, exact = flat.search(vectors[:20], 5)
     _, approx = hnsw.search(vectors[:20], 5)
     assert (exact[:, 0] == approx[:, 0]).all()  # each vector finds itself first

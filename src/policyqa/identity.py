@@ -108,6 +108,29 @@ class DocIdentity:
     text: Mentions  # `place in text`: whether the document mentions a place anywhere
 
 
+def describe(chunks: list[Chunk], segmenter: Segmenter) -> dict[str, DocIdentity]:
+    """What each document of these passages is: the words, years and places of its title, file name and
+    opening lines, and its text to look places up in."""
+    names: dict[str, str] = {}  # title and file name: where a year identifies the document
+    heads: dict[str, str] = {}
+    texts: dict[str, list[str]] = {}
+    for c in sorted(chunks, key=lambda c: (c.doc_id, c.start)):
+        if c.doc_id not in heads:
+            stem = re.sub(r"^[a-z]+-[0-9a-f]{6,}-|^[a-z]+-", "", PurePosixPath(c.source).stem)
+            names[c.doc_id] = normalize(f"{c.title} {stem}")
+            heads[c.doc_id] = normalize(f"{c.title} {stem} {c.text[:OPENING]}")
+        texts.setdefault(c.doc_id, []).append(c.text)
+    return {
+        doc_id: DocIdentity(
+            frozenset(segmenter.words_of(head)),
+            frozenset(_YEAR.findall(names[doc_id])),
+            frozenset(places_in(head)),
+            Mentions(head, tuple(texts[doc_id])),
+        )
+        for doc_id, head in heads.items()
+    }
+
+
 @dataclass(frozen=True)
 class Identities:
     docs: dict[str, DocIdentity]
@@ -115,23 +138,11 @@ class Identities:
 
     @classmethod
     def build(cls, chunks: list[Chunk], segmenter: Segmenter) -> Identities:
-        names: dict[str, str] = {}  # title and file name: where a year identifies the document
-        heads: dict[str, str] = {}
-        texts: dict[str, list[str]] = {}
-        for c in sorted(chunks, key=lambda c: (c.doc_id, c.start)):
-            if c.doc_id not in heads:
-                stem = re.sub(r"^[a-z]+-[0-9a-f]{6,}-|^[a-z]+-", "", PurePosixPath(c.source).stem)
-                names[c.doc_id] = normalize(f"{c.title} {stem}")
-                heads[c.doc_id] = normalize(f"{c.title} {stem} {c.text[:OPENING]}")
-            texts.setdefault(c.doc_id, []).append(c.text)
-        docs = {}
-        for doc_id, head in heads.items():
-            docs[doc_id] = DocIdentity(
-                frozenset(segmenter.words_of(head)),
-                frozenset(_YEAR.findall(names[doc_id])),
-                frozenset(places_in(head)),
-                Mentions(head, tuple(texts[doc_id])),
-            )
+        return cls.of(describe(chunks, segmenter))
+
+    @classmethod
+    def of(cls, docs: dict[str, DocIdentity]) -> Identities:
+        """The identities of these documents, each word weighted by how few of them it names."""
         df: dict[str, int] = {}
         for identity in docs.values():
             for w in identity.words:

@@ -31,12 +31,13 @@ import numpy as np
 
 from policyqa.embed import SELECTORS, Embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, StoreError
-from policyqa.identity import Identities
+from policyqa.identity import DocIdentity, Identities, describe
 from policyqa.metadata import Metadata
 from policyqa.models import Chunk
 from policyqa.segment import Segmenter
 from policyqa.store import default_store
 from policyqa.store.base import LexicalStore, Store, VectorStore
+from policyqa.store.faiss import mean_vectors
 
 FORMAT_VERSION = 3
 DEFAULT_STORE = "faiss"  # snapshots written before the store was recorded in meta.json
@@ -70,11 +71,29 @@ class DocInfo:
 @dataclass(frozen=True)
 class Part:
     """One segment of a snapshot as loaded: every row's passage (deleted ones too) and the store's view of
-    all rows (a later snapshot keeping the segment reuses it instead of reading it again)."""
+    all rows (a later snapshot keeping the segment reuses it instead of reading it again), with what is
+    worked out from them once: each document's identity and centroid."""
 
     chunks: list[Chunk]
     vectors: Any  # FaissVectors
     lexical: Any  # ArrayLexical
+    known: dict[str, Any] = field(default_factory=dict)  # "identities", "centroids": worked out when first asked
+
+    def identities(self, segmenter: Segmenter) -> dict[str, DocIdentity]:
+        if "identities" not in self.known:
+            self.known["identities"] = describe(self.chunks, segmenter)
+        found: dict[str, DocIdentity] = self.known["identities"]
+        return found
+
+    def centroids(self) -> dict[str, np.ndarray]:
+        """Each document's mean passage vector, normalised."""
+        if "centroids" not in self.known:
+            ids = list(dict.fromkeys(c.doc_id for c in self.chunks))
+            row = {d: n for n, d in enumerate(ids)}
+            owner = np.array([row[c.doc_id] for c in self.chunks], np.int64)
+            self.known["centroids"] = dict(zip(ids, mean_vectors(self.vectors.vectors, owner, len(ids)), strict=True))
+        found: dict[str, np.ndarray] = self.known["centroids"]
+        return found
 
 
 @dataclass
@@ -105,8 +124,15 @@ class Index:
 
     @cached_property
     def identities(self) -> Identities:
-        """What each document is, as questions name it (built once per loaded snapshot)."""
-        return Identities.build(self.chunks, self.segmenter)
+        """What each document is, as questions name it (built once per loaded snapshot; a segment shared
+        with the snapshot served before keeps what was worked out for its documents)."""
+        if not self.parts:
+            return Identities.build(self.chunks, self.segmenter)
+        live = dict.fromkeys(c.doc_id for c in self.chunks)
+        docs: dict[str, DocIdentity] = {}
+        for part in self.parts.values():  # a document written again lives in the later segment
+            docs.update((d, i) for d, i in part.identities(self.segmenter).items() if d in live)
+        return Identities.of({d: docs[d] for d in live})
 
     @cached_property
     def centroids(self) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -115,7 +141,13 @@ class Index:
         ids = list(dict.fromkeys(c.doc_id for c in self.chunks))
         row = {d: n for n, d in enumerate(ids)}
         owner = np.array([row[c.doc_id] for c in self.chunks], np.int64)
-        return ids, self.vectors.centroids(owner, len(ids)), owner
+        if not self.parts:
+            return ids, self.vectors.centroids(owner, len(ids)), owner
+        found: dict[str, np.ndarray] = {}
+        for part in self.parts.values():
+            found.update(part.centroids())
+        dim = int(self.meta.get("dim", 0))
+        return ids, np.array([found[d] for d in ids], np.float32).reshape(len(ids), dim), owner
 
 
 # --- reading ------------------------------------------------------------------------------------

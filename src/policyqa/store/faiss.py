@@ -39,7 +39,9 @@ def dense_index(vectors: np.ndarray, force: str | None = None) -> Any:
     n, dim = vectors.shape
     index: Any
     if (force or ("hnsw" if n >= HNSW_FROM else "flat")) == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        # HNSW over fp16 copies of the vectors: recall@10 against exact search 0.995 at 100,000 passages in
+        # bench/RESULTS.md, against 0.997 over fp32 and 0.980 over 8-bit codes, at 58% of fp32's memory
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
         index.hnsw.efConstruction = 80
         index.hnsw.efSearch = search_effort(n)
     else:
