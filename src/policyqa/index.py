@@ -321,8 +321,15 @@ def read_snapshot(folder: Path, store: Store | None = None, previous: Index | No
         chunks = _read_chunks(folder)
         if meta.get("chunks", len(chunks)) != len(chunks):
             raise ValueError(f"{len(chunks)} passages, {meta.get('chunks')} in meta.json")
-        vectors, lexical = store.open(folder, [c.doc_id for c in chunks])
-        return Index(folder, meta, chunks, vectors, lexical, Segmenter(words), documents)
+        cached = previous.parts.get(folder.name) if previous is not None else None
+        if cached is not None:
+            vectors, lexical = cached.vectors, cached.lexical
+        else:
+            vectors, lexical = store.open(folder, [c.doc_id for c in chunks])
+        whole = Index(folder, meta, chunks, vectors, lexical, Segmenter(words), documents)
+        if getattr(store, "segmented", False):  # the first update links this folder as a segment: keep it loaded
+            whole.parts = {folder.name: cached or Part(chunks, vectors, lexical)}
+        return whole
     return _read_segments(folder, meta, store, Segmenter(words), documents, previous)
 
 
