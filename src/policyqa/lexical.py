@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Collection-wide BM25 statistics: a BM25 that is one segment of a larger whole scores with these
+    (idf from `size` and `df`, length normalisation by `avgdl`) so that every segment scores alike."""
+
+    size: int
+    avgdl: float
+    df: Mapping[str, int]
+
+    @classmethod
+    def of(cls, parts: Sequence[BM25]) -> Collection:
+        """The statistics of several BM25s taken together (each word's df summed)."""
+        size = sum(p.size for p in parts)
+        total = sum(float(p.doc_len.sum(dtype=np.float64)) for p in parts)
+        df: dict[str, int] = {}
+        for p in parts:
+            for word, t in p.terms.items():
+                df[word] = df.get(word, 0) + int(p.indptr[t + 1] - p.indptr[t])
+        return cls(size, total / size if size else 0.0, df)
 
 
 @dataclass(frozen=True)
@@ -23,20 +44,26 @@ class BM25:
 
     @classmethod
     def build(cls, docs: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> BM25:
-        postings: dict[str, list[tuple[int, int]]] = {}
-        for n, words in enumerate(docs):
-            for word, tf in Counter(words).items():
-                postings.setdefault(word, []).append((n, tf))
-        terms = {t: i for i, t in enumerate(sorted(postings))}
-        indptr = np.zeros(len(terms) + 1, np.int64)
-        indices, tfs = [], []
-        for t in sorted(postings):
-            for n, tf in postings[t]:
-                indices.append(n)
-                tfs.append(tf)
-            indptr[terms[t] + 1] = len(indices)
-        doc_len = np.array([len(d) for d in docs], np.float32)
-        return cls(terms, indptr, np.array(indices, np.int32), np.array(tfs, np.float32), doc_len, k1, b)
+        """Postings sorted by term (terms in string order), then by chunk number; built with numpy so that a
+        million passages take seconds and arrays, not a Python tuple per posting."""
+        vocab: dict[str, int] = {}
+        lengths = np.fromiter((len(d) for d in docs), np.int64, count=len(docs))
+        total = int(lengths.sum())
+        first = np.fromiter((vocab.setdefault(w, len(vocab)) for d in docs for w in d), np.int64, count=total)
+        names = sorted(vocab)
+        rank = np.empty(len(vocab), np.int64)
+        rank[np.fromiter((vocab[t] for t in names), np.int64, count=len(names))] = np.arange(len(names))
+        keys = rank[first] * max(len(docs), 1) + np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+        del first
+        keys.sort()
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if total else np.zeros(0, np.int64)
+        tfs = np.diff(np.r_[starts, total]).astype(np.float32)
+        keys = keys[starts]
+        term, doc = np.divmod(keys, max(len(docs), 1))
+        indptr = np.zeros(len(names) + 1, np.int64)
+        indptr[1:] = np.cumsum(np.bincount(term, minlength=len(names)))
+        terms = {t: i for i, t in enumerate(names)}
+        return cls(terms, indptr, doc.astype(np.int32), tfs, lengths.astype(np.float32), k1, b)
 
     @property
     def size(self) -> int:
@@ -45,31 +72,57 @@ class BM25:
     def known(self, term: str) -> bool:
         return term in self.terms
 
-    def idf(self, term: str) -> float:
+    def df(self, term: str) -> int:
         t = self.terms.get(term)
-        if t is None:
-            return 0.0
-        df = int(self.indptr[t + 1] - self.indptr[t])
-        return float(np.log(1.0 + (self.size - df + 0.5) / (df + 0.5)))
+        return 0 if t is None else int(self.indptr[t + 1] - self.indptr[t])
 
-    def scores(self, words: Sequence[str]) -> np.ndarray:
+    def idf(self, term: str, collection: Collection | None = None) -> float:
+        """log(1 + (N - df + 0.5) / (df + 0.5)); 0 for a word this BM25 (or the collection) does not hold."""
+        if collection is None:
+            size, df = self.size, self.df(term)
+        else:
+            size, df = collection.size, int(collection.df.get(term, 0))
+        if not df:
+            return 0.0
+        return float(np.log(1.0 + (size - df + 0.5) / (df + 0.5)))
+
+    def avgdl(self, collection: Collection | None = None) -> float:
+        return (float(self.doc_len.mean()) if self.size else 0.0) if collection is None else collection.avgdl
+
+    @cached_property
+    def _norms(self) -> np.ndarray:
+        """Each posting's length-normalised denominator, tf + k1 * (1 - b + b * dl / avgdl), with this BM25's
+        own avgdl: the same float32 arithmetic as computing it per query, done once."""
+        return self._norm(self.tfs, self.indices, self.avgdl() or 1.0)
+
+    def _norm(self, tf: np.ndarray, docs: np.ndarray, avgdl: float) -> np.ndarray:
+        norm: np.ndarray = tf + self.k1 * (1 - self.b + self.b * self.doc_len[docs] / avgdl)
+        return norm
+
+    def contributions(self, word: str, collection: Collection | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The chunks holding `word` and the word's BM25 term score in each (empty when unknown)."""
+        t = self.terms.get(word)
+        idf = self.idf(word, collection)
+        if t is None or not idf:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        lo, hi = self.indptr[t], self.indptr[t + 1]
+        docs, tf = self.indices[lo:hi], self.tfs[lo:hi]
+        norm = self._norms[lo:hi] if collection is None else self._norm(tf, docs, collection.avgdl or 1.0)
+        part: np.ndarray = idf * tf * (self.k1 + 1) / norm
+        return docs, part
+
+    def scores(self, words: Sequence[str], collection: Collection | None = None) -> np.ndarray:
         """BM25 score of every chunk for the query words (repeated words count once)."""
         out = np.zeros(self.size, np.float32)
         if not self.size:
             return out
-        avgdl = float(self.doc_len.mean()) or 1.0
         for word in dict.fromkeys(words):
-            t = self.terms.get(word)
-            if t is None:
-                continue
-            lo, hi = self.indptr[t], self.indptr[t + 1]
-            docs, tf = self.indices[lo:hi], self.tfs[lo:hi]
-            norm = tf + self.k1 * (1 - self.b + self.b * self.doc_len[docs] / avgdl)
-            out[docs] += self.idf(word) * tf * (self.k1 + 1) / norm
+            docs, part = self.contributions(word, collection)
+            out[docs] += part
         return out
 
-    def top(self, words: Sequence[str], n: int) -> list[tuple[int, float]]:
-        return best(self.scores(words), n)
+    def top(self, words: Sequence[str], n: int, collection: Collection | None = None) -> list[tuple[int, float]]:
+        return best(self.scores(words, collection), n)
 
     def save(self, folder: Path, stem: str = "lexical") -> None:
         arrays = {"indptr": self.indptr, "indices": self.indices, "tfs": self.tfs, "doc_len": self.doc_len}
@@ -85,6 +138,29 @@ class BM25:
         arrays = np.load(folder / f"{stem}.npz")
         terms = {t: i for i, t in enumerate(meta["terms"])}
         return cls(terms, arrays["indptr"], arrays["indices"], arrays["tfs"], arrays["doc_len"], meta["k1"], meta["b"])
+
+
+def best_per_owner(scores: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
+    """out[p] = the highest of scores[j] over the j with owner[j] == p (0 where none is positive). Only the
+    positive scores are visited, grouped by a sort-free run split when `owner` is non-decreasing (sentences
+    are stored in passage order)."""
+    out = np.zeros(size, scores.dtype)
+    hit = np.flatnonzero(scores)
+    if not len(hit):
+        return out
+    own, vals = owner[hit], scores[hit]
+    if len(own) > 1 and bool((own[1:] < own[:-1]).any()):
+        np.maximum.at(out, own, vals)
+        return out
+    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+    out[own[starts]] = np.maximum.reduceat(vals, starts)
+    return out
+
+
+def blend(own: np.ndarray, best_sentence: np.ndarray, sentence: float) -> np.ndarray:
+    """A passage's score: (1 - sentence) * its own + sentence * its best sentence's."""
+    out: np.ndarray = (1 - sentence) * own + sentence * best_sentence
+    return out
 
 
 def best(scores: np.ndarray, n: int) -> list[tuple[int, float]]:
