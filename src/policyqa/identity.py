@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -78,12 +78,11 @@ def conflicting_places(asked: set[str], named: set[str], text: Container[str]) -
     out = []
     for place in sorted(asked):
         codes = divisions().get(place, frozenset())
-        if not codes or place in text:
-            continue
-        if any(_within(d, a) for d in own for a in codes):
+        if not codes or any(_within(d, a) for d in own for a in codes):
             continue
         deepest = min(_level(a) for a in codes)
-        if any(_level(d) >= deepest for d in own):
+        # whether the document mentions the place is asked last: it may read every passage of the document
+        if any(_level(d) >= deepest for d in own) and place not in text:
             out.append(place)
     return out
 
@@ -139,16 +138,19 @@ class Identities:
         n = len(docs)
         return cls(docs, {w: math.log((n + 1) / (f + 0.5)) for w, f in df.items()})
 
-    def agreement(self, words: list[str], question: str) -> dict[str, Agreement]:
-        """Per document: the share of the question's identifying words (those that name some document, by
-        weight) found in its identity, and the question's years and places that it contradicts: a year when
-        the document is dated otherwise, a place when it names another and never mentions this one."""
+    def agreement(self, words: list[str], question: str, docs: Iterable[str] | None = None) -> dict[str, Agreement]:
+        """Per document (those of `docs`, or all): the share of the question's identifying words (those that
+        name some document, by weight) found in its identity, and the question's years and places that it
+        contradicts: a year when the document is dated otherwise, a place when it names another and never
+        mentions this one. A search asks only about its candidates' documents: one document's agreement
+        does not depend on the others, and a million passages hold tens of thousands of documents."""
         asked = [w for w in dict.fromkeys(words) if w in self.idf]
         total = sum(self.idf[w] for w in asked)
         years = set(_YEAR.findall(question))
         asked_places = places_in(normalize(question))
         out: dict[str, Agreement] = {}
-        for doc_id, identity in self.docs.items():
+        for doc_id in self.docs if docs is None else dict.fromkeys(docs):
+            identity = self.docs[doc_id]
             match = sum(self.idf[w] for w in asked if w in identity.words) / total if total else 0.0
             conflicts: list[str] = []
             if years and identity.years and not years & identity.years:
