@@ -111,6 +111,38 @@ class BM25:
         part: np.ndarray = idf * tf * (self.k1 + 1) / norm
         return docs, part
 
+    @cached_property
+    def _ceilings(self) -> np.ndarray:
+        """Each term's highest tf * (k1 + 1) / norm over its postings (float64, a hair above): times its idf, no
+        chunk can score more for that word."""
+        out = np.zeros(len(self.terms), np.float64)
+        full = np.flatnonzero(np.diff(self.indptr) > 0)
+        if len(full):
+            impact = self.tfs.astype(np.float64) * (self.k1 + 1) / self._norms
+            out[full] = np.maximum.reduceat(impact, self.indptr[full])
+        ceilings: np.ndarray = out * (1 + 1e-5)
+        return ceilings
+
+    def ceiling(self, word: str) -> float:
+        """The most any chunk scores for this one word (with this BM25's own statistics)."""
+        t = self.terms.get(word)
+        return 0.0 if t is None else self.idf(word) * float(self._ceilings[t])
+
+    def scores_of(self, words: Sequence[str], chunks: np.ndarray) -> np.ndarray:
+        """The BM25 score of the given chunks (sorted, distinct), bit for bit as `scores` has them."""
+        out = np.zeros(len(chunks), np.float32)
+        for word in dict.fromkeys(words):
+            t = self.terms.get(word)
+            if t is None or not len(chunks):
+                continue
+            lo, hi = self.indptr[t], self.indptr[t + 1]
+            at = np.searchsorted(self.indices[lo:hi], chunks)
+            found = at < hi - lo
+            found[found] = self.indices[lo:hi][at[found]] == chunks[found]
+            at = at[found] + lo
+            out[found] += self.idf(word) * self.tfs[at] * (self.k1 + 1) / self._norms[at]
+        return out
+
     def scores(self, words: Sequence[str], collection: Collection | None = None) -> np.ndarray:
         """BM25 score of every chunk for the query words (repeated words count once)."""
         out = np.zeros(self.size, np.float32)
@@ -140,6 +172,90 @@ class BM25:
         return cls(terms, arrays["indptr"], arrays["indices"], arrays["tfs"], arrays["doc_len"], meta["k1"], meta["b"])
 
 
+@dataclass(frozen=True)
+class Blended:
+    """BM25 of passages and of their sentences, ranked by the blend of a passage's own score and its best
+    sentence's: (1 - sentence) * own + sentence * best. `owner[j]` is the passage of sentence j, non-decreasing.
+
+    `top` prunes by max-score: words are scored from the one that can add most (the rarest) down, and once
+    the words left could not lift a passage that none of the scored words reached past the current `depth`-th
+    best, those words are looked up only for the passages still in the running. The passages returned and
+    their scores are those of exhaustive scoring, bit for bit (`scores_of` adds the words in the question's
+    order, as `BM25.scores` does)."""
+
+    passages: BM25
+    sentences: BM25
+    owner: np.ndarray
+
+    @cached_property
+    def _first(self) -> np.ndarray:
+        """Passage p's sentences are rows _first[p]:_first[p + 1]."""
+        found: np.ndarray = np.searchsorted(self.owner, np.arange(self.passages.size + 1))
+        return found
+
+    def _rows(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sentence rows of the given passages, and where each passage's rows start among them."""
+        lo, hi = self._first[chunks], self._first[chunks + 1]
+        sizes = hi - lo
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        rows = np.repeat(lo - starts, sizes) + np.arange(int(sizes.sum()))
+        return rows, starts
+
+    def _blend_of(self, own: np.ndarray, sentence_scores: np.ndarray, chunks: np.ndarray, weight: float) -> np.ndarray:
+        rows, starts = self._rows(chunks)
+        best_sentence = np.zeros(len(chunks), np.float32)
+        has = np.diff(np.r_[starts, len(rows)]) > 0
+        if len(rows):
+            best_sentence[has] = np.maximum.reduceat(sentence_scores[rows], starts[has])
+        return blend(own, best_sentence, weight)
+
+    def scores_of(self, words: Sequence[str], chunks: np.ndarray, weight: float) -> np.ndarray:
+        """The blended scores of the given passages (sorted, distinct)."""
+        rows, _ = self._rows(chunks)
+        sentence_scores = np.zeros(self.sentences.size, np.float32)
+        sentence_scores[rows] = self.sentences.scores_of(words, rows)
+        return self._blend_of(self.passages.scores_of(words, chunks), sentence_scores, chunks, weight)
+
+    def top(
+        self, words: Sequence[str], depth: int, weight: float, admitted: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The `depth` passages of highest positive blended score (admitted ones only), best first."""
+        asked = list(dict.fromkeys(words))
+        bound = {w: (1 - weight) * self.passages.ceiling(w) + weight * self.sentences.ceiling(w) for w in asked}
+        order = sorted((w for w in asked if bound[w] > 0), key=lambda w: -bound[w])
+        if not order:
+            return []
+        own = np.zeros(self.passages.size, np.float32)
+        sentence_scores = np.zeros(self.sentences.size, np.float32)
+        touched = np.zeros(self.passages.size, bool)
+        rest = sum(bound[w] for w in order)
+        for w in order:
+            docs, part = self.passages.contributions(w)
+            own[docs] += part
+            rows, part = self.sentences.contributions(w)
+            sentence_scores[rows] += part
+            touched[docs] = True
+            touched[self.owner[rows]] = True
+            rest -= bound[w]
+            floor, running = self._running(touched, own, sentence_scores, weight, depth, admitted, rest)
+            if rest < floor:
+                break
+        exact = self.scores_of(asked, running, weight)
+        return [(int(running[i]), float(exact[i])) for i, _ in best(exact, depth)]
+
+    def _running(self, touched: np.ndarray, own: np.ndarray, sentence_scores: np.ndarray, weight: float,
+                 depth: int, admitted: np.ndarray | None, rest: float) -> tuple[float, np.ndarray]:  # fmt: skip
+        """The current depth-th best partial score (lower bounds all), and the passages that could still
+        reach it with the words left (`rest`: the most those can add)."""
+        chunks = np.flatnonzero(touched if admitted is None else touched & admitted)
+        partial = self._blend_of(own[chunks], sentence_scores, chunks, weight)
+        floor = (
+            float(np.partition(partial, len(partial) - depth)[len(partial) - depth]) if len(partial) >= depth else 0.0
+        )
+        floor *= 1 - 1e-5  # the exact sums, added in another order, may round a hair lower
+        return floor, chunks[partial + rest >= floor]
+
+
 def best_per_owner(scores: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
     """out[p] = the highest of scores[j] over the j with owner[j] == p (0 where none is positive). Only the
     positive scores are visited, grouped by a sort-free run split when `owner` is non-decreasing (sentences
@@ -164,9 +280,11 @@ def blend(own: np.ndarray, best_sentence: np.ndarray, sentence: float) -> np.nda
 
 
 def best(scores: np.ndarray, n: int) -> list[tuple[int, float]]:
-    """The n highest positive scores as (position, score), best first, ties by position."""
-    hits = np.flatnonzero(scores > 0)
+    """The n highest positive scores as (position, score), best first, ties by position (also at the n-th
+    place: every score equal to the n-th is kept before the cut, which argpartition alone would not do)."""
+    hits = np.flatnonzero(scores > 0) if n > 0 else np.zeros(0, np.int64)
     if len(hits) > n:
-        hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
-    order = hits[np.lexsort((hits, -scores[hits]))]
+        nth = np.partition(scores[hits], len(hits) - n)[len(hits) - n]
+        hits = hits[scores[hits] >= nth]
+    order = hits[np.lexsort((hits, -scores[hits]))][:n]
     return [(int(i), float(scores[i])) for i in order]
