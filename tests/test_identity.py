@@ -6,10 +6,10 @@ from pathlib import Path
 
 from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
-from policyqa.identity import Identities, conflicting_places, places_in
+from policyqa.identity import Identities, Mentions, conflicting_places, places_in
 from policyqa.models import Chunk
 from policyqa.search import search
-from policyqa.segment import Segmenter
+from policyqa.segment import Segmenter, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTICES = ROOT / "tests" / "data" / "multidoc"
@@ -80,3 +80,11 @@ def test_the_year_a_question_names_picks_its_document_and_a_missing_year_is_flag
     unanswerable = search(ix, embedder, "青山市2026年度科技创新券补贴标准是多少？", 3)
     assert unanswerable.confidence is not None and not unanswerable.confidence.confident
     assert unanswerable.confidence.conflicts == ("2026",)
+
+
+def test_a_document_mentions_a_place_as_its_normalised_text_does() -> None:
+    texts = ("办理地点：广州市天河区。", "⼴州市（康熙部首）", "ＡＢＣ 广 州", "㈱广州分公司")
+    mentions = Mentions("", texts)
+    for word in ("广州市", "天河区", "广州", "州分", "abc", "深圳市", "(株)广州"):
+        assert (word in mentions) == any(word in normalize(t) for t in texts), word
+    assert "广州市" in Mentions("", ("⼴州市",))  # a Kangxi radical that NFKC makes an ideograph
