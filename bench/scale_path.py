@@ -467,6 +467,7 @@ def main() -> None:
     p.add_argument("--lexical", type=Path, help=argparse.SUPPRESS)  # the child: compare lexical engines here
     p.add_argument("--lexical-only", action="store_true", help="only the lexical comparison (no vectors)")
     p.add_argument("--no-lexical", action="store_true", help="leave out the comparison of lexical engines")
+    p.add_argument("--no-libraries", action="store_true", help="compare our own lexical code only (no bm25s, tantivy)")
     args = p.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.qcache)))
@@ -474,7 +475,7 @@ def main() -> None:
     if args.lexical:
         from lexical_scale import compare
 
-        print(json.dumps(compare(args.lexical, args.qcache)))
+        print(json.dumps(compare(args.lexical, args.qcache, libraries=not args.no_libraries)))
         return
     real = args.real or [r for r in REAL if r.exists()]
     questions(args.qcache)
@@ -485,7 +486,8 @@ def main() -> None:
 
         with cpu(args.lock, exclusive=False):
             write_words(work, synthesise(real_pool(real), args.passages, vectors=False))
-        print(lexical_report(args.passages, child(["--lexical", str(work), "--qcache", str(args.qcache)], args.lock)))
+        asked = ["--lexical", str(work), "--qcache", str(args.qcache)] + ["--no-libraries"] * args.no_libraries
+        print(lexical_report(args.passages, child(asked, args.lock)))
         return
     made = generate(args.passages, work, args.lock, real)
     base = child(["--measure", str(real[0]), "--qcache", str(args.qcache)], args.lock)

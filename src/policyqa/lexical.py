@@ -90,13 +90,22 @@ class BM25:
         return (float(self.doc_len.mean()) if self.size else 0.0) if collection is None else collection.avgdl
 
     @cached_property
-    def _norms(self) -> np.ndarray:
-        """Each posting's length-normalised denominator, tf + k1 * (1 - b + b * dl / avgdl), with this BM25's
-        own avgdl: the same float32 arithmetic as computing it per query, done once."""
-        return self._norm(self.tfs, self.indices, self.avgdl() or 1.0)
+    def _lengths(self) -> dict[float, np.ndarray]:
+        return {}
 
-    def _norm(self, tf: np.ndarray, docs: np.ndarray, avgdl: float) -> np.ndarray:
-        norm: np.ndarray = tf + self.k1 * (1 - self.b + self.b * self.doc_len[docs] / avgdl)
+    def _length_terms(self, avgdl: float) -> np.ndarray:
+        """k1 * (1 - b + b * dl / avgdl) of every chunk, in float32 as BM25 computes it per posting (so a
+        posting's norm, tf + this, is the same to the bit), kept for the last few avgdl asked."""
+        kept = self._lengths
+        if avgdl not in kept:
+            if len(kept) >= 4:
+                kept.clear()
+            kept[avgdl] = self.k1 * (1 - self.b + self.b * self.doc_len / avgdl)
+        return kept[avgdl]
+
+    def _norm(self, tf: np.ndarray, docs: np.ndarray, collection: Collection | None = None) -> np.ndarray:
+        """tf + k1 * (1 - b + b * dl / avgdl) of these postings."""
+        norm: np.ndarray = tf + self._length_terms(self.avgdl(collection) or 1.0)[docs]
         return norm
 
     def contributions(self, word: str, collection: Collection | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -107,8 +116,7 @@ class BM25:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         lo, hi = self.indptr[t], self.indptr[t + 1]
         docs, tf = self.indices[lo:hi], self.tfs[lo:hi]
-        norm = self._norms[lo:hi] if collection is None else self._norm(tf, docs, collection.avgdl or 1.0)
-        part: np.ndarray = idf * tf * (self.k1 + 1) / norm
+        part: np.ndarray = idf * tf * (self.k1 + 1) / self._norm(tf, docs, collection)
         return docs, part
 
     @cached_property
@@ -118,7 +126,7 @@ class BM25:
         out = np.zeros(len(self.terms), np.float64)
         full = np.flatnonzero(np.diff(self.indptr) > 0)
         if len(full):
-            impact = self.tfs.astype(np.float64) * (self.k1 + 1) / self._norms
+            impact = self.tfs.astype(np.float64) * (self.k1 + 1) / self._norm(self.tfs, self.indices)
             out[full] = np.maximum.reduceat(impact, self.indptr[full])
         ceilings: np.ndarray = out * (1 + 1e-5)
         return ceilings
@@ -140,7 +148,8 @@ class BM25:
             found = at < hi - lo
             found[found] = self.indices[lo:hi][at[found]] == chunks[found]
             at = at[found] + lo
-            out[found] += self.idf(word) * self.tfs[at] * (self.k1 + 1) / self._norms[at]
+            tf = self.tfs[at]
+            out[found] += self.idf(word) * tf * (self.k1 + 1) / self._norm(tf, self.indices[at])
         return out
 
     def scores(self, words: Sequence[str], collection: Collection | None = None) -> np.ndarray:
@@ -228,18 +237,28 @@ class Blended:
         own = np.zeros(self.passages.size, np.float32)
         sentence_scores = np.zeros(self.sentences.size, np.float32)
         touched = np.zeros(self.passages.size, bool)
-        rest = sum(bound[w] for w in order)
+        rest, done, checking = sum(bound[w] for w in order), 0.0, True
         for w in order:
             docs, part = self.passages.contributions(w)
             own[docs] += part
             rows, part = self.sentences.contributions(w)
             sentence_scores[rows] += part
-            touched[docs] = True
-            touched[self.owner[rows]] = True
-            rest -= bound[w]
-            floor, running = self._running(touched, own, sentence_scores, weight, depth, admitted, rest)
-            if rest < floor:
-                break
+            rest, done = rest - bound[w], done + bound[w]
+            # Worth asking whether the words left can be skipped only while few passages are in the running
+            # (the check costs as much as they are) and once the words scored could outweigh the rest.
+            checking = checking and int(touched.sum()) + len(docs) + len(rows) <= len(touched) // 8
+            if checking:
+                touched[docs] = True
+                touched[self.owner[rows]] = True
+                if done > rest:
+                    floor, running = self._running(touched, own, sentence_scores, weight, depth, admitted, rest)
+                    if rest < floor:
+                        break
+        else:  # every word scored: the depth-th best of all, then only those that reach it are scored exactly
+            pool = blend(own, best_per_owner(sentence_scores, self.owner, len(own)), weight)
+            pool = pool if admitted is None else np.where(admitted, pool, 0)
+            floor = float(np.partition(pool, len(pool) - depth)[len(pool) - depth]) if len(pool) >= depth else 0.0
+            running = np.flatnonzero((pool > 0) & (pool >= floor * (1 - 1e-5)))
         exact = self.scores_of(asked, running, weight)
         return [(int(running[i]), float(exact[i])) for i, _ in best(exact, depth)]
 
@@ -257,19 +276,10 @@ class Blended:
 
 
 def best_per_owner(scores: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
-    """out[p] = the highest of scores[j] over the j with owner[j] == p (0 where none is positive). Only the
-    positive scores are visited, grouped by a sort-free run split when `owner` is non-decreasing (sentences
-    are stored in passage order)."""
+    """out[p] = the highest of scores[j] over the j with owner[j] == p, and 0 where none is positive (numpy's
+    maximum.at over every row: faster than visiting the positive ones alone, measured at 100,000 passages)."""
     out = np.zeros(size, scores.dtype)
-    hit = np.flatnonzero(scores)
-    if not len(hit):
-        return out
-    own, vals = owner[hit], scores[hit]
-    if len(own) > 1 and bool((own[1:] < own[:-1]).any()):
-        np.maximum.at(out, own, vals)
-        return out
-    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
-    out[own[starts]] = np.maximum.reduceat(vals, starts)
+    np.maximum.at(out, owner, scores)
     return out
 
 
