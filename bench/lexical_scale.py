@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.lexical import BM25, Blended, best, best_per_owner, blend
+from maxscore import Blended
+from policyqa.lexical import BM25, best, best_per_owner, blend
 from policyqa.segment import Segmenter, normalize_query
 from policyqa.store.faiss import ArrayLexical, Owners
 

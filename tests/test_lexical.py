@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa.lexical import BM25, Blended, Collection, best, best_per_owner, blend
+from policyqa.lexical import BM25, Collection, best, best_per_owner
 from policyqa.store.faiss import ArrayLexical, Owners
 
 
@@ -113,32 +113,6 @@ def test_collection_statistics_score_a_segment_as_part_of_the_whole() -> None:
     assert first.idf("江宁", stats) == pytest.approx(whole.idf("江宁"))  # a word only the other segment holds
     assert first.idf("江宁") == 0.0
     assert np.array_equal(first.scores(["南京"], None), reference_scores(first, ["南京"]))
-
-
-def test_max_score_top_k_is_exhaustive_scoring_bit_for_bit() -> None:
-    rng = np.random.default_rng(7)
-    vocab = [f"词{i}" for i in range(300)]
-    zipf = 1 / np.arange(1, 301)
-    sentences = [
-        [vocab[i] for i in rng.choice(300, size=rng.integers(1, 12), p=zipf / zipf.sum())] for _ in range(3000)
-    ]
-    owner = np.sort(rng.integers(0, 1000, size=3000))
-    passages = [[w for j in np.flatnonzero(owner == p) for w in sentences[j]] + ["标题"] for p in range(1000)]
-    ranked = Blended(BM25.build(passages), BM25.build(sentences), owner)
-    admitted = rng.random(1000) < 0.3
-    for n in range(40):
-        words = [vocab[i] for i in rng.choice(300, size=rng.integers(1, 8), p=zipf / zipf.sum())] + ["未知"]
-        expected = blend(
-            reference_scores(ranked.passages, words),
-            best_per_owner(reference_scores(ranked.sentences, words), owner, 1000),
-            0.6,
-        )
-        depth = (1, 5, 50)[n % 3]
-        assert ranked.top(words, depth, 0.6) == best(expected, depth)
-        assert ranked.top(words, depth, 0.6, admitted) == best(np.where(admitted, expected, 0), depth)
-        some = np.array([0, 17, 500, 999])
-        assert np.array_equal(ranked.scores_of(words, some, 0.6), expected[some])
-    assert ranked.top(["未知"], 5, 0.6) == [] and ranked.top([], 5, 0.6) == []
 
 
 def test_ties_at_the_cut_go_to_the_first_positions() -> None:
