@@ -88,3 +88,4 @@ def test_a_document_mentions_a_place_as_its_normalised_text_does() -> None:
     for word in ("广州市", "天河区", "广州", "州分", "abc", "深圳市", "(株)广州"):
         assert (word in mentions) == any(word in normalize(t) for t in texts), word
     assert "广州市" in Mentions("", ("⼴州市",))  # a Kangxi radical that NFKC makes an ideograph
+    assert "丽水市" in Mentions("", ("\U0002f800水市",))  # a compatibility ideograph beyond the basic plane

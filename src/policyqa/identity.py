@@ -116,16 +116,21 @@ _IDEOGRAPHS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 @functools.cache
 def _ideograph_sources() -> re.Pattern[str]:
     """The characters whose NFKC form holds an ideograph other than themselves (Kangxi radicals, compatibility
-    ideographs, enclosed and squared ones): found by asking unicodedata of every code point, once."""
-    found = []
-    for code in range(0x110000):
+    ideographs, enclosed and squared ones), found by asking unicodedata of every code point once, as ranges of
+    the basic plane, plus every character beyond it: a class of single characters, or one that reaches past
+    the basic plane in pieces, is searched a character at a time (140 µs a passage, against 1 µs)."""
+    runs: list[list[int]] = []
+    for code in range(0x10000):
         if 0xD800 <= code < 0xE000:
             continue
-        c = chr(code)
-        form = unicodedata.normalize("NFKC", c)
-        if form != c and _IDEOGRAPHS.search(form):
-            found.append(re.escape(c))
-    return re.compile("[" + "".join(found) + "]")
+        form = unicodedata.normalize("NFKC", chr(code))
+        if form != chr(code) and _IDEOGRAPHS.search(form):
+            if runs and runs[-1][1] == code - 1:
+                runs[-1][1] = code
+            else:
+                runs.append([code, code])
+    ranges = "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in runs)
+    return re.compile(f"[{ranges}\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
