@@ -6,10 +6,10 @@ from pathlib import Path
 
 from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
-from policyqa.identity import Identities, conflicting_places, places_in
+from policyqa.identity import Identities, Mentions, conflicting_places, places_in
 from policyqa.models import Chunk
 from policyqa.search import search
-from policyqa.segment import Segmenter
+from policyqa.segment import Segmenter, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTICES = ROOT / "tests" / "data" / "multidoc"
@@ -46,6 +46,23 @@ def test_years_and_places_of_the_question_against_each_document() -> None:
     assert agree["b"].score > agree["a"].score
     other = ids.agreement(Segmenter().query_words("深圳市医保缴费标准"), "深圳市医保缴费标准")
     assert other["a"].conflicts == ("深圳市",)
+    assert ids.agreement(words, "广州市2026年度城乡居民医保个人缴费标准", ["b", "b"]) == {"b": agree["b"]}
+
+
+def test_asking_about_some_documents_answers_as_asking_about_all() -> None:
+    chunks = [
+        chunk("a", "广州市天河区2025年积分入学指引", "天河区积分入学申请条件。海珠区另行规定。"),
+        chunk("b", "深圳市2026年积分入学指引", "深圳市积分入学。"),
+        chunk("c", "积分入学常见问题", "广州市海珠区、天河区均可申请。"),
+        chunk("d", "广州市海珠区2026年积分入学指引", "海珠区积分入学申请条件。"),
+    ]
+    ids = Identities.build(chunks, Segmenter())
+    for question in ("海珠区2026年积分入学申请条件", "北京市积分入学", "深圳市积分入学条件"):
+        words = Segmenter().query_words(question)
+        everything = ids.agreement(words, question)
+        assert {d for d, a in everything.items() if a.conflicts}  # each question contradicts some document
+        for some in (["a"], ["d", "b"], ["c", "a", "d"]):
+            assert ids.agreement(words, question, some) == {d: everything[d] for d in some}
 
 
 def test_the_year_a_question_names_picks_its_document_and_a_missing_year_is_flagged(tmp_path: Path) -> None:
@@ -63,3 +80,12 @@ def test_the_year_a_question_names_picks_its_document_and_a_missing_year_is_flag
     unanswerable = search(ix, embedder, "青山市2026年度科技创新券补贴标准是多少？", 3)
     assert unanswerable.confidence is not None and not unanswerable.confidence.confident
     assert unanswerable.confidence.conflicts == ("2026",)
+
+
+def test_a_document_mentions_a_place_as_its_normalised_text_does() -> None:
+    texts = ("办理地点：广州市天河区。", "⼴州市（康熙部首）", "ＡＢＣ 广 州", "㈱广州分公司")
+    mentions = Mentions("", texts)
+    for word in ("广州市", "天河区", "广州", "州分", "abc", "深圳市", "(株)广州"):
+        assert (word in mentions) == any(word in normalize(t) for t in texts), word
+    assert "广州市" in Mentions("", ("⼴州市",))  # a Kangxi radical that NFKC makes an ideograph
+    assert "丽水市" in Mentions("", ("\U0002f800水市",))  # a compatibility ideograph beyond the basic plane

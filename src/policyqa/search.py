@@ -146,7 +146,7 @@ def search(
         fused = rrf(sorted(dense, key=lambda i: -dense[i]), list(lexical))
     else:
         fused = weighted(dense, lexical, opts.alpha)
-    agree = index.identities.agreement(words, matched_text)
+    agree = index.identities.agreement(words, matched_text, (index.chunks[i].doc_id for i in fused))
     if opts.document and opts.mode == "hybrid":
         fused = {i: v + opts.document * agree[index.chunks[i].doc_id].score for i, v in fused.items()}
     if opts.topic and opts.mode == "hybrid":
