@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from maxscore import Blended
-from policyqa.lexical import BM25, best, best_per_owner, blend
+from maxscore import Blended, best_per_owner, blend
+from policyqa.lexical import BM25, best
 from policyqa.segment import Segmenter, normalize_query
 from policyqa.store.faiss import ArrayLexical, Owners
 

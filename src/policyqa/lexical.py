@@ -163,20 +163,6 @@ class BM25:
         return cls(terms, arrays["indptr"], arrays["indices"], arrays["tfs"], arrays["doc_len"], meta["k1"], meta["b"])
 
 
-def best_per_owner(scores: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
-    """out[p] = the highest of scores[j] over the j with owner[j] == p, and 0 where none is positive (numpy's
-    maximum.at over every row: faster than visiting the positive ones alone, measured at 100,000 passages)."""
-    out = np.zeros(size, scores.dtype)
-    np.maximum.at(out, owner, scores)
-    return out
-
-
-def blend(own: np.ndarray, best_sentence: np.ndarray, sentence: float) -> np.ndarray:
-    """A passage's score: (1 - sentence) * its own + sentence * its best sentence's."""
-    out: np.ndarray = (1 - sentence) * own + sentence * best_sentence
-    return out
-
-
 def best(scores: np.ndarray, n: int) -> list[tuple[int, float]]:
     """The n highest positive scores as (position, score), best first, ties by position (also at the n-th
     place: every score equal to the n-th is kept before the cut, which argpartition alone would not do)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.lexical import BM25, best, best_per_owner, blend
+from policyqa.lexical import BM25, best
 from policyqa.store.base import Scope, Vectors, Words
 
 # Dense index type by corpus size, from bench/scale.py (see bench/RESULTS.md): exact search below the
@@ -135,7 +135,10 @@ class ArrayLexical:
         if last is not None and last[0] == key:
             return last[1]
         own = self.passages.scores(words)
-        out = blend(own, best_per_owner(self.sentences.scores(words), self.sentence_owner, len(own)), sentence)
+        best_sentence = np.zeros_like(own)
+        if self.sentences.size:
+            np.maximum.at(best_sentence, self.sentence_owner, self.sentences.scores(words))
+        out: np.ndarray = (1 - sentence) * own + sentence * best_sentence
         self._last = (key, out)
         return out
 
