@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from maxscore import Blended
-from policyqa.lexical import BM25, best, best_per_owner, blend
+from maxscore import Blended, best_per_owner, blend
+from policyqa.lexical import BM25, best
 from policyqa.segment import Segmenter, normalize_query
 from policyqa.store.faiss import ArrayLexical, Owners
 
@@ -212,7 +212,7 @@ def compare(folder: Path, qcache: Path, libraries: bool = True) -> dict[str, Any
     scratch = Path(tempfile.mkdtemp(prefix="lexical-scale-"))
     makers: dict[str, Callable[[], Top]] = {
         "(a) today": lambda: today(passages, sentences, owner),
-        "(b) length terms once per chunk (BM25.scores now)": lambda: kept(passages, sentences, owner),
+        "(b) term scores once per posting (BM25.scores now)": lambda: kept(passages, sentences, owner),
     }
     makers["(c) max-score top-k over the same postings"] = lambda: pruned(passages, sentences, owner)
     if libraries:

@@ -10,7 +10,21 @@ from functools import cached_property
 
 import numpy as np
 
-from policyqa.lexical import BM25, best, best_per_owner, blend
+from policyqa.lexical import BM25, best
+
+
+def best_per_owner(scores: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
+    """out[p] = the highest of scores[j] over the j with owner[j] == p, and 0 where none is positive (as
+    store.faiss.ArrayLexical does it)."""
+    out = np.zeros(size, scores.dtype)
+    np.maximum.at(out, owner, scores)
+    return out
+
+
+def blend(own: np.ndarray, best_sentence: np.ndarray, sentence: float) -> np.ndarray:
+    """A passage's score: (1 - sentence) * its own + sentence * its best sentence's."""
+    out: np.ndarray = (1 - sentence) * own + sentence * best_sentence
+    return out
 
 
 def ceilings(bm: BM25) -> np.ndarray:

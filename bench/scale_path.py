@@ -25,8 +25,9 @@ Timed phases take /tmp/cpu.lock exclusively (--lock), generation and writing tak
 with the dev questions' vectors encoded once by the model of /tmp/idx-new (cached in --qcache), so the query
 encode is excluded; the baseline of every ratio is the same code on the real dev-set index, in the same run.
 
-    python bench/scale_path.py --passages 100000            (about 4 minutes here)
-    python bench/scale_path.py --passages 1000000 --lexical-only
+    python bench/scale_path.py --passages 100000            (about 6 minutes here; 300000: 20 minutes)
+    python bench/scale_path.py --passages 1000000 --lexical-only --no-libraries   (10 minutes; the whole path at
+    1M needs more memory than the write path has here: it holds the 6 GB of sentence vectors three times)
 """
 
 from __future__ import annotations

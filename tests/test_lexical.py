@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa.lexical import BM25, Collection, best, best_per_owner
+from policyqa.lexical import BM25, Collection, best
 from policyqa.store.faiss import ArrayLexical, Owners
 
 
@@ -93,12 +93,6 @@ def test_scores_and_top_k_are_identical_to_exhaustive_scoring() -> None:
         for depth in (1, 2, 3, 10):
             assert lexical.top(words, depth, 0.6) == dict(best(expected, depth))
         assert lexical.scores(words, [0, 3, 5], 0.6) == {i: float(expected[i]) for i in (0, 3, 5)}
-
-
-def test_the_best_sentence_per_passage_in_any_order_of_owners() -> None:
-    scores = np.array([0.0, 2.0, 1.0, 3.0, 0.5], np.float32)
-    assert best_per_owner(scores, np.array([0, 0, 1, 1, 3]), 5).tolist() == [2.0, 3.0, 0.0, 0.5, 0.0]
-    assert best_per_owner(scores, np.array([3, 0, 3, 1, 0]), 4).tolist() == [2.0, 3.0, 0.0, 1.0]
 
 
 def test_collection_statistics_score_a_segment_as_part_of_the_whole() -> None:

@@ -117,6 +117,15 @@ class BM25:
         norm: np.ndarray = tf + self._length_terms(self.avgdl(collection) or 1.0)[docs]
         return norm
 
+    @cached_property
+    def _parts(self) -> np.ndarray:
+        """Every posting's term score with this BM25's own statistics, idf * tf * (k1 + 1) / norm: the float32
+        operations `contributions` would do per query, done once (4 bytes a posting), so that a query only adds."""
+        names = sorted(self.terms, key=self.terms.__getitem__)
+        idf = np.repeat(np.array([self.idf(t) for t in names], np.float32), np.diff(self.indptr))
+        parts: np.ndarray = idf * self.tfs * (self.k1 + 1) / self._norm(self.tfs, self.indices)
+        return parts
+
     def contributions(self, word: str, collection: Collection | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The chunks holding `word` and the word's BM25 term score in each (empty when unknown)."""
         t = self.terms.get(word)
@@ -124,9 +133,24 @@ class BM25:
         if t is None or not idf:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         lo, hi = self.indptr[t], self.indptr[t + 1]
-        docs, tf = self.indices[lo:hi], self.tfs[lo:hi]
-        part: np.ndarray = idf * tf * (self.k1 + 1) / self._norm(tf, docs, collection)
+        docs = self.indices[lo:hi]
+        if collection is None:
+            return docs, self._parts[lo:hi]
+        part: np.ndarray = np.float32(idf) * self._saturated(collection.avgdl or 1.0)[lo:hi]
         return docs, part
+
+    @cached_property
+    def _saturation(self) -> dict[float, np.ndarray]:
+        return {}
+
+    def _saturated(self, avgdl: float) -> np.ndarray:
+        """Every posting's tf * (k1 + 1) / norm under the collection's avgdl (a segment of several: the idf is
+        the collection's, so only this part can be kept), for the last avgdl asked (one per snapshot)."""
+        kept = self._saturation
+        if avgdl not in kept:
+            kept.clear()
+            kept[avgdl] = self.tfs * (self.k1 + 1) / (self.tfs + self._length_terms(avgdl)[self.indices])
+        return kept[avgdl]
 
     def scores(self, words: Sequence[str], collection: Collection | None = None) -> np.ndarray:
         """BM25 score of every chunk for the query words (repeated words count once)."""
@@ -155,20 +179,6 @@ class BM25:
         arrays = np.load(folder / f"{stem}.npz")
         terms = {t: i for i, t in enumerate(meta["terms"])}
         return cls(terms, arrays["indptr"], arrays["indices"], arrays["tfs"], arrays["doc_len"], meta["k1"], meta["b"])
-
-
-def best_per_owner(scores: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
-    """out[p] = the highest of scores[j] over the j with owner[j] == p, and 0 where none is positive (numpy's
-    maximum.at over every row: faster than visiting the positive ones alone, measured at 100,000 passages)."""
-    out = np.zeros(size, scores.dtype)
-    np.maximum.at(out, owner, scores)
-    return out
-
-
-def blend(own: np.ndarray, best_sentence: np.ndarray, sentence: float) -> np.ndarray:
-    """A passage's score: (1 - sentence) * its own + sentence * its best sentence's."""
-    out: np.ndarray = (1 - sentence) * own + sentence * best_sentence
-    return out
 
 
 def best(scores: np.ndarray, n: int) -> list[tuple[int, float]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.lexical import BM25, Collection, best, best_per_owner, blend
+from policyqa.lexical import BM25, Collection, best
 from policyqa.store.base import Scope, Vectors, Words
 
 # Dense index type by corpus size, from bench/scale.py (see bench/RESULTS.md): exact search below the
@@ -201,8 +201,10 @@ class ArrayLexical:
             return last[1]
         whole, parts = self.collections or (None, None)
         own = self.passages.scores(words, whole)
-        best_sentence = best_per_owner(self.sentences.scores(words, parts), self.sentence_owner, len(own))
-        out = blend(own, best_sentence, sentence)
+        best_sentence = np.zeros_like(own)
+        if self.sentences.size:
+            np.maximum.at(best_sentence, self.sentence_owner, self.sentences.scores(words, parts))
+        out: np.ndarray = (1 - sentence) * own + sentence * best_sentence
         self._last = (key, out)
         return out
 
