@@ -204,3 +204,21 @@ def test_kill_9_during_updates_leaves_a_whole_snapshot(corpus: Path, tmp_path: P
     ix = index.load(idx, embedder)
     assert len(ix.documents) == 8
     assert "segments" in ix.meta
+
+
+def test_identities_are_read_back_not_segmented_again(corpus: Path, tmp_path: Path, embedder, monkeypatch) -> None:
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    expected = Identities.build(index.load(idx, embedder).chunks, index.load(idx, embedder).segmenter)
+
+    def refuse(self: object, text: str) -> list[str]:
+        raise AssertionError("segmented again")
+
+    monkeypatch.setattr("policyqa.segment.Segmenter.words_of", refuse)
+    ix = index.load(idx, embedder)
+    assert ix.identities.idf == expected.idf
+    assert {d: (i.words, i.years, i.places) for d, i in ix.identities.docs.items()} == {
+        d: (i.words, i.years, i.places) for d, i in expected.docs.items()
+    }

@@ -31,6 +31,7 @@ from typing import Any
 from policyqa.chunk import ChunkSettings, chunk_document
 from policyqa.embed import Embedder
 from policyqa.index import (
+    IDENTITIES,
     DocInfo,
     _check_format,
     _check_sizes,
@@ -180,9 +181,11 @@ def update(
     kept = [Segment(p.name, p.folder, p.deleted | {d for d in replaced if p.holds(d)}, p.rows) for p in parts]
     kept = [p for p in kept if p.live]
     merged = _to_merge(kept)
+    saved: dict[str, dict[str, object]] = {}  # identities of the merged documents, read back
     kept = [p for p in kept if p not in merged]
     for part in reversed(merged):  # merged passages go first, in their order
         chunks, groups, part_words, part_texts = _contents(part, store)
+        saved.update(_saved_identities(part.folder))
         new_chunks, words, texts = chunks + new_chunks, part_words + words, part_texts + texts
         vec_of.update(zip((c.chunk_id for c in chunks), groups, strict=True))
 
@@ -203,7 +206,8 @@ def update(
         if new_chunks:
             (tmp / "segments" / name).mkdir()
             groups = [vec_of[c.chunk_id] for c in new_chunks]
-            write_part(tmp / "segments" / name, new_chunks, groups, embedder.dim, words, texts, store)
+            part_folder = tmp / "segments" / name
+            write_part(part_folder, new_chunks, groups, embedder.dim, words, texts, store, segmenter, saved)
             listed.append({"name": name, "passages": len(new_chunks), "deleted": []})
         os.link(folder / "dictionary.txt", tmp / "dictionary.txt")
     except BaseException:
@@ -257,6 +261,14 @@ def _to_merge(parts: list[Segment]) -> list[Segment]:
         largest = max(parts, key=lambda p: p.live)
         merge = [p for p in parts if p is not largest or p in merge]
     return merge
+
+
+def _saved_identities(folder: Path) -> dict[str, dict[str, object]]:
+    try:
+        found: dict[str, dict[str, object]] = json.loads((folder / IDENTITIES).read_text(encoding="utf-8"))
+        return found
+    except (OSError, ValueError):
+        return {}  # only a shortcut: described again
 
 
 def _contents(part: Segment, store: Store) -> tuple[list[Chunk], list[Vectors], list[Words], list[dict[str, Any]]]:

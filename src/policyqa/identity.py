@@ -141,26 +141,48 @@ class DocIdentity:
     text: Mentions  # `place in text`: whether the document mentions a place anywhere
 
 
-def describe(chunks: list[Chunk], segmenter: Segmenter) -> dict[str, DocIdentity]:
-    """What each document of these passages is: the words, years and places of its title, file name and
-    opening lines, and its text to look places up in."""
-    names: dict[str, str] = {}  # title and file name: where a year identifies the document
-    heads: dict[str, str] = {}
-    texts: dict[str, list[str]] = {}
+def _texts(chunks: list[Chunk]) -> dict[str, list[Chunk]]:
+    """Each document's passages in reading order."""
+    out: dict[str, list[Chunk]] = {}
     for c in sorted(chunks, key=lambda c: (c.doc_id, c.start)):
-        if c.doc_id not in heads:
-            stem = re.sub(r"^[a-z]+-[0-9a-f]{6,}-|^[a-z]+-", "", PurePosixPath(c.source).stem)
-            names[c.doc_id] = normalize(f"{c.title} {stem}")
-            heads[c.doc_id] = normalize(f"{c.title} {stem} {c.text[:OPENING]}")
-        texts.setdefault(c.doc_id, []).append(c.text)
-    return {
-        doc_id: DocIdentity(
+        out.setdefault(c.doc_id, []).append(c)
+    return out
+
+
+def describe(
+    chunks: list[Chunk], segmenter: Segmenter, saved: dict[str, dict[str, object]] | None = None
+) -> dict[str, DocIdentity]:
+    """What each document of these passages is: the words, years and places of its title, file name and
+    opening lines, and its text to look places up in. A document in `saved` (what `saved_form` wrote, with
+    the same dictionary) is read from it instead of being segmented again: a few ms a document with jieba,
+    which is minutes for a large corpus."""
+    out = {}
+    for doc_id, passages in _texts(chunks).items():
+        texts = tuple(c.text for c in passages)
+        kept = (saved or {}).get(doc_id)
+        if kept is not None:
+            head = str(kept["head"])
+            words, years, places = (frozenset(kept[k]) for k in ("words", "years", "places"))  # type: ignore[call-overload]
+            out[doc_id] = DocIdentity(words, years, places, Mentions(head, texts))
+            continue
+        first = passages[0]
+        stem = re.sub(r"^[a-z]+-[0-9a-f]{6,}-|^[a-z]+-", "", PurePosixPath(first.source).stem)
+        name = normalize(f"{first.title} {stem}")  # title and file name: where a year identifies the document
+        head = normalize(f"{first.title} {stem} {first.text[:OPENING]}")
+        out[doc_id] = DocIdentity(
             frozenset(segmenter.words_of(head)),
-            frozenset(_YEAR.findall(names[doc_id])),
+            frozenset(_YEAR.findall(name)),
             frozenset(places_in(head)),
-            Mentions(head, tuple(texts[doc_id])),
+            Mentions(head, texts),
         )
-        for doc_id, head in heads.items()
+    return out
+
+
+def saved_form(docs: dict[str, DocIdentity]) -> dict[str, dict[str, object]]:
+    """The identities as JSON can keep them (the text is the passages', kept elsewhere)."""
+    return {
+        d: {"head": i.text.head, "words": sorted(i.words), "years": sorted(i.years), "places": sorted(i.places)}
+        for d, i in docs.items()
     }
 
 

@@ -5,8 +5,10 @@ Layout of the index folder:
     CURRENT                 name of the snapshot being served (replaced atomically)
     snapshots/<name>/       meta.json, chunks.jsonl, words.jsonl (the BM25 words of each passage and its
                             sentences, reused while the dictionary stays the same), dictionary.txt,
-                            rows.json (each document's passage rows), texts.jsonl + texts.offsets.json (each
-                            document's cleaned text and outline, for 查看原文), and what the store keeps
+                            rows.json (each document's passage rows), identities.json (what identity.py
+                            reads of each document, so a load need not segment them again), texts.jsonl +
+                            texts.offsets.json (each document's cleaned text and outline, for 查看原文), and
+                            what the store keeps
                             there (store/faiss.py: the vectors and BM25 arrays; store/qdrant.py: a local
                             collection, or nothing when it is on a server)
 A snapshot of a large corpus updated by a few documents is instead a list of segments (meta.json's
@@ -40,6 +42,7 @@ from policyqa.store.base import LexicalStore, Store, VectorStore
 from policyqa.store.faiss import mean_vectors
 
 FORMAT_VERSION = 3
+IDENTITIES = "identities.json"  # doc_id -> what identity.describe found (read back instead of segmenting again)
 DEFAULT_STORE = "faiss"  # snapshots written before the store was recorded in meta.json
 
 
@@ -78,10 +81,18 @@ class Part:
     vectors: Any  # FaissVectors
     lexical: Any  # ArrayLexical
     known: dict[str, Any] = field(default_factory=dict)  # "identities", "centroids": worked out when first asked
+    folder: Path | None = None  # where its files are
 
     def identities(self, segmenter: Segmenter) -> dict[str, DocIdentity]:
+        """Read back from the segment's identities.json when it has one (written with the same dictionary)."""
         if "identities" not in self.known:
-            self.known["identities"] = describe(self.chunks, segmenter)
+            saved = None
+            if self.folder is not None:
+                try:
+                    saved = json.loads((self.folder / IDENTITIES).read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    saved = None  # a snapshot from before: described again
+            self.known["identities"] = describe(self.chunks, segmenter, saved)
         found: dict[str, DocIdentity] = self.known["identities"]
         return found
 
@@ -328,7 +339,7 @@ def read_snapshot(folder: Path, store: Store | None = None, previous: Index | No
             vectors, lexical = store.open(folder, [c.doc_id for c in chunks])
         whole = Index(folder, meta, chunks, vectors, lexical, Segmenter(words), documents)
         if getattr(store, "segmented", False):  # the first update links this folder as a segment: keep it loaded
-            whole.parts = {folder.name: cached or Part(chunks, vectors, lexical)}
+            whole.parts = {folder.name: cached or Part(chunks, vectors, lexical, folder=folder)}
         return whole
     return _read_segments(folder, meta, store, Segmenter(words), documents, previous)
 
@@ -362,7 +373,7 @@ def _read_segments(
         if part is None:
             rows = _read_chunks(sub)
             vectors, lexical = store.open(sub, [c.doc_id for c in rows])
-            part = Part(rows, vectors, lexical)
+            part = Part(rows, vectors, lexical, folder=sub)
         parts[name] = part
         lives.append(live_rows(part.chunks, deleted))
     chunks = [

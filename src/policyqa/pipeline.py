@@ -24,8 +24,10 @@ from policyqa import ingest
 from policyqa.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
 from policyqa.embed import Embedder
 from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, ModelMismatchError, StoreError
+from policyqa.identity import describe, saved_form
 from policyqa.index import (
     FORMAT_VERSION,
+    IDENTITIES,
     DocInfo,
     _check_format,
     _check_sizes,
@@ -217,9 +219,11 @@ def write_part(
     words: list[Words],
     texts: list[dict[str, Any]],
     store: Store,
+    segmenter: Segmenter,
+    identities: dict[str, dict[str, object]] | None = None,
 ) -> None:
     """The per-passage files of a snapshot, or of one segment: passages, their vectors and BM25 (the store's
-    files), their words, each document's rows and each document's text."""
+    files), their words, each document's rows, text and identity (`identities`: those already worked out)."""
     with (folder / "chunks.jsonl").open("w", encoding="utf-8") as fh:
         for c in chunks:
             fh.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
@@ -232,6 +236,8 @@ def write_part(
         rows.setdefault(c.doc_id, [n, []])[1].append(c.chunk_id)
     (folder / ROWS).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     _write_texts(folder, texts)
+    described = saved_form(describe(chunks, segmenter, identities))
+    (folder / IDENTITIES).write_text(json.dumps(described, ensure_ascii=False), encoding="utf-8")
 
 
 def publish(index_dir: Path, tmp: Path, name: str, meta: dict[str, Any], store: Store) -> str:
@@ -286,7 +292,7 @@ def _write_snapshot(
     tmp, name = new_folder(index_dir)
     try:
         words = [known.get(c.chunk_id) or _words(c, segmenter) for c in chunks]
-        write_part(tmp, chunks, groups, dim, words, texts, store)
+        write_part(tmp, chunks, groups, dim, words, texts, store, segmenter)
         (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -59,11 +59,20 @@ class Owners:
         self.ids = ids
         self._last: tuple[Scope, np.ndarray] | None = None
 
+    @cached_property
+    def _codes(self) -> tuple[dict[str, int], np.ndarray]:
+        """Each document's number and every passage's document number (a scope is then a lookup per
+        document, not per passage: a million passages belong to a few tens of thousands of documents)."""
+        numbers = {d: n for n, d in enumerate(dict.fromkeys(self.ids))}
+        return numbers, np.fromiter((numbers[d] for d in self.ids), np.int64, count=len(self.ids))
+
     def admitted(self, scope: Scope) -> np.ndarray:
         last = self._last
         if last is not None and last[0] == scope:
             return last[1]
-        mask = np.fromiter((scope.admits(d) for d in self.ids), dtype=bool, count=len(self.ids))
+        numbers, codes = self._codes
+        allowed = np.fromiter((scope.admits(d) for d in numbers), dtype=bool, count=len(numbers))
+        mask: np.ndarray = allowed[codes] if len(codes) else np.zeros(0, bool)
         self._last = (scope, mask)
         return mask
 
@@ -240,16 +249,20 @@ class FaissStore:
         np.save(folder / "vectors.npy", passages.astype(np.float16))
         sizes = [len(g.sentences) for g in vectors]
         np.save(folder / "sentence_ptr.npy", np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64))
-        rows = [g.sentences for g in vectors if len(g.sentences)]
-        np.save(
-            folder / "sentences.npy",
-            np.concatenate(rows).astype(np.float16) if rows else np.zeros((0, dim), np.float16),
-        )
+        # written row by row into the file: a million passages' sentence vectors are about 3 GB in fp16
+        out = np.lib.format.open_memmap(folder / "sentences.npy", mode="w+", dtype=np.float16, shape=(sum(sizes), dim))
+        at = 0
+        for g, size in zip(vectors, sizes, strict=True):
+            if size:
+                out[at : at + size] = g.sentences
+                at += size
+        out.flush()
+        del out
         faiss.write_index(dense_index(passages), str(folder / "dense.faiss"))
         BM25.build([w.passage for w in words]).save(folder)
         BM25.build([s for w in words for s in w.sentences]).save(folder, "sentences")
-        owner = [n for n, w in enumerate(words) for _ in w.sentences]
-        np.save(folder / "sentence_owner.npy", np.array(owner, np.int64))
+        counts = np.fromiter((len(w.sentences) for w in words), np.int64, count=len(words))
+        np.save(folder / "sentence_owner.npy", np.repeat(np.arange(len(words), dtype=np.int64), counts))
 
     def open(
         self, folder: Path, owners: Sequence[str], live: np.ndarray | None = None
