@@ -67,6 +67,14 @@ MERGE_DELETED = 0.25  # a segment that no longer answers for this share of its p
 
 
 @dataclass(frozen=True)
+class _Known:
+    """What an update needs of a document already indexed."""
+
+    doc_id: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Segment:
     """One segment of the previous snapshot, as this update will keep it."""
 
@@ -132,7 +140,8 @@ def update(
     stats = file_stats(corpus)
     before: dict[str, list[int]] = meta["stat"]
     failed_before: dict[str, str] = meta.get("failed", {})
-    docs_before = {d["source"]: DocInfo.from_dict(d) for d in meta["documents"]}
+    rows_before = {d["source"]: d for d in meta["documents"]}  # kept as read: only changed ones are rebuilt
+    docs_before = {s: _Known(d["doc_id"], d["sha256"]) for s, d in rows_before.items()}
     gone = [s for s in docs_before if s not in stats]
     to_parse = []
     for source, seen in stats.items():
@@ -190,11 +199,10 @@ def update(
         vec_of.update(zip((c.chunk_id for c in chunks), groups, strict=True))
 
     now = time.time()
-    infos = {s: i for s, i in docs_before.items() if s not in gone}
+    infos = {s: row for s, row in rows_before.items() if s not in gone}
     for d in docs:
-        infos[d.source] = DocInfo(
-            d.doc_id, d.source, d.sha256, d.size, len(chunked[d.source]), now, d.title, extract(d)
-        )
+        info = DocInfo(d.doc_id, d.source, d.sha256, d.size, len(chunked[d.source]), now, d.title, extract(d))
+        infos[d.source] = info.as_dict()
     stat = {s: v for s, v in stats.items() if s not in deferred} | {s: before[s] for s in deferred if s in before}
     tmp, name = new_folder(index_dir)
     try:
@@ -218,7 +226,7 @@ def update(
         **{k: v for k, v in meta.items() if k != "files"},
         "chunks": live,
         "created": now,
-        "documents": [infos[s].as_dict() for s in sorted(infos)],
+        "documents": [infos[s] for s in sorted(infos)],
         "errors": list(errors),
         "stat": stat,
         "failed": failed,

@@ -143,7 +143,7 @@ class Engine:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1, thread_name_prefix="policyqa-read") as pool:
-            pending = pool.submit(index_mod.read, index_dir, store)
+            pending = pool.submit(lambda: index_mod.read(index_dir, store).warm())
             engine = cls.open(corpus_dir, index_dir, model, model_dir, threads, micro_batch, store)
             engine.allow_model_change = allow_model_change
             try:
@@ -170,7 +170,7 @@ class Engine:
 
     def load(self) -> Index:
         """Serve the newest whole snapshot on disk (a missing or mismatched index is an error)."""
-        ix = index_mod.load(self.index_dir, self.embedder, self.store, self.index)
+        ix = index_mod.load(self.index_dir, self.embedder, self.store, self.index).warm()
         self.index = ix
         if ix.damage:
             self.damage = tuple(dict.fromkeys((*self.damage, *ix.damage)))
@@ -368,7 +368,7 @@ class Engine:
                 with self._update_lock:
                     ix = index_mod.read_snapshot(folder, self.store, self.index)
                     index_mod.check_meta(ix.meta, self.embedder.name, self.embedder.dim)
-                    self.index = ix
+                    self.index = ix.warm()
             except StoreError as exc:  # down, not damaged: look again next time
                 log.warning("%s; serving the previous snapshot", exc)
             except Exception as exc:  # damaged or foreign: keep serving, and repair it with an update

@@ -6,7 +6,8 @@ Layout of the index folder:
     snapshots/<name>/       meta.json, chunks.jsonl, words.jsonl (the BM25 words of each passage and its
                             sentences, reused while the dictionary stays the same), dictionary.txt,
                             rows.json (each document's passage rows), identities.json (what identity.py
-                            reads of each document, so a load need not segment them again), texts.jsonl +
+                            reads of each document, so a load need not segment them again), centroids.npy
+                            (each document's mean passage vector), texts.jsonl +
                             texts.offsets.json (each document's cleaned text and outline, for 查看原文), and
                             what the store keeps
                             there (store/faiss.py: the vectors and BM25 arrays; store/qdrant.py: a local
@@ -42,6 +43,7 @@ from policyqa.store.base import LexicalStore, Store, VectorStore
 from policyqa.store.faiss import mean_vectors
 
 FORMAT_VERSION = 3
+CENTROIDS = "centroids.npy"  # each document's mean passage vector, documents in the order of their passages
 IDENTITIES = "identities.json"  # doc_id -> what identity.describe found (read back instead of segmenting again)
 DEFAULT_STORE = "faiss"  # snapshots written before the store was recorded in meta.json
 
@@ -100,9 +102,14 @@ class Part:
         """Each document's mean passage vector, normalised."""
         if "centroids" not in self.known:
             ids = list(dict.fromkeys(c.doc_id for c in self.chunks))
-            row = {d: n for n, d in enumerate(ids)}
-            owner = np.array([row[c.doc_id] for c in self.chunks], np.int64)
-            self.known["centroids"] = dict(zip(ids, mean_vectors(self.vectors.vectors, owner, len(ids)), strict=True))
+            saved = None
+            if self.folder is not None and (self.folder / CENTROIDS).is_file():
+                saved = np.load(self.folder / CENTROIDS)
+            if saved is None or len(saved) != len(ids):  # a snapshot from before: worked out again
+                row = {d: n for n, d in enumerate(ids)}
+                owner = np.array([row[c.doc_id] for c in self.chunks], np.int64)
+                saved = mean_vectors(self.vectors.vectors, owner, len(ids))
+            self.known["centroids"] = dict(zip(ids, saved, strict=True))
         found: dict[str, np.ndarray] = self.known["centroids"]
         return found
 
@@ -128,6 +135,12 @@ class Index:
     def text(self, doc_id: str) -> dict[str, Any] | None:
         """A document's cleaned text and outline, as this snapshot indexed it."""
         return read_text(self.folder, doc_id, self.meta)
+
+    def warm(self) -> Index:
+        """Work out what searches share before the first one needs it (a service does this before it swaps
+        the snapshot in, so no search waits for it)."""
+        _ = self.identities, self.centroids
+        return self
 
     @cached_property
     def by_id(self) -> dict[str, DocInfo]:

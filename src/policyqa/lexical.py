@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+KEPT_POSTINGS = 50_000_000  # posting scores kept across queries (4 bytes each)
+
 
 @dataclass(frozen=True)
 class Collection:
@@ -118,13 +120,29 @@ class BM25:
         return norm
 
     @cached_property
-    def _parts(self) -> np.ndarray:
-        """Every posting's term score with this BM25's own statistics, idf * tf * (k1 + 1) / norm: the float32
-        operations `contributions` would do per query, done once (4 bytes a posting), so that a query only adds."""
-        names = sorted(self.terms, key=self.terms.__getitem__)
-        idf = np.repeat(np.array([self.idf(t) for t in names], np.float32), np.diff(self.indptr))
-        parts: np.ndarray = idf * self.tfs * (self.k1 + 1) / self._norm(self.tfs, self.indices)
-        return parts
+    def _kept(self) -> dict[tuple[int, float | None], np.ndarray]:
+        return {}
+
+    def _term_parts(self, t: int, idf: float, collection: Collection | None) -> np.ndarray:
+        """The term's posting scores, worked out once per term and kept: with this BM25's own statistics,
+        idf * tf * (k1 + 1) / norm, the same float32 operations the scoring of a query did each time; within a
+        collection, tf * (k1 + 1) / norm under its avgdl, the collection's idf applied per query. Kept per
+        term, not for the whole index at once (at a million passages that took 3.4 s, at start and after
+        every update), and forgotten past KEPT_POSTINGS."""
+        key = (t, None if collection is None else collection.avgdl)
+        kept = self._kept
+        found = kept.get(key)
+        if found is None:
+            lo, hi = self.indptr[t], self.indptr[t + 1]
+            docs, tf = self.indices[lo:hi], self.tfs[lo:hi]
+            if collection is None:
+                found = np.float32(idf) * tf * (self.k1 + 1) / self._norm(tf, docs)
+            else:
+                found = tf * (self.k1 + 1) / self._norm(tf, docs, collection)
+            if sum(len(v) for v in kept.values()) + len(found) > KEPT_POSTINGS:
+                kept.clear()
+            kept[key] = found
+        return found
 
     def contributions(self, word: str, collection: Collection | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The chunks holding `word` and the word's BM25 term score in each (empty when unknown)."""
@@ -132,25 +150,9 @@ class BM25:
         idf = self.idf(word, collection)
         if t is None or not idf:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
-        lo, hi = self.indptr[t], self.indptr[t + 1]
-        docs = self.indices[lo:hi]
-        if collection is None:
-            return docs, self._parts[lo:hi]
-        part: np.ndarray = np.float32(idf) * self._saturated(collection.avgdl or 1.0)[lo:hi]
-        return docs, part
-
-    @cached_property
-    def _saturation(self) -> dict[float, np.ndarray]:
-        return {}
-
-    def _saturated(self, avgdl: float) -> np.ndarray:
-        """Every posting's tf * (k1 + 1) / norm under the collection's avgdl (a segment of several: the idf is
-        the collection's, so only this part can be kept), for the last avgdl asked (one per snapshot)."""
-        kept = self._saturation
-        if avgdl not in kept:
-            kept.clear()
-            kept[avgdl] = self.tfs * (self.k1 + 1) / (self.tfs + self._length_terms(avgdl)[self.indices])
-        return kept[avgdl]
+        docs = self.indices[self.indptr[t] : self.indptr[t + 1]]
+        part = self._term_parts(t, idf, collection)
+        return docs, part if collection is None else np.float32(idf) * part
 
     def scores(self, words: Sequence[str], collection: Collection | None = None) -> np.ndarray:
         """BM25 score of every chunk for the query words (repeated words count once)."""
