@@ -222,3 +222,14 @@ def test_identities_are_read_back_not_segmented_again(corpus: Path, tmp_path: Pa
     assert {d: (i.words, i.years, i.places) for d, i in ix.identities.docs.items()} == {
         d: (i.words, i.years, i.places) for d, i in expected.docs.items()
     }
+
+
+def test_the_corpus_is_listed_alike_from_any_root_spelling(corpus: Path, monkeypatch) -> None:
+    (corpus / ".hidden").mkdir()
+    (corpus / ".hidden" / "x.txt").write_text(OCEAN, encoding="utf-8")
+    absolute = pipeline.file_stats(corpus)
+    monkeypatch.chdir(corpus)
+    assert pipeline.file_stats(Path(".")) == absolute
+    monkeypatch.chdir(corpus.parent)
+    assert pipeline.file_stats(Path(corpus.name)) == absolute
+    assert set(absolute) == {"measures.txt", "sub/datacenter.md"}

@@ -129,6 +129,7 @@ def update(
     progress: Progress | None,
     defer_over: int | None,
     delta_from: int | None,
+    stats: dict[str, list[int]] | None = None,
 ) -> BuildReport | None:
     """Publish a snapshot that shares the served one's unchanged segments; None when it cannot be extended
     (too small, damaged, another model or chunking, or from before updates like this), for a whole build."""
@@ -137,7 +138,7 @@ def update(
     if found is None:
         return None
     folder, meta = found
-    stats = file_stats(corpus)
+    stats = file_stats(corpus) if stats is None else stats
     before: dict[str, list[int]] = meta["stat"]
     failed_before: dict[str, str] = meta.get("failed", {})
     rows_before = {d["source"]: d for d in meta["documents"]}  # kept as read: only changed ones are rebuilt

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from policyqa import index as index_mod
-from policyqa import ingest, pipeline
+from policyqa import pipeline
 from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError, StoreError
@@ -68,16 +68,11 @@ class Job:
 
 def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
     """What a change to the corpus folder changes: each file's path, size and modification time."""
-    if not corpus_dir.is_dir():
-        return ()
-    out = []
-    for path in ingest.corpus_files(corpus_dir):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        out.append((path.relative_to(corpus_dir).as_posix(), st.st_size, st.st_mtime_ns))
-    return tuple(out)
+    return signature(pipeline.file_stats(corpus_dir)) if corpus_dir.is_dir() else ()
+
+
+def signature(stats: dict[str, list[int]]) -> tuple[tuple[str, int, int], ...]:
+    return tuple((source, size, mtime) for source, (size, mtime) in stats.items())
 
 
 class Engine:
@@ -199,7 +194,8 @@ class Engine:
         """Bring the index up to date with the corpus and serve the result (in the calling thread). Documents
         with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
-            self._seen = corpus_signature(self.corpus_dir)
+            stats = pipeline.file_stats(self.corpus_dir) if self.corpus_dir.is_dir() else None
+            self._seen = signature(stats) if stats is not None else ()
             if force:
                 self._vectors.clear()
             report = pipeline.build(
@@ -215,6 +211,7 @@ class Engine:
                 defer_over,
                 self.store,
                 self.delta_from,
+                stats,
             )
             if not report.deferred:
                 self._vectors.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import statistics
 from collections import Counter
@@ -692,8 +693,9 @@ def corpus_files(root: Path) -> Iterator[Path]:
     """Supported files under the corpus folder, in a stable order, skipping eval sets and hidden files."""
     if not root.is_dir():
         raise CorpusError(f"corpus folder {root} does not exist; create it or pass --corpus DIR")
+    cut = len(str(root)) + 1 if str(root) != "." else 0  # the path below root, as a string (relative_to is slow)
     for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).parts
+        rel = str(path)[cut:].split(os.sep)
         if any(p.startswith(".") for p in rel) or any(p in SKIP_DIRS for p in rel[:-1]):
             continue
         if path.is_file() and supported(path):

@@ -350,12 +350,13 @@ def file_stats(corpus: Path) -> dict[str, list[int]]:
     """Size and modification time (ns) of every file of the corpus, by source: a file whose pair is as the
     last build saw it is not read again by an update that writes only what changed (delta.py)."""
     out = {}
+    cut = len(str(corpus)) + 1 if str(corpus) != "." else 0
     for path in ingest.corpus_files(corpus):
         try:
             st = path.stat()
         except OSError:
             continue
-        out[path.relative_to(corpus).as_posix()] = [st.st_size, st.st_mtime_ns]
+        out[str(path)[cut:].replace(os.sep, "/")] = [st.st_size, st.st_mtime_ns]
     return out
 
 
@@ -376,10 +377,12 @@ def parse_files(
     return docs, failed
 
 
-def _scan(corpus: Path, limits: Limits | None = None) -> tuple[list[Document], dict[str, str], dict[str, list[int]]]:
+def _scan(
+    corpus: Path, limits: Limits | None = None, stats: dict[str, list[int]] | None = None
+) -> tuple[list[Document], dict[str, str], dict[str, list[int]]]:
     """Parse every document of the corpus. Returns the documents, why each failed one failed (by source),
-    and every file's size and time as seen before it was read."""
-    stats = file_stats(corpus)
+    and every file's size and time as seen before it was read (`stats`: as the caller just saw them)."""
+    stats = file_stats(corpus) if stats is None else stats
     docs, failed = parse_files(corpus, list(stats), limits)
     return docs, failed, stats
 
@@ -397,6 +400,7 @@ def build(
     defer_over: int | None = None,
     store: Store | None = None,
     delta_from: int | None = None,
+    stats: dict[str, list[int]] | None = None,
 ) -> BuildReport:
     """Build or update the index from the corpus folder.
 
@@ -408,7 +412,9 @@ def build(
     a document with more than `defer_over` passages still to embed is left as it was, for a later build.
     `store` keeps the vectors and BM25 (default: FAISS and arrays in the snapshot folder).
     From `delta_from` passages on (default delta.DELTA_FROM), a store that keeps segments gets a snapshot
-    that shares the previous one's unchanged data and adds what changed (delta.py).
+    that shares the previous one's unchanged data and adds what changed (delta.py). `stats`: the corpus
+    files' sizes and times (file_stats) when the caller has just read them (one walk of a large folder is
+    seconds).
     """
     cache = {} if cache is None else cache
     store = store or default_store()
@@ -419,14 +425,14 @@ def build(
             from policyqa import delta
 
             report = delta.update(
-                corpus, index_dir, embedder, settings, store, limits, cache, progress, defer_over, delta_from
+                corpus, index_dir, embedder, settings, store, limits, cache, progress, defer_over, delta_from, stats
             )
             if report is not None:
                 return report
         repaired: list[str] = []
         prev = _previous(index_dir, embedder.name, embedder.dim, settings, repaired, allow_model_change, store)
         prev = None if force else prev
-        docs, failed, stats = _scan(corpus, limits)
+        docs, failed, stats = _scan(corpus, limits, stats)
         errors = list(failed.values())
         prev_docs = {d["source"]: DocInfo.from_dict(d) for d in prev.meta["documents"]} if prev else {}
         chunked = {d.source: chunk_document(d, settings) for d in docs}
