@@ -31,7 +31,6 @@ from typing import Any
 from policyqa.chunk import ChunkSettings, chunk_document
 from policyqa.embed import Embedder
 from policyqa.index import (
-    IDENTITIES,
     DocInfo,
     _check_format,
     _check_sizes,
@@ -39,6 +38,7 @@ from policyqa.index import (
     _pointer,
     _read_chunks,
     check_meta,
+    saved_identities,
     segments,
     store_of,
 )
@@ -195,7 +195,7 @@ def update(
     kept = [p for p in kept if p not in merged]
     for part in reversed(merged):  # merged passages go first, in their order
         chunks, groups, part_words, part_texts = _contents(part, store)
-        saved.update(_saved_identities(part.folder))
+        saved.update(saved_identities(part.folder))
         new_chunks, words, texts = chunks + new_chunks, part_words + words, part_texts + texts
         vec_of.update(zip((c.chunk_id for c in chunks), groups, strict=True))
 
@@ -270,14 +270,6 @@ def _to_merge(parts: list[Segment]) -> list[Segment]:
         largest = max(parts, key=lambda p: p.live)
         merge = [p for p in parts if p is not largest or p in merge]
     return merge
-
-
-def _saved_identities(folder: Path) -> dict[str, dict[str, object]]:
-    try:
-        found: dict[str, dict[str, object]] = json.loads((folder / IDENTITIES).read_text(encoding="utf-8"))
-        return found
-    except (OSError, ValueError):
-        return {}  # only a shortcut: described again
 
 
 def _contents(part: Segment, store: Store) -> tuple[list[Chunk], list[Vectors], list[Words], list[dict[str, Any]]]:

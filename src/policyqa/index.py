@@ -73,6 +73,24 @@ class DocInfo:
         return {**self.as_dict(), "indexed_at": when}
 
 
+def document_rows(chunks: list[Chunk]) -> tuple[list[str], np.ndarray]:
+    """The documents of these passages in the order of their first passage, and each passage's document
+    number among them."""
+    ids = list(dict.fromkeys(c.doc_id for c in chunks))
+    row = {d: n for n, d in enumerate(ids)}
+    return ids, np.array([row[c.doc_id] for c in chunks], np.int64)
+
+
+def saved_identities(folder: Path) -> dict[str, dict[str, object]]:
+    """A snapshot's or segment's identities.json ({} when it has none: a snapshot from before, described
+    again)."""
+    try:
+        found: dict[str, dict[str, object]] = json.loads((folder / IDENTITIES).read_text(encoding="utf-8"))
+        return found
+    except (OSError, ValueError):
+        return {}
+
+
 @dataclass(frozen=True)
 class Part:
     """One segment of a snapshot as loaded: every row's passage (deleted ones too) and the store's view of
@@ -88,12 +106,7 @@ class Part:
     def identities(self, segmenter: Segmenter) -> dict[str, DocIdentity]:
         """Read back from the segment's identities.json when it has one (written with the same dictionary)."""
         if "identities" not in self.known:
-            saved = None
-            if self.folder is not None:
-                try:
-                    saved = json.loads((self.folder / IDENTITIES).read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    saved = None  # a snapshot from before: described again
+            saved = saved_identities(self.folder) if self.folder is not None else {}
             self.known["identities"] = describe(self.chunks, segmenter, saved)
         found: dict[str, DocIdentity] = self.known["identities"]
         return found
@@ -101,13 +114,11 @@ class Part:
     def centroids(self) -> dict[str, np.ndarray]:
         """Each document's mean passage vector, normalised."""
         if "centroids" not in self.known:
-            ids = list(dict.fromkeys(c.doc_id for c in self.chunks))
+            ids, owner = document_rows(self.chunks)
             saved = None
             if self.folder is not None and (self.folder / CENTROIDS).is_file():
                 saved = np.load(self.folder / CENTROIDS)
             if saved is None or len(saved) != len(ids):  # a snapshot from before: worked out again
-                row = {d: n for n, d in enumerate(ids)}
-                owner = np.array([row[c.doc_id] for c in self.chunks], np.int64)
                 saved = mean_vectors(self.vectors.vectors, owner, len(ids))
             self.known["centroids"] = dict(zip(ids, saved, strict=True))
         found: dict[str, np.ndarray] = self.known["centroids"]
@@ -162,9 +173,7 @@ class Index:
     def centroids(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Each document's mean passage vector (normalised): doc ids, their vectors, and the row of every
         passage's document."""
-        ids = list(dict.fromkeys(c.doc_id for c in self.chunks))
-        row = {d: n for n, d in enumerate(ids)}
-        owner = np.array([row[c.doc_id] for c in self.chunks], np.int64)
+        ids, owner = document_rows(self.chunks)
         if not self.parts:
             return ids, self.vectors.centroids(owner, len(ids)), owner
         found: dict[str, np.ndarray] = {}

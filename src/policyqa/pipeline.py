@@ -38,6 +38,7 @@ from policyqa.index import (
     _why,
     candidates,
     check_meta,
+    document_rows,
     read_text,
     segments,
     store_of,
@@ -246,9 +247,7 @@ def write_part(
 def document_centroids(chunks: list[Chunk], groups: list[Vectors], dim: int) -> np.ndarray:
     """Each document's mean passage vector, normalised, documents in the order of their first passage; from
     the fp16 the vectors are kept in, as a load would work it out."""
-    ids = list(dict.fromkeys(c.doc_id for c in chunks))
-    row = {d: n for n, d in enumerate(ids)}
-    owner = np.array([row[c.doc_id] for c in chunks], np.int64)
+    ids, owner = document_rows(chunks)
     passages = np.array([g.passage for g in groups], np.float16).reshape(len(groups), dim)
     return mean_vectors(passages, owner, len(ids))
 
