@@ -117,9 +117,37 @@ def law_chunks() -> list[Chunk]:
 
 
 def test_law_items_stay_in_their_article_passage() -> None:
-    fifth = next(c for c in law_chunks() if c.text.startswith("第五条"))
+    fifth = next(c for c in law_chunks() if "第五条" in c.text)
     assert "（一）法律、法规，国家机关的决议" in fifth.text and "（三）历法、通用数表" in fifth.text
-    assert fifth.section == "第一章 总则 › 第五条"
+    # two short articles of one chapter share a passage, whole, named by their range
+    assert fifth.section == "第一章 总则 › 第三条至第五条"
+    assert fifth.text.startswith("第一章 总则\n第三条") and "（三）音乐、戏剧" in fifth.text
+
+
+def test_articles_past_a_thousand_are_articles() -> None:
+    text = (
+        "# 民法典\n\n第五章 名誉权和荣誉权\n\n第一千零二十四条 民事主体享有名誉权。\n\n"
+        "第一千零二十五条 行为人为公共利益实施新闻报道的，不承担民事责任。\n"
+    )
+    doc = ingest.parse(text.encode(), "civil.md")
+    assert [b.section[-1] for b in doc.blocks if b.kind == "paragraph"] == ["第一千零二十四条", "第一千零二十五条"]
+    assert [c.section for c in chunk_document(doc)] == ["第五章 名誉权和荣誉权 › 第一千零二十四条至第一千零二十五条"]
+
+
+def test_articles_are_packed_whole_within_their_chapter() -> None:
+    body = "规定的内容是关于合同当事人权利义务的具体安排，当事人应当遵守。" * 3  # ~100 characters
+    articles = "\n\n".join(f"第{n}条 {body}" for n in "一二三四五六")
+    text = f"# 某法\n\n第一章 总则\n\n{articles}\n\n第二章 附则\n\n第七条 {body}\n"
+    parts = chunk_document(ingest.parse(text.encode(), "l.md"))
+    assert [p.section for p in parts] == [
+        "第一章 总则 › 第一条至第三条",
+        "第一章 总则 › 第四条至第六条",
+        "第二章 附则 › 第七条",
+    ]
+    for part in parts:
+        assert len(part.text) <= 400
+        assert part.text.rstrip().endswith("遵守。")  # cut between articles, never inside one
+    assert sum(p.text.count("条 规定") for p in parts) == 7  # every article once
 
 
 def test_law_headings_open_the_first_article_and_stay_in_every_breadcrumb() -> None:

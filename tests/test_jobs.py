@@ -21,7 +21,9 @@ class SlowEmbedder(HashEmbedder):
 
 
 def big_document(articles: int) -> str:
-    lines = [f"第{i + 1}条 第{i}号园区的产业引导基金规模为{i}亿元，用于支持第{i}号集群。" for i in range(articles)]
+    # each article long enough (over 150 characters) to be a passage of its own: one passage per article
+    sentence = "第{i}号园区的产业引导基金规模为{i}亿元，用于支持第{i}号集群的企业研发、人才引进和成果转化。"
+    lines = [f"第{i + 1}条 " + sentence.format(i=i) * 4 for i in range(articles)]
     return "大型园区管理办法\n\n" + "\n\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from policyqa.models import Block, Chunk, Document
-from policyqa.segment import split_sentences
+from policyqa.segment import NUMERALS, split_sentences
 
 SEPARATOR = " › "
 
@@ -57,7 +57,7 @@ def _sentences(doc: Document, blocks: list[Block], limit: int) -> list[tuple[int
     return out
 
 
-_ARTICLE = re.compile(r"^第[一二三四五六七八九十百千零〇两\d]+条")
+_ARTICLE = re.compile(rf"^第[{NUMERALS}\d]+条")
 
 
 def _pack(
@@ -96,9 +96,14 @@ def _pack(
     return spans
 
 
+def _article_label(first: str, last: str) -> str:
+    return first if first == last else f"{first}至{last}"
+
+
 def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list[Chunk]:
     """Passages of one document. The headings above a section travel in its first passage's text (and in
-    every passage's breadcrumb); a law's article is one passage when it fits."""
+    every passage's breadcrumb). A law's articles are never cut between passages unless one alone is too
+    long: consecutive short articles of one chapter share a passage, named by their range (第十条至第十二条)."""
     settings = settings or ChunkSettings()
     chunks: list[Chunk] = []
 
@@ -110,6 +115,15 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
     group: list[Block] = []  # the paragraphs of one section
     headings: list[Block] = []  # the headings met since the last paragraph
     opening: int | None = None  # where the headings that open the group's first passage start
+    # whole articles waiting to be packed: (section, start, end, page), consecutive, under one parent
+    articles: list[tuple[tuple[str, ...], int, int, int]] = []
+
+    def pack_articles() -> None:
+        if articles:
+            first, last = articles[0], articles[-1]
+            section = (*first[0][:-1], _article_label(first[0][-1], last[0][-1]))
+            emit(section, doc.text[first[1] : last[2]], first[1], last[2], "text", first[3])
+            articles.clear()
 
     def flush() -> None:
         nonlocal opening
@@ -119,14 +133,26 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
             spans = _pack(doc, group, settings, whole_blocks=article)
             if opening is not None:  # the headings open the first passage, outside its size
                 spans[0] = (opening, *spans[0][1:])
-            for start, end, page in spans:
-                emit(section, doc.text[start:end], start, end, "text", page)
+            if article and len(spans) == 1:
+                start, end, page = spans[0]
+                if articles and (
+                    articles[-1][0][:-1] != section[:-1]
+                    or end - articles[0][1] > settings.maximum
+                    or (articles[-1][2] - articles[0][1] >= settings.minimum and end - articles[0][1] > settings.target)
+                ):
+                    pack_articles()
+                articles.append((section, start, end, page))
+            else:
+                pack_articles()
+                for start, end, page in spans:
+                    emit(section, doc.text[start:end], start, end, "text", page)
         group.clear()
         opening = None
 
     for block in doc.blocks:
         if block.kind == "heading":
             flush()
+            pack_articles()
             headings.append(block)
             continue
         if block.kind == "paragraph":
@@ -139,10 +165,12 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
             group.append(block)
             continue
         flush()
+        pack_articles()
         headings.clear()
         if block.kind == "table_row":
             emit(block.section, block.table or block.text, block.start, block.end, "table_row", block.page)
     flush()
+    pack_articles()
     return chunks
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from policyqa import webpage
 from policyqa.errors import CorpusError, DocumentError
 from policyqa.models import Block, Document, Unit
-from policyqa.segment import TERMINAL, split_sentences
+from policyqa.segment import NUMERALS, TERMINAL, split_sentences
 
 # Files under the corpus that are never documents (evaluation sets, notes for operators).
 SKIP_DIRS = frozenset({"eval", ".git", "__pycache__"})
@@ -84,7 +84,8 @@ _FLAT_BREAK = re.compile(r"(?<=[^\x00-\x7f])[ \u3000\xa0]+(?=[^\x00-\x7f])")
 # Numbering that starts a new item right after a sentence or a colon, inside a flattened paragraph.
 _INLINE_NUMBER = re.compile(
     r"(?<=[。；;：:！？!?])(?=(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[）)]"
-    r"|第[一二三四五六七八九十百零〇\d]+[章节条]|\d{1,2}[、．.](?!\d)))"
+    rf"|第[{NUMERALS}\d]+[章节条]"
+    r"|\d{1,2}[、．.](?!\d)))"
 )
 FLATTENED = 200  # a line this long with several flattened breaks is a whole document on one line
 
@@ -388,7 +389,7 @@ def _rejoin(units: list[Unit]) -> list[Unit]:
 
 # --- policy structure -----------------------------------------------------------------------------
 
-_CN = "一二三四五六七八九十百零〇两"
+_CN = NUMERALS
 _STYLES: list[tuple[str, re.Pattern[str]]] = [
     ("volume", re.compile(rf"^第[{_CN}\d]+(分)?编")),
     ("chapter", re.compile(rf"^第[{_CN}\d]+章")),

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from policyqa.models import Document
+from policyqa.segment import NUMERALS
 
 # 穗府办规〔2024〕13号, 国办发[2020]6号, 国务院令第746号, 广州市人民政府令第179号, 主席令第七十三号
 _NUMBER = re.compile(
@@ -174,7 +175,7 @@ def _head_date(doc: Document) -> str:
 def _law(doc: Document) -> tuple[str, tuple[str, ...], str]:
     """(adopted, revised, issuer) from a law's history lines before its first chapter or article."""
     head = doc.text[:1500]
-    stop = re.search(r"^\s*第[一二三四五六七八九十百零]+[编章条]", head, re.M)
+    stop = re.search(rf"^\s*第[{NUMERALS}]+[编章条]", head, re.M)
     head = head[: stop.start()] if stop else head[:400]
     adopted, revised, issuer = "", [], ""
     dates = list(_DATE.finditer(head))

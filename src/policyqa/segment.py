@@ -14,6 +14,8 @@ from typing import Any
 
 # Sentence ends: Chinese and Western terminal punctuation, with any closing quotes or brackets after it.
 _SENTENCE_END = re.compile(r"[^。！？!?；;…\n]*(?:[。！？!?；;]+|…+|\n|$)[”’」』）)\"']*")
+# Chinese numerals of law and document numbering: 第一千零二十四条 (民法典 runs past a thousand articles).
+NUMERALS = "一二三四五六七八九十百千零〇两"
 TERMINAL = "。！？!?；;…”’」』"
 
 # Words that carry no meaning for lexical matching (function words and question words).
@@ -137,7 +139,7 @@ class Segmenter:
 _QUOTED = re.compile(r"《([^》]{2,40})》|“([^”]{2,30})”|「([^」]{2,30})」")
 _PIECE_SPLIT = re.compile(r"[\s()（）【】\[\]、，,。；;：:！？!?/|｜]+")
 _NUMBERING = re.compile(
-    r"^(第[一二三四五六七八九十百\d]+[章节条]|[一二三四五六七八九十]+[、.．]|[（(][一二三四五六七八九十\d]+[）)]"
+    rf"^(第[{NUMERALS}\d]+[章节条]|[一二三四五六七八九十]+[、.．]|[（(][一二三四五六七八九十\d]+[）)]"
     r"|\d+[.．、]|[一二三四五六七八九十]是)"
 )
 
