@@ -6,7 +6,7 @@ from pathlib import Path
 
 from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
-from policyqa.identity import Identities, Mentions, conflicting_places, places_in
+from policyqa.identity import Identities, Mentions, conflicting_places, places_in, units_in
 from policyqa.models import Chunk
 from policyqa.search import search
 from policyqa.segment import Segmenter, normalize
@@ -28,6 +28,27 @@ def test_a_place_conflicts_only_when_the_document_names_another_as_specific() ->
     assert conflicting_places({"广东"}, {"广州"}, "") == []
     assert conflicting_places({"北京市"}, set(), "") == []  # a document that names no place contradicts none
     assert conflicting_places({"北京市"}, {"广州市"}, "北京市也有类似做法") == []  # it mentions the place
+
+
+def test_units_below_the_county_are_named_by_their_suffix() -> None:
+    assert units_in("万里街道办事处2026年的三公经费") == {"万里街道"}
+    assert units_in("上海市普陀区长征镇2025年部门预算") == {"长征镇"}
+    assert units_in("参加城镇职工基本养老保险") == set()  # a generic word, not a name
+    assert units_in("乡镇卫生院的补助") == set()
+    assert units_in("景德镇的补贴") == set()  # a city: the division list answers for it
+
+
+def test_a_unit_the_document_never_mentions_is_a_conflict() -> None:
+    chunks = [
+        chunk("a", "上海市普陀区人民政府万里街道办事处2025年部门预算", "部门预算收入4821.20万元。"),
+        chunk("b", "上海市普陀区司法局2025年部门预算", "三公经费预算数为12万元。"),
+    ]
+    ids = Identities.build(chunks, Segmenter())
+    question = "万里街道办事处2025年的三公经费预算是多少？"
+    agree = ids.agreement(Segmenter().query_words(question), question)
+    assert agree["a"].conflicts == () and agree["b"].conflicts == ("万里街道",)
+    other = "上海市普陀区长征镇2025年部门预算收入是多少？"
+    assert all(a.conflicts == ("长征镇",) for a in ids.agreement(Segmenter().query_words(other), other).values())
 
 
 def chunk(doc: str, title: str, text: str) -> Chunk:

@@ -4,7 +4,8 @@ Three signals, calibrated on the unanswerable questions of corpus/eval/seed-qa.j
 64 real documents (see the README):
 
 - conflicts: the question names a year or a place that the first passage's document contradicts (a 2027
-  question against a notice of 2026, 深圳 or 海珠区 against a Guangzhou 天河区 page; identity.py). On many
+  question against a notice of 2026, 深圳 or 海珠区 against a Guangzhou 天河区 page, 长征镇 against a
+  document that never mentions it; identity.py). On many
   documents this is what most unanswerable questions look like: the near miss of another city or year.
 - coverage: the share of the question's words that the first passage contains, each word weighted by how
   specific it is in general Chinese (jieba's dictionary frequencies). A question about 苏州工业园区 or

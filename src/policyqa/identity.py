@@ -66,6 +66,22 @@ def places_in(text: str) -> set[str]:
     return {text[a:b] for a, b in found}
 
 
+# A unit below the county (万里街道, 长征镇) named at the start of a question or right after a division (普陀区长征镇):
+# too many to list, so named by their suffix; generic words (城镇, 乡镇, 村镇) are not names.
+_UNIT = re.compile(r"(?:^|(?<=[区县市]))([\u4e00-\u9fff]{2,3}?)(街道|镇)")
+_NOT_A_NAME = frozenset("城乡村")
+
+
+def units_in(text: str) -> set[str]:
+    """Sub-county units a question names (万里街道 of 万里街道办事处, 长征镇), not the divisions of the list."""
+    known = divisions()
+    return {
+        name + suffix
+        for name, suffix in _UNIT.findall(text)
+        if name[-1] not in _NOT_A_NAME and name + suffix not in known
+    }
+
+
 def _codes(names: set[str]) -> set[str]:
     table = divisions()
     return {c for n in names for c in table.get(n, ())}
@@ -215,6 +231,7 @@ class Identities:
         total = sum(self.idf[w] for w in asked)
         years = set(_YEAR.findall(question))
         asked_places = places_in(normalize(question))
+        asked_units = sorted(units_in(normalize(question)))
         out: dict[str, Agreement] = {}
         for doc_id in self.docs if docs is None else dict.fromkeys(docs):
             identity = self.docs[doc_id]
@@ -223,6 +240,7 @@ class Identities:
             if years and identity.years and not years & identity.years:
                 conflicts.extend(sorted(years))
             conflicts.extend(conflicting_places(asked_places, set(identity.places), identity.text))
+            conflicts.extend(u for u in asked_units if u not in identity.text)  # a unit it never mentions
             out[doc_id] = Agreement(match, tuple(conflicts))
         return out
 
