@@ -1,4 +1,5 @@
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,21 @@ def test_build_save_load_roundtrip(corpus: Path, tmp_path: Path, embedder, store
     assert meta["chunking"]["maximum"] == 400
     assert {d["source"] for d in meta["documents"]} == {"measures.txt", "sub/datacenter.md"}
     assert all(len(d["sha256"]) == 64 for d in meta["documents"])
+
+
+def test_passages_read_back_as_they_were_written_and_a_foreign_line_is_damage(
+    corpus: Path, tmp_path: Path, embedder
+) -> None:
+    pipeline.build(corpus, tmp_path / "idx", embedder)
+    ix = index.load(tmp_path / "idx", embedder)
+    lines = (ix.folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [asdict(c) for c in ix.chunks]
+    assert len({c.chunk_id: c for c in ix.chunks}) == len(set(ix.chunks))  # hashable and equal as dataclasses
+    row = json.loads(lines[0])
+    del row["section"]
+    (ix.folder / "chunks.jsonl").write_text("\n".join([json.dumps(row), *lines[1:]]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a passage"):  # (a snapshot's sizes are checked before this)
+        index._read_chunks(ix.folder)
 
 
 def test_loading_with_another_model_says_rebuild(corpus: Path, tmp_path: Path, embedder) -> None:
