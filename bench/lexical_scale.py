@@ -2,7 +2,7 @@
 sentence's, weight 0.6) by today's code, by the kept code, by bm25s and by tantivy fed the same jieba words.
 
 Run by bench/scale_path.py in a child process under the exclusive CPU lock, on the words of its synthetic
-corpus: the BM25 arrays of the snapshot (lexical.npz, sentences.npz, sentence_owner.npy) and the dev
+corpus: the BM25 arrays of the snapshot (lexical.*, sentences.*, sentence_owner.npy) and the dev
 questions' jieba words (query_words of the corpus's dictionary).
 """
 
@@ -207,8 +207,9 @@ def compare(folder: Path, qcache: Path, libraries: bool = True) -> dict[str, Any
     queries = [seg.query_words(normalize_query(q)) for q in asked]
     passages, sentences = BM25.load(folder), BM25.load(folder, "sentences")
     owner = np.load(folder / "sentence_owner.npy")
-    files = ("lexical.npz", "sentences.npz", "lexical.terms.json", "sentences.terms.json", "sentence_owner.npy")
-    ours = sum((folder / f).stat().st_size for f in files) / 1024 / 1024
+    files = [*folder.glob("lexical.*"), *folder.glob("sentences.*.npy"), *folder.glob("sentences.*npz")]
+    files += [folder / "sentences.terms.json", folder / "sentence_owner.npy"]
+    ours = sum(f.stat().st_size for f in files) / 1024 / 1024
     scratch = Path(tempfile.mkdtemp(prefix="lexical-scale-"))
     makers: dict[str, Callable[[], Top]] = {
         "(a) today": lambda: today(passages, sentences, owner),

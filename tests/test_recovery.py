@@ -36,7 +36,7 @@ DAMAGE = {
     "chunks.jsonl cut mid-line": _truncate("chunks.jsonl", lambda d: len(d) - 40),
     "chunks.jsonl cut at a line end": _truncate("chunks.jsonl", lambda d: d.rstrip(b"\n").rfind(b"\n") + 1),
     "sentences.npy truncated": _truncate("sentences.npy", lambda d: len(d) - 64),
-    "lexical.npz truncated": _truncate("lexical.npz", lambda d: len(d) // 3),
+    "lexical postings truncated": _truncate("lexical.indices.npy", lambda d: len(d) // 3),
     "words.jsonl truncated": _truncate("words.jsonl", lambda d: len(d) // 2),
     "meta.json garbage": lambda f: (f / "meta.json").write_bytes(b"\x00\x01{not json"),
     "binary garbage in CURRENT": _garbage_current,

@@ -169,7 +169,8 @@ class BM25:
 
     def save(self, folder: Path, stem: str = "lexical") -> None:
         arrays = {"indptr": self.indptr, "indices": self.indices, "tfs": self.tfs, "doc_len": self.doc_len}
-        np.savez(folder / f"{stem}.npz", **arrays)  # type: ignore[arg-type]
+        for name, array in arrays.items():
+            np.save(folder / f"{stem}.{name}.npy", array)
         terms = sorted(self.terms, key=self.terms.__getitem__)
         (folder / f"{stem}.terms.json").write_text(
             json.dumps({"k1": self.k1, "b": self.b, "terms": terms}, ensure_ascii=False), encoding="utf-8"
@@ -178,9 +179,17 @@ class BM25:
     @classmethod
     def load(cls, folder: Path, stem: str = "lexical") -> BM25:
         meta = json.loads((folder / f"{stem}.terms.json").read_text(encoding="utf-8"))
-        arrays = np.load(folder / f"{stem}.npz")
+        # One .npy per array, memory-mapped: nothing is read until a query touches it, and processes serving
+        # one index share the pages (a snapshot written before keeps the four in one .npz, read whole).
+        old = folder / f"{stem}.npz"
+        arrays = (
+            np.load(old) if old.exists() else {n: np.load(folder / f"{stem}.{n}.npy", mmap_mode="r") for n in _ARRAYS}
+        )
         terms = {t: i for i, t in enumerate(meta["terms"])}
         return cls(terms, arrays["indptr"], arrays["indices"], arrays["tfs"], arrays["doc_len"], meta["k1"], meta["b"])
+
+
+_ARRAYS = ("indptr", "indices", "tfs", "doc_len")
 
 
 def best(scores: np.ndarray, n: int) -> list[tuple[int, float]]:

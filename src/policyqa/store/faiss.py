@@ -1,7 +1,7 @@
 """The FAISS engine: passage vectors in a FAISS index and numpy arrays, BM25 as plain arrays, all files of
 one folder: a snapshot, or one segment of a snapshot (vectors.npy, dense.faiss, sentences.npy with
-sentence_ptr.npy: passage i owns rows ptr[i]:ptr[i+1]; lexical.npz + lexical.terms.json over passages,
-sentences.npz + sentences.terms.json + sentence_owner.npy over their sentences).
+sentence_ptr.npy: passage i owns rows ptr[i]:ptr[i+1]; lexical.*.npy + lexical.terms.json over passages,
+sentences.*.npy + sentences.terms.json + sentence_owner.npy over their sentences).
 
 Passage and sentence vectors are kept in fp16 and memory-mapped: every process serving the snapshot shares
 the same pages, and only the rows of a question's candidates are read (cosines move by about 1e-4; see
