@@ -349,13 +349,12 @@ def file_stats(corpus: Path) -> dict[str, list[int]]:
     """Size and modification time (ns) of every file of the corpus, by source: a file whose pair is as the
     last build saw it is not read again by an update that writes only what changed (delta.py)."""
     out = {}
-    cut = len(str(corpus)) + 1 if str(corpus) != "." else 0
-    for path in ingest.corpus_files(corpus):
+    for source, entry in ingest.corpus_entries(corpus):
         try:
-            st = path.stat()
+            st = entry.stat()
         except OSError:
             continue
-        out[str(path)[cut:].replace(os.sep, "/")] = [st.st_size, st.st_mtime_ns]
+        out[source] = [st.st_size, st.st_mtime_ns]
     return out
 
 
