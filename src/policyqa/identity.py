@@ -230,8 +230,9 @@ class Identities:
         asked = [w for w in dict.fromkeys(words) if w in self.idf]
         total = sum(self.idf[w] for w in asked)
         years = set(_YEAR.findall(question))
-        asked_places = places_in(normalize(question))
-        asked_units = sorted(units_in(normalize(question)))
+        normalized = normalize(question)
+        asked_places = places_in(normalized)
+        asked_units = sorted(units_in(normalized))
         out: dict[str, Agreement] = {}
         for doc_id in self.docs if docs is None else dict.fromkeys(docs):
             identity = self.docs[doc_id]

@@ -249,8 +249,9 @@ def sniff(data: bytes) -> str:
     return ".txt"
 
 
-def supported(path: Path) -> bool:
-    return path.suffix.lower() in LOADERS
+def supported(name: str) -> bool:
+    """Whether a file of this name is a document policyqa reads (by its extension)."""
+    return os.path.splitext(name)[1].lower() in LOADERS
 
 
 # --- cleaning -------------------------------------------------------------------------------------
@@ -712,7 +713,7 @@ def corpus_entries(root: Path) -> list[tuple[str, os.DirEntry[str]]]:
             if entry.is_dir(follow_symlinks=False):
                 if entry.name not in SKIP_DIRS:
                     folders.append((entry.path, [*parts, entry.name]))
-            elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in LOADERS:
+            elif entry.is_file() and supported(entry.name):
                 found.append(([*parts, entry.name], entry))
     found.sort(key=lambda item: item[0])
     return [("/".join(parts), entry) for parts, entry in found]

@@ -123,6 +123,10 @@ class BM25:
     def _kept(self) -> dict[tuple[int, float | None], np.ndarray]:
         return {}
 
+    @cached_property
+    def _kept_postings(self) -> list[int]:
+        return [0]  # how many posting scores _kept holds, counted as they are added
+
     def _term_parts(self, t: int, idf: float, collection: Collection | None) -> np.ndarray:
         """The term's posting scores, worked out once per term and kept: with this BM25's own statistics,
         idf * tf * (k1 + 1) / norm, the same float32 operations the scoring of a query did each time; within a
@@ -139,9 +143,12 @@ class BM25:
                 found = np.float32(idf) * tf * (self.k1 + 1) / self._norm(tf, docs)
             else:
                 found = tf * (self.k1 + 1) / self._norm(tf, docs, collection)
-            if sum(len(v) for v in kept.values()) + len(found) > KEPT_POSTINGS:
+            held = self._kept_postings
+            if held[0] + len(found) > KEPT_POSTINGS:
                 kept.clear()
+                held[0] = 0
             kept[key] = found
+            held[0] += len(found)
         return found
 
     def contributions(self, word: str, collection: Collection | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -168,9 +175,8 @@ class BM25:
         return best(self.scores(words, collection), n)
 
     def save(self, folder: Path, stem: str = "lexical") -> None:
-        arrays = {"indptr": self.indptr, "indices": self.indices, "tfs": self.tfs, "doc_len": self.doc_len}
-        for name, array in arrays.items():
-            np.save(folder / f"{stem}.{name}.npy", array)
+        for name in _ARRAYS:
+            np.save(folder / f"{stem}.{name}.npy", getattr(self, name))
         terms = sorted(self.terms, key=self.terms.__getitem__)
         (folder / f"{stem}.terms.json").write_text(
             json.dumps({"k1": self.k1, "b": self.b, "terms": terms}, ensure_ascii=False), encoding="utf-8"
