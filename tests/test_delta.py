@@ -109,6 +109,65 @@ def test_a_changed_and_a_removed_document_stop_answering(corpus: Path, tmp_path:
     assert sorted(ix.vectors.nearest(q, 1000)) == list(range(len(ix.chunks)))
 
 
+def test_each_segment_keeps_its_documents_and_meta_lists_none(
+    corpus: Path, tmp_path: Path, embedder, monkeypatch
+) -> None:
+    monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN.replace("1000亿元", "1200亿元"), encoding="utf-8")
+    (corpus / "sub" / "datacenter.md").unlink()
+    build(corpus, idx, embedder)
+    meta = snapshot_meta(idx)
+    assert "documents" not in meta  # an update does not write every document's row again
+    folder = index.current_snapshot(idx)
+    assert folder is not None
+    held = {
+        s["name"]: sorted(
+            d["source"] for d in json.loads((folder / "segments" / s["name"] / "documents.json").read_text())
+        )
+        for s in meta["segments"]
+    }
+    # the first segment (the whole snapshot before) got its documents when first linked, and still lists
+    # datacenter.md, which it no longer answers for; the segment of the old ocean.txt answered for nothing
+    # else and is gone
+    assert held == {
+        meta["segments"][0]["name"]: ["measures.txt", "sub/datacenter.md"],
+        meta["segments"][1]["name"]: ["ocean.txt"],
+    }
+    listed = index.documents(idx)
+    assert [d.source for d in listed] == ["measures.txt", "ocean.txt"]
+    assert listed[1].doc_id == next(c.doc_id for c in index.load(idx, embedder).chunks if c.source == "ocean.txt")
+    ix = index.load(idx, embedder)
+    assert sorted(ix.documents) == ["measures.txt", "ocean.txt"] and ix.documents["ocean.txt"].chunks > 0
+
+
+def test_a_snapshot_listing_documents_in_meta_still_loads_and_updates(corpus: Path, tmp_path: Path, embedder) -> None:
+    """Snapshots of segments written before segments kept their documents list them all in meta.json."""
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    folder = index.current_snapshot(idx)
+    assert folder is not None
+    meta = snapshot_meta(idx)
+    rows = [d.as_dict() for d in index.documents(idx)]
+    for s in meta["segments"]:
+        (folder / "segments" / s["name"] / "documents.json").unlink()
+        del meta["files"][f"segments/{s['name']}/documents.json"]
+    (folder / "meta.json").write_text(json.dumps({**meta, "documents": rows}, ensure_ascii=False), encoding="utf-8")
+    ix = index.load(idx, embedder)
+    assert sorted(ix.documents) == ["measures.txt", "ocean.txt", "sub/datacenter.md"]
+    (corpus / "more.md").write_text(TINY2.replace("数据中心", "算力中心"), encoding="utf-8")
+    report = pipeline.build(corpus, idx, embedder, delta_from=1, previous=ix)
+    assert report.documents == 4 and "documents" not in snapshot_meta(idx)
+    after = index.load(idx, embedder, previous=ix)
+    assert sorted(after.documents) == ["measures.txt", "more.md", "ocean.txt", "sub/datacenter.md"]
+    assert "more.md" in sources(after, embedder, "算力中心")
+
+
 def test_a_file_touched_but_not_changed_writes_nothing(corpus: Path, tmp_path: Path, embedder) -> None:
     idx = tmp_path / "idx"
     first = build(corpus, idx, embedder)
@@ -146,7 +205,8 @@ def test_a_segment_that_lost_most_passages_is_written_again(corpus: Path, tmp_pa
     assert {c.source for c in ix.chunks} == {"sub/datacenter.md"}
 
 
-def test_a_loaded_snapshot_reuses_the_segments_it_shares(corpus: Path, tmp_path: Path, embedder) -> None:
+def test_a_loaded_snapshot_reuses_the_segments_it_shares(corpus: Path, tmp_path: Path, embedder, monkeypatch) -> None:
+    monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)  # segments that no longer answer for some documents
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
@@ -164,6 +224,18 @@ def test_a_loaded_snapshot_reuses_the_segments_it_shares(corpus: Path, tmp_path:
     whole = Identities.build(after.chunks, after.segmenter)
     assert after.identities.idf == whole.idf
     assert {d: i.words for d, i in after.identities.docs.items()} == {d: i.words for d, i in whole.docs.items()}
+    # and after a change and a removal, with segments that no longer answer for some documents
+    (corpus / "ocean.txt").write_text(OCEAN.replace("海洋牧场", "海洋牧场与渔港"), encoding="utf-8")
+    (corpus / "measures.txt").unlink()
+    build(corpus, idx, embedder, previous=after)
+    last = index.load(idx, embedder, previous=after)
+    assert {d for s in last.meta["segments"] for d in s["deleted"]}
+    ids, centres, owner = last.centroids
+    assert (ids, owner.tolist()) == (index.document_rows(last.chunks)[0], index.document_rows(last.chunks)[1].tolist())
+    assert np.allclose(centres, last.vectors.centroids(owner, len(ids)), atol=1e-5)
+    whole = Identities.build(last.chunks, last.segmenter)
+    assert last.identities.idf == pytest.approx(whole.idf)
+    assert set(last.identities.docs) == set(whole.docs) == {c.doc_id for c in last.chunks}
 
 
 def test_a_whole_build_after_updates_reuses_every_vector(corpus: Path, tmp_path: Path, embedder) -> None:

@@ -31,7 +31,9 @@ from typing import Any
 from policyqa.chunk import ChunkSettings, chunk_document
 from policyqa.embed import Embedder
 from policyqa.index import (
+    DOCUMENTS,
     DocInfo,
+    Index,
     _check_format,
     _check_sizes,
     _load_meta,
@@ -40,6 +42,7 @@ from policyqa.index import (
     check_meta,
     saved_identities,
     segments,
+    snapshot_documents,
     store_of,
 )
 from policyqa.limits import Limits
@@ -56,6 +59,7 @@ from policyqa.pipeline import (
     parse_files,
     publish,
     text_entry,
+    write_documents,
     write_part,
 )
 from policyqa.segment import Segmenter
@@ -64,14 +68,6 @@ from policyqa.store.base import Store, Vectors, Words
 DELTA_FROM = 20_000  # passages: below this a whole snapshot is written (seconds); from it, only what changed
 MAX_SEGMENTS = 8  # more, and all but the largest are merged into one
 MERGE_DELETED = 0.25  # a segment that no longer answers for this share of its passages is written again
-
-
-@dataclass(frozen=True)
-class _Known:
-    """What an update needs of a document already indexed."""
-
-    doc_id: str
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -130,9 +126,12 @@ def update(
     defer_over: int | None,
     delta_from: int | None,
     stats: dict[str, list[int]] | None = None,
+    previous: Index | None = None,
 ) -> BuildReport | None:
     """Publish a snapshot that shares the served one's unchanged segments; None when it cannot be extended
-    (too small, damaged, another model or chunking, or from before updates like this), for a whole build."""
+    (too small, damaged, another model or chunking, or from before updates like this), for a whole build.
+    `previous`: the snapshot a service has loaded; when it is the one being extended, its documents are
+    taken from it rather than read again."""
     began = time.perf_counter()
     found = _current(index_dir, embedder, settings, store, DELTA_FROM if delta_from is None else delta_from)
     if found is None:
@@ -141,8 +140,9 @@ def update(
     stats = file_stats(corpus) if stats is None else stats
     before: dict[str, list[int]] = meta["stat"]
     failed_before: dict[str, str] = meta.get("failed", {})
-    rows_before = {d["source"]: d for d in meta["documents"]}  # kept as read: only changed ones are rebuilt
-    docs_before = {s: _Known(d["doc_id"], d["sha256"]) for s, d in rows_before.items()}
+    same = previous is not None and previous.folder.resolve() == folder.resolve()
+    docs_before = previous.documents if previous is not None and same else snapshot_documents(folder, meta)
+    by_id = {d.doc_id: d for d in docs_before.values()}
     gone = [s for s in docs_before if s not in stats]
     to_parse = []
     for source, seen in stats.items():
@@ -193,17 +193,17 @@ def update(
     merged = _to_merge(kept)
     saved: dict[str, dict[str, object]] = {}  # identities of the merged documents, read back
     kept = [p for p in kept if p not in merged]
+    now = time.time()
+    infos = [
+        DocInfo(d.doc_id, d.source, d.sha256, d.size, len(chunked[d.source]), now, d.title, extract(d)) for d in docs
+    ]
     for part in reversed(merged):  # merged passages go first, in their order
         chunks, groups, part_words, part_texts = _contents(part, store)
         saved.update(saved_identities(part.folder))
         new_chunks, words, texts = chunks + new_chunks, part_words + words, part_texts + texts
+        infos = [by_id[d] for d in part.rows if part.holds(d)] + infos
         vec_of.update(zip((c.chunk_id for c in chunks), groups, strict=True))
-
-    now = time.time()
-    infos = {s: row for s, row in rows_before.items() if s not in gone}
-    for d in docs:
-        info = DocInfo(d.doc_id, d.source, d.sha256, d.size, len(chunked[d.source]), now, d.title, extract(d))
-        infos[d.source] = info.as_dict()
+    documents = len((docs_before.keys() - set(gone)) | {d.source for d in docs})
     stat = {s: v for s, v in stats.items() if s not in deferred} | {s: before[s] for s in deferred if s in before}
     tmp, name = new_folder(index_dir)
     try:
@@ -211,12 +211,15 @@ def update(
         listed = []
         for part in kept:
             _link(part.folder, tmp / "segments" / part.name, root=part.folder == folder)
+            if not (part.folder / DOCUMENTS).is_file():  # written before segments kept their documents
+                write_documents(tmp / "segments" / part.name, [by_id[d] for d in part.rows if part.holds(d)])
             listed.append({"name": part.name, "passages": part.size, "deleted": sorted(part.deleted)})
         if new_chunks:
             (tmp / "segments" / name).mkdir()
             groups = [vec_of[c.chunk_id] for c in new_chunks]
             part_folder = tmp / "segments" / name
             write_part(part_folder, new_chunks, groups, embedder.dim, words, texts, store, segmenter, saved)
+            write_documents(part_folder, infos)
             listed.append({"name": name, "passages": len(new_chunks), "deleted": []})
         os.link(folder / "dictionary.txt", tmp / "dictionary.txt")
     except BaseException:
@@ -224,10 +227,9 @@ def update(
         raise
     live = sum(p.live for p in kept) + len(new_chunks)
     meta = {
-        **{k: v for k, v in meta.items() if k != "files"},
+        **{k: v for k, v in meta.items() if k not in ("files", "documents")},  # documents: in the segments
         "chunks": live,
         "created": now,
-        "documents": [infos[s] for s in sorted(infos)],
         "errors": list(errors),
         "stat": stat,
         "failed": failed,
@@ -235,7 +237,7 @@ def update(
     }
     publish(index_dir, tmp, name, meta, store)
     seconds = time.perf_counter() - began
-    return BuildReport(name, len(infos), live, len(fresh), seconds, errors, True, (), tuple(deferred))
+    return BuildReport(name, documents, live, len(fresh), seconds, errors, True, (), tuple(deferred))
 
 
 def _sha256(path: Path) -> str:

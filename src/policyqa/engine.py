@@ -212,6 +212,7 @@ class Engine:
                 self.store,
                 self.delta_from,
                 stats,
+                self.index,
             )
             if not report.deferred:
                 self._vectors.clear()

@@ -12,7 +12,8 @@ import functools
 import math
 import re
 import unicodedata
-from collections.abc import Container, Iterable
+from collections import Counter
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -212,14 +213,13 @@ class Identities:
         return cls.of(describe(chunks, segmenter))
 
     @classmethod
-    def of(cls, docs: dict[str, DocIdentity]) -> Identities:
-        """The identities of these documents, each word weighted by how few of them it names."""
-        df: dict[str, int] = {}
-        for identity in docs.values():
-            for w in identity.words:
-                df[w] = df.get(w, 0) + 1
+    def of(cls, docs: dict[str, DocIdentity], counts: Mapping[str, int] | None = None) -> Identities:
+        """The identities of these documents, each word weighted by how few of them it names (`counts`: how
+        many each word names, when already counted)."""
+        if counts is None:
+            counts = Counter(w for identity in docs.values() for w in identity.words)
         n = len(docs)
-        return cls(docs, {w: math.log((n + 1) / (f + 0.5)) for w, f in df.items()})
+        return cls(docs, {w: math.log((n + 1) / (f + 0.5)) for w, f in counts.items() if f > 0})
 
     def agreement(self, words: list[str], question: str, docs: Iterable[str] | None = None) -> dict[str, Agreement]:
         """Per document (those of `docs`, or all): the share of the question's identifying words (those that

@@ -13,10 +13,12 @@ Layout of the index folder:
                             there (store/faiss.py: the vectors and BM25 arrays; store/qdrant.py: a local
                             collection, or nothing when it is on a server)
 A snapshot of a large corpus updated by a few documents is instead a list of segments (meta.json's
-"segments"): segments/<segment>/ holds the per-passage files above for some documents, written once and
-hard-linked into every later snapshot that keeps it; meta.json names the documents each segment no longer
-answers for. A build (pipeline.py) writes a new snapshot folder, fsyncs it, renames it into place and only
-then swaps CURRENT, so a crash at any point leaves the previous snapshot whole and served.
+"segments"): segments/<segment>/ holds the per-passage files above for some documents and their rows
+(documents.json), written once and hard-linked into every later snapshot that keeps it; meta.json names the
+documents each segment no longer answers for, and lists no documents itself (an update writes the rows of
+the documents it changed, not tens of thousands). A build (pipeline.py) writes a new snapshot folder,
+fsyncs it, renames it into place and only then swaps CURRENT, so a crash at any point leaves the previous
+snapshot whole and served.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,7 @@ from policyqa.store.faiss import mean_vectors
 FORMAT_VERSION = 3
 CENTROIDS = "centroids.npy"  # each document's mean passage vector, documents in the order of their passages
 IDENTITIES = "identities.json"  # doc_id -> what identity.describe found (read back instead of segmenting again)
+DOCUMENTS = "documents.json"  # a segment's documents (DocInfo rows); a snapshot of segments lists none itself
 DEFAULT_STORE = "faiss"  # snapshots written before the store was recorded in meta.json
 
 
@@ -65,7 +70,8 @@ class DocInfo:
         return cls(**{**data, "metadata": Metadata.from_dict(data.get("metadata"))})
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "metadata": self.metadata.as_dict()}
+        # by hand, as Metadata.as_dict: every document's row is written when a large index is first updated
+        return {**{f: getattr(self, f) for f in self.__dataclass_fields__}, "metadata": self.metadata.as_dict()}
 
     def row(self) -> dict[str, Any]:
         """The document as the API and `policyqa documents --json` list it (indexed_at in UTC, ISO 8601)."""
@@ -79,6 +85,24 @@ def document_rows(chunks: list[Chunk]) -> tuple[list[str], np.ndarray]:
     ids = list(dict.fromkeys(c.doc_id for c in chunks))
     row = {d: n for n, d in enumerate(ids)}
     return ids, np.array([row[c.doc_id] for c in chunks], np.int64)
+
+
+def read_documents(folder: Path) -> list[DocInfo]:
+    """A segment's documents.json: those whose passages it holds (deleted ones too)."""
+    return [DocInfo.from_dict(d) for d in json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))]
+
+
+def snapshot_documents(folder: Path, meta: dict[str, Any]) -> dict[str, DocInfo]:
+    """A snapshot's documents by source: meta.json's list, or (a snapshot of segments) each segment's
+    documents that it still answers for."""
+    if "documents" in meta or "segments" not in meta:
+        return {d["source"]: DocInfo.from_dict(d) for d in meta.get("documents", [])}
+    return _live_documents((deleted, read_documents(sub)) for _, sub, deleted in segments(folder, meta))
+
+
+def _live_documents(parts: Iterable[tuple[frozenset[str], list[DocInfo]]]) -> dict[str, DocInfo]:
+    found = {info.source: info for deleted, docs in parts for info in docs if info.doc_id not in deleted}
+    return dict(sorted(found.items()))
 
 
 def saved_identities(folder: Path) -> dict[str, dict[str, object]]:
@@ -111,10 +135,39 @@ class Part:
         found: dict[str, DocIdentity] = self.known["identities"]
         return found
 
+    def owners(self) -> tuple[list[str], np.ndarray]:
+        """Its documents in the order of their passages, and the document number of each row (worked out once:
+        a loop over every passage, and a large segment is kept by every later snapshot)."""
+        if "owners" not in self.known:
+            self.known["owners"] = document_rows(self.chunks)
+        found: tuple[list[str], np.ndarray] = self.known["owners"]
+        return found
+
+    def live(self, deleted: frozenset[str]) -> np.ndarray:
+        """Which rows still answer: those of documents not in `deleted`."""
+        ids, owner = self.owners()
+        gone = [n for n, d in enumerate(ids) if d in deleted]
+        return ~np.isin(owner, gone) if gone else np.ones(len(owner), bool)
+
+    def documents(self, folder: Path) -> list[DocInfo]:
+        """Its documents, deleted ones too (read once from the documents.json in `folder`, where the snapshot
+        being read keeps the segment)."""
+        if "documents" not in self.known:
+            self.known["documents"] = read_documents(folder)
+        found: list[DocInfo] = self.known["documents"]
+        return found
+
+    def counts(self, segmenter: Segmenter) -> Counter[str]:
+        """How many of its documents each identity word names."""
+        if "counts" not in self.known:
+            self.known["counts"] = Counter(w for i in self.identities(segmenter).values() for w in i.words)
+        found: Counter[str] = self.known["counts"]
+        return found
+
     def centroids(self) -> dict[str, np.ndarray]:
         """Each document's mean passage vector, normalised."""
         if "centroids" not in self.known:
-            ids, owner = document_rows(self.chunks)
+            ids, owner = self.owners()
             saved = None
             if self.folder is not None and (self.folder / CENTROIDS).is_file():
                 saved = np.load(self.folder / CENTROIDS)
@@ -163,24 +216,36 @@ class Index:
         with the snapshot served before keeps what was worked out for its documents)."""
         if not self.parts:
             return Identities.build(self.chunks, self.segmenter)
-        live = dict.fromkeys(c.doc_id for c in self.chunks)
         docs: dict[str, DocIdentity] = {}
-        for part in self.parts.values():  # a document written again lives in the later segment
-            docs.update((d, i) for d, i in part.identities(self.segmenter).items() if d in live)
-        return Identities.of({d: docs[d] for d in live})
+        counts: Counter[str] = Counter()
+        for name, _, deleted in segments(self.folder, self.meta):  # each segment's counts, less its deleted
+            part = self.parts[name]
+            found = part.identities(self.segmenter)
+            counts.update(part.counts(self.segmenter))
+            counts.subtract(w for d in deleted if d in found for w in found[d].words)
+            docs.update((d, found[d]) for d in part.owners()[0] if d not in deleted)
+        return Identities.of(docs, counts)
 
     @cached_property
     def centroids(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Each document's mean passage vector (normalised): doc ids, their vectors, and the row of every
         passage's document."""
-        ids, owner = document_rows(self.chunks)
         if not self.parts:
+            ids, owner = document_rows(self.chunks)
             return ids, self.vectors.centroids(owner, len(ids)), owner
-        found: dict[str, np.ndarray] = {}
-        for part in self.parts.values():
-            found.update(part.centroids())
+        ids, owners, vectors = [], [], []
+        for name, _, deleted in segments(self.folder, self.meta):  # live documents, segment by segment
+            part = self.parts[name]
+            part_ids, owner = part.owners()
+            kept = np.fromiter((d not in deleted for d in part_ids), bool, count=len(part_ids))
+            number = np.cumsum(kept) - 1 + len(ids)  # a kept document's number among all live ones
+            owners.append(number[owner[part.live(deleted)]])
+            centroids = part.centroids()
+            ids += [d for d in part_ids if d not in deleted]
+            vectors += [centroids[d] for d in part_ids if d not in deleted]
         dim = int(self.meta.get("dim", 0))
-        return ids, np.array([found[d] for d in ids], np.float32).reshape(len(ids), dim), owner
+        owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
+        return ids, np.array(vectors, np.float32).reshape(len(ids), dim), owner.astype(np.int64)
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -238,8 +303,8 @@ def catalogue(index_dir: Path) -> tuple[str, list[DocInfo]]:
     folders, _ = candidates(index_dir)
     for folder in folders:
         try:
-            return folder.name, [DocInfo.from_dict(d) for d in _read_meta(folder).get("documents", [])]
-        except (IndexMismatchError, TypeError):
+            return folder.name, list(snapshot_documents(folder, _read_meta(folder)).values())
+        except (IndexMismatchError, TypeError, KeyError, OSError, ValueError):
             continue
     raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
 
@@ -368,7 +433,7 @@ def read_snapshot(folder: Path, store: Store | None = None, previous: Index | No
         )
     _check_sizes(folder, meta)
     words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
-    documents = _documents(meta, previous)
+    documents = _documents(meta, previous) if "documents" in meta or "segments" not in meta else None
     if "segments" not in meta:
         chunks = _read_chunks(folder)
         if meta.get("chunks", len(chunks)) != len(chunks):
@@ -378,9 +443,10 @@ def read_snapshot(folder: Path, store: Store | None = None, previous: Index | No
             vectors, lexical = cached.vectors, cached.lexical
         else:
             vectors, lexical = store.open(folder, [c.doc_id for c in chunks])
-        whole = Index(folder, meta, chunks, vectors, lexical, Segmenter(words), documents)
+        whole = Index(folder, meta, chunks, vectors, lexical, Segmenter(words), documents or {})
         if getattr(store, "segmented", False):  # the first update links this folder as a segment: keep it loaded
-            whole.parts = {folder.name: cached or Part(chunks, vectors, lexical, folder=folder)}
+            known = {"documents": list(whole.documents.values())}
+            whole.parts = {folder.name: cached or Part(chunks, vectors, lexical, known, folder)}
         return whole
     return _read_segments(folder, meta, store, Segmenter(words), documents, previous)
 
@@ -409,18 +475,16 @@ def segments(folder: Path, meta: dict[str, Any]) -> list[tuple[str, Path, frozen
     return [(s["name"], folder / "segments" / s["name"], frozenset(s["deleted"])) for s in meta["segments"]]
 
 
-def live_rows(chunks: list[Chunk], deleted: frozenset[str]) -> np.ndarray:
-    return np.fromiter((c.doc_id not in deleted for c in chunks), bool, count=len(chunks))
-
-
 def _read_segments(
     folder: Path,
     meta: dict[str, Any],
     store: Store,
     segmenter: Segmenter,
-    documents: dict[str, DocInfo],
+    documents: dict[str, DocInfo] | None,
     previous: Index | None,
 ) -> Index:
+    """A snapshot of segments; its documents are its segments' (`documents` None) or meta.json's (a snapshot
+    written before segments kept their own)."""
     from policyqa.store.segments import JoinedLexical, JoinedVectors, Numbering
 
     parts: dict[str, Part] = {}
@@ -432,15 +496,12 @@ def _read_segments(
             vectors, lexical = store.open(sub, [c.doc_id for c in rows])
             part = Part(rows, vectors, lexical, folder=sub)
         parts[name] = part
-        lives.append(live_rows(part.chunks, deleted))
-    chunks = [
-        c
-        for part, live in zip(parts.values(), lives, strict=True)
-        for c, keep in zip(part.chunks, live, strict=True)
-        if keep
-    ]
+        lives.append(part.live(deleted))
+    chunks = [c for part, live in zip(parts.values(), lives, strict=True) for c in compress(part.chunks, live)]
     if meta.get("chunks", len(chunks)) != len(chunks):
         raise ValueError(f"{len(chunks)} live passages, {meta.get('chunks')} in meta.json")
+    if documents is None:
+        documents = _live_documents((d, parts[n].documents(sub)) for n, sub, d in segments(folder, meta))
     numbering = Numbering(lives)
     masks = [None if live.all() else live for live in lives]
     vector_parts = [p.vectors.with_live(m) for p, m in zip(parts.values(), masks, strict=True)]

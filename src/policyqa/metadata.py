@@ -4,7 +4,7 @@ revision dates. Heuristics over the opening, the title, the file name and the si
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from policyqa.models import Document
@@ -44,9 +44,8 @@ class Metadata:
     revised: tuple[str, ...] = ()  # a law: 修正/修订, oldest first
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["revised"] = list(self.revised)
-        return out
+        # by hand: dataclasses.asdict deep-copies every value, seconds for the rows of 20,000 documents
+        return {**{f: getattr(self, f) for f in self.__dataclass_fields__}, "revised": list(self.revised)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Metadata:

@@ -27,9 +27,11 @@ from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, Mode
 from policyqa.identity import describe, saved_form
 from policyqa.index import (
     CENTROIDS,
+    DOCUMENTS,
     FORMAT_VERSION,
     IDENTITIES,
     DocInfo,
+    Index,
     _check_format,
     _check_sizes,
     _load_meta,
@@ -41,6 +43,7 @@ from policyqa.index import (
     document_rows,
     read_text,
     segments,
+    snapshot_documents,
     store_of,
 )
 from policyqa.limits import Limits
@@ -244,6 +247,12 @@ def write_part(
     np.save(folder / CENTROIDS, document_centroids(chunks, groups, dim))
 
 
+def write_documents(folder: Path, docs: list[DocInfo]) -> None:
+    """A segment's documents.json: a snapshot of segments keeps each document's row with its passages, so
+    an update writes the rows of the documents it changed, not of every document."""
+    (folder / DOCUMENTS).write_text(json.dumps([d.as_dict() for d in docs], ensure_ascii=False), encoding="utf-8")
+
+
 def document_centroids(chunks: list[Chunk], groups: list[Vectors], dim: int) -> np.ndarray:
     """Each document's mean passage vector, normalised, documents in the order of their first passage; from
     the fp16 the vectors are kept in, as a load would work it out."""
@@ -306,6 +315,8 @@ def _write_snapshot(
     try:
         words = [known.get(c.chunk_id) or _words(c, segmenter) for c in chunks]
         write_part(tmp, chunks, groups, dim, words, texts, store, segmenter)
+        # meta.json lists the documents too; this copy goes with the passages when an update links them
+        write_documents(tmp, [DocInfo.from_dict(d) for d in meta["documents"]])
         (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -399,6 +410,7 @@ def build(
     store: Store | None = None,
     delta_from: int | None = None,
     stats: dict[str, list[int]] | None = None,
+    previous: Index | None = None,
 ) -> BuildReport:
     """Build or update the index from the corpus folder.
 
@@ -412,7 +424,7 @@ def build(
     From `delta_from` passages on (default delta.DELTA_FROM), a store that keeps segments gets a snapshot
     that shares the previous one's unchanged data and adds what changed (delta.py). `stats`: the corpus
     files' sizes and times (file_stats) when the caller has just read them (one walk of a large folder is
-    seconds).
+    seconds). `previous`: the snapshot the caller serves, whose documents an update need not read again.
     """
     cache = {} if cache is None else cache
     store = store or default_store()
@@ -423,7 +435,18 @@ def build(
             from policyqa import delta
 
             report = delta.update(
-                corpus, index_dir, embedder, settings, store, limits, cache, progress, defer_over, delta_from, stats
+                corpus,
+                index_dir,
+                embedder,
+                settings,
+                store,
+                limits,
+                cache,
+                progress,
+                defer_over,
+                delta_from,
+                stats,
+                previous,
             )
             if report is not None:
                 return report
@@ -432,7 +455,7 @@ def build(
         prev = None if force else prev
         docs, failed, stats = _scan(corpus, limits, stats)
         errors = list(failed.values())
-        prev_docs = {d["source"]: DocInfo.from_dict(d) for d in prev.meta["documents"]} if prev else {}
+        prev_docs = snapshot_documents(prev.folder, prev.meta) if prev else {}
         chunked = {d.source: chunk_document(d, settings) for d in docs}
         known_ids = {c.chunk_id for c in prev.chunks} if prev else set()
         known_ids |= cache.keys()
