@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -17,6 +18,15 @@ import pytest
 from policyqa.embed import HashEmbedder
 from policyqa.store import connect
 from policyqa.store.base import Store
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    """An engine freezes what a load leaves alive (engine.settled); in a long-lived service that is the index,
+    here it is also each test's objects, which would never be collected after the test."""
+    yield
+    gc.unfreeze()
+
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

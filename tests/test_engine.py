@@ -60,3 +60,23 @@ def test_a_failed_job_keeps_serving_and_says_why(corpus: Path, tmp_path: Path, e
     assert job.state == "failed" and "no documents" in (job.error or "")
     assert engine.status()["last_error"] == job.error
     assert sources(engine, "数据中心电能利用效率")  # the old snapshot still serves
+
+
+def test_a_replaced_snapshot_is_freed_although_what_was_loaded_is_frozen(
+    corpus: Path, tmp_path: Path, embedder
+) -> None:
+    """The engine freezes what a load leaves alive (gc.freeze), so a full collection need not walk a large
+    index; a snapshot it stops serving must still be freed by reference counts, or every update would leak."""
+    import weakref
+
+    for delta_from in (None, 1):  # whole snapshots, and snapshots of segments sharing loaded parts
+        engine = Engine(corpus, tmp_path / f"idx{delta_from}", embedder)
+        engine.delta_from = delta_from
+        engine.update()
+        old = weakref.ref(engine.index)
+        (corpus / f"added{delta_from}.txt").write_text(
+            "新能源补贴办法\n\n第一条 充电桩补贴每个5000元。\n", encoding="utf-8"
+        )
+        engine.update()
+        assert engine.index is not None and engine.index is not old()
+        assert old() is None  # freed at once, without a collection

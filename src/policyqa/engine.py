@@ -8,6 +8,7 @@ snapshot without it is published.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import threading
@@ -73,6 +74,18 @@ def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 def signature(stats: dict[str, list[int]]) -> tuple[tuple[str, int, int], ...]:
     return tuple((source, size, mtime) for source, (size, mtime) in stats.items())
+
+
+def settled(ix: Index) -> Index:
+    """`ix`, with what the process holds so far moved out of the garbage collector's sight (gc.freeze).
+    A loaded index is millions of objects (passages and their dicts) that live as long as it does and
+    hold no cycles (freed by their counts when a snapshot is replaced); each full collection walked them
+    all, about a second at a million passages, at a moment no one chose: in the middle of the next
+    update, holding the interpreter against the searches. Garbage is collected first, so only what is
+    alive is frozen; later full collections walk only what came after."""
+    gc.collect()
+    gc.freeze()
+    return ix
 
 
 class Engine:
@@ -145,7 +158,7 @@ class Engine:
                 ix = pending.result()
                 engine.damage = ix.damage
                 index_mod.check_meta(ix.meta, engine.embedder.name, engine.embedder.dim)
-                engine.index = ix
+                engine.index = settled(ix)
             except ModelMismatchError:
                 if not allow_model_change:
                     raise
@@ -166,7 +179,7 @@ class Engine:
     def load(self) -> Index:
         """Serve the newest whole snapshot on disk (a missing or mismatched index is an error)."""
         ix = index_mod.load(self.index_dir, self.embedder, self.store, self.index).warm()
-        self.index = ix
+        self.index = settled(ix)
         if ix.damage:
             self.damage = tuple(dict.fromkeys((*self.damage, *ix.damage)))
         return ix
@@ -366,7 +379,7 @@ class Engine:
                 with self._update_lock:
                     ix = index_mod.read_snapshot(folder, self.store, self.index)
                     index_mod.check_meta(ix.meta, self.embedder.name, self.embedder.dim)
-                    self.index = ix.warm()
+                    self.index = settled(ix.warm())
             except StoreError as exc:  # down, not damaged: look again next time
                 log.warning("%s; serving the previous snapshot", exc)
             except Exception as exc:  # damaged or foreign: keep serving, and repair it with an update
