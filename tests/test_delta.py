@@ -168,6 +168,32 @@ def test_a_snapshot_listing_documents_in_meta_still_loads_and_updates(corpus: Pa
     assert "more.md" in sources(after, embedder, "算力中心")
 
 
+def test_an_update_from_the_loaded_snapshot_equals_one_read_from_disk(
+    corpus: Path, tmp_path: Path, embedder, monkeypatch
+) -> None:
+    """A service hands its loaded snapshot to the update (documents, each segment's rows); `policyqa build`
+    reads them from disk. Both must publish the same snapshot."""
+    monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    a, b = tmp_path / "a", tmp_path / "b"
+    for idx in (a, b):
+        build(corpus, idx, embedder)
+    (corpus / "ocean.txt").write_text(OCEAN.replace("1000亿元", "1200亿元"), encoding="utf-8")
+    (corpus / "sub" / "datacenter.md").unlink()
+    (corpus / "more.md").write_text(TINY2.replace("数据中心", "算力中心"), encoding="utf-8")
+    first = build(corpus, a, embedder)
+    loaded = index.load(b, embedder)
+    report = build(corpus, b, embedder, previous=loaded)
+    assert report.embedded == first.embedded < report.chunks  # the unchanged passages of ocean.txt kept theirs
+    ia, ib = index.load(a, embedder), index.load(b, embedder, previous=loaded)
+    assert [c.chunk_id for c in ia.chunks] == [c.chunk_id for c in ib.chunks]
+    assert [(s["passages"], s["deleted"]) for s in ia.meta["segments"]] == [
+        (s["passages"], s["deleted"]) for s in ib.meta["segments"]
+    ]
+    assert {s: d.doc_id for s, d in ia.documents.items()} == {s: d.doc_id for s, d in ib.documents.items()}
+    assert np.allclose(ia.centroids[1], ib.centroids[1]) and ia.identities.idf == ib.identities.idf
+
+
 def test_a_file_touched_but_not_changed_writes_nothing(corpus: Path, tmp_path: Path, embedder) -> None:
     idx = tmp_path / "idx"
     first = build(corpus, idx, embedder)

@@ -24,7 +24,8 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from policyqa.index import (
     DOCUMENTS,
     DocInfo,
     Index,
+    Part,
     _check_format,
     _check_sizes,
     _load_meta,
@@ -77,18 +79,35 @@ class Segment:
     name: str
     folder: Path
     deleted: frozenset[str]
-    rows: dict[str, list[Any]]  # doc_id -> [first row, chunk ids]
+    spans: dict[str, tuple[int, int]]  # doc_id -> (first row, passages)
+    chunk_ids: Callable[[str], list[str]]  # a document's chunk ids, in its rows' order
 
     @property
     def size(self) -> int:
-        return sum(len(ids) for _, ids in self.rows.values())
+        return sum(n for _, n in self.spans.values())
 
     @property
     def live(self) -> int:
-        return sum(len(ids) for d, (_, ids) in self.rows.items() if d not in self.deleted)
+        return self.size - sum(self.spans[d][1] for d in self.deleted if d in self.spans)
 
     def holds(self, doc_id: str) -> bool:
-        return doc_id in self.rows and doc_id not in self.deleted
+        return doc_id in self.spans and doc_id not in self.deleted
+
+    @classmethod
+    def read(cls, name: str, folder: Path, deleted: frozenset[str], loaded: Part | None) -> Segment:
+        """From the segment as the service has it loaded, or else from its rows.json (a million chunk ids for
+        a large segment: parsing them was a tenth of an update)."""
+        if loaded is not None:
+            chunks, spans = loaded.chunks, loaded.spans()
+
+            def ids(doc_id: str) -> list[str]:
+                first, n = spans[doc_id]
+                return [c.chunk_id for c in chunks[first : first + n]]
+
+            return cls(name, folder, deleted, spans, ids)
+        rows: dict[str, list[Any]] = json.loads((folder / ROWS).read_text(encoding="utf-8"))
+        spans = {d: (int(first), len(chunk_ids)) for d, (first, chunk_ids) in rows.items()}
+        return cls(name, folder, deleted, spans, lambda doc_id: list(rows[doc_id][1]))
 
 
 def _current(
@@ -155,10 +174,8 @@ def update(
     docs, failed_now = parse_files(corpus, to_parse, limits)
     failed = {s: m for s, m in failed_before.items() if s in stats and s not in to_parse} | failed_now
 
-    parts = [
-        Segment(name, sub, deleted, json.loads((sub / ROWS).read_text(encoding="utf-8")))
-        for name, sub, deleted in segments(folder, meta)
-    ]
+    loaded = previous.parts if previous is not None and same else {}
+    parts = [Segment.read(name, sub, deleted, loaded.get(name)) for name, sub, deleted in segments(folder, meta)]
     chunked = {d.source: chunk_document(d, settings) for d in docs}
     old_vectors = _old_vectors(parts, [docs_before[d.source].doc_id for d in docs if d.source in docs_before], store)
     known = old_vectors.keys() | cache.keys()
@@ -188,7 +205,7 @@ def update(
     replaced = {docs_before[s].doc_id for s in gone} | {
         docs_before[d.source].doc_id for d in docs if d.source in docs_before
     }
-    kept = [Segment(p.name, p.folder, p.deleted | {d for d in replaced if p.holds(d)}, p.rows) for p in parts]
+    kept = [replace(p, deleted=p.deleted | {d for d in replaced if p.holds(d)}) for p in parts]
     kept = [p for p in kept if p.live]
     merged = _to_merge(kept)
     saved: dict[str, dict[str, object]] = {}  # identities of the merged documents, read back
@@ -201,7 +218,7 @@ def update(
         chunks, groups, part_words, part_texts = _contents(part, store)
         saved.update(saved_identities(part.folder))
         new_chunks, words, texts = chunks + new_chunks, part_words + words, part_texts + texts
-        infos = [by_id[d] for d in part.rows if part.holds(d)] + infos
+        infos = [by_id[d] for d in part.spans if part.holds(d)] + infos
         vec_of.update(zip((c.chunk_id for c in chunks), groups, strict=True))
     documents = len((docs_before.keys() - set(gone)) | {d.source for d in docs})
     stat = {s: v for s, v in stats.items() if s not in deferred} | {s: before[s] for s in deferred if s in before}
@@ -212,7 +229,7 @@ def update(
         for part in kept:
             _link(part.folder, tmp / "segments" / part.name, root=part.folder == folder)
             if not (part.folder / DOCUMENTS).is_file():  # written before segments kept their documents
-                write_documents(tmp / "segments" / part.name, [by_id[d] for d in part.rows if part.holds(d)])
+                write_documents(tmp / "segments" / part.name, [by_id[d] for d in part.spans if part.holds(d)])
             listed.append({"name": part.name, "passages": part.size, "deleted": sorted(part.deleted)})
         if new_chunks:
             (tmp / "segments" / name).mkdir()
@@ -256,9 +273,9 @@ def _old_vectors(parts: list[Segment], doc_ids: list[str], store: Store) -> dict
         ids: list[str] = []
         for doc_id in doc_ids:
             if part.holds(doc_id):
-                first, chunk_ids = part.rows[doc_id]
-                rows += range(first, first + len(chunk_ids))
-                ids += chunk_ids
+                first, n = part.spans[doc_id]
+                rows += range(first, first + n)
+                ids += part.chunk_ids(doc_id)
         if rows:
             out.update(zip(ids, store.vectors(part.folder, rows), strict=True))  # type: ignore[call-arg]
     return out

@@ -143,6 +143,16 @@ class Part:
         found: tuple[list[str], np.ndarray] = self.known["owners"]
         return found
 
+    def spans(self) -> dict[str, tuple[int, int]]:
+        """Each document's first row and number of passages (a document's rows are consecutive)."""
+        if "spans" not in self.known:
+            ids, owner = self.owners()
+            firsts = np.flatnonzero(np.diff(owner, prepend=-1))
+            counts = np.diff(np.append(firsts, len(owner)))
+            self.known["spans"] = {ids[owner[f]]: (int(f), int(n)) for f, n in zip(firsts, counts, strict=True)}
+        found: dict[str, tuple[int, int]] = self.known["spans"]
+        return found
+
     def live(self, deleted: frozenset[str]) -> np.ndarray:
         """Which rows still answer: those of documents not in `deleted`."""
         ids, owner = self.owners()
