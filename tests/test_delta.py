@@ -231,6 +231,29 @@ def test_a_segment_that_lost_most_passages_is_written_again(corpus: Path, tmp_pa
     assert {c.source for c in ix.chunks} == {"sub/datacenter.md"}
 
 
+def test_a_large_merge_is_left_by_a_quick_update_for_a_job_of_its_own(
+    corpus: Path, tmp_path: Path, embedder, monkeypatch
+) -> None:
+    """Writing a large segment again takes minutes at a million passages: an update a user waits for
+    (defer_over set) publishes its change without it and says a merge is pending; the next build merges."""
+    monkeypatch.setattr(delta, "MERGE_NOW", 2)  # passages: every segment here is "large"
+    idx = tmp_path / "idx"
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    (corpus / "measures.txt").unlink()  # the first segment loses more than MERGE_DELETED of its passages
+    quick = build(corpus, idx, embedder, defer_over=100)
+    meta = snapshot_meta(idx)
+    assert quick.changed and quick.merge_pending and any(s["deleted"] for s in meta["segments"])
+    assert "measures.txt" not in {c.source for c in index.load(idx, embedder).chunks}
+    merge = build(corpus, idx, embedder)
+    meta = snapshot_meta(idx)
+    assert merge.changed and not merge.merge_pending and not any(s["deleted"] for s in meta["segments"])
+    ix = index.load(idx, embedder)
+    assert {c.source for c in ix.chunks} == {"ocean.txt", "sub/datacenter.md"}
+    assert_scores_as_one_index(ix, "海洋生产总值 数据中心")
+    assert not build(corpus, idx, embedder).changed  # nothing left to do
+
+
 def test_a_loaded_snapshot_reuses_the_segments_it_shares(corpus: Path, tmp_path: Path, embedder, monkeypatch) -> None:
     monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)  # segments that no longer answer for some documents
     idx = tmp_path / "idx"

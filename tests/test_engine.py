@@ -80,3 +80,21 @@ def test_a_replaced_snapshot_is_freed_although_what_was_loaded_is_frozen(
         engine.update()
         assert engine.index is not None and engine.index is not old()
         assert old() is None  # freed at once, without a collection
+
+
+def test_an_upload_publishes_first_and_a_large_merge_follows_as_a_job(
+    corpus: Path, tmp_path: Path, embedder, monkeypatch
+) -> None:
+    from policyqa import delta
+
+    monkeypatch.setattr(delta, "MERGE_NOW", 0)  # passages: every merge is large
+    engine = Engine(corpus, tmp_path / "idx", embedder)
+    engine.delta_from = 1
+    engine.update()
+    (corpus / "measures.txt").unlink()
+    first = engine.wait(engine.submit("update", "a user's change"), 60)
+    assert first.state == "done" and first.report is not None and first.report["merge_pending"]
+    merge = next(j for j in engine.jobs.values() if j.reason == "merge segments")
+    assert merge.large and engine.wait(merge, 60).state == "done"
+    assert not any(s["deleted"] for s in engine.index.meta["segments"])
+    assert "measures.txt" not in {c.source for c in engine.index.chunks}

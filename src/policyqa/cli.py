@@ -49,6 +49,8 @@ class _Progress:
         self.shown = False
 
     def __call__(self, done: int, total: int) -> None:
+        if not total:  # nothing to embed (an update that only merges segments)
+            return
         rate = done / max(time.perf_counter() - self.began, 1e-6)
         width = 30
         bar = "#" * (width * done // max(total, 1))

@@ -7,9 +7,13 @@ last build are read; only new passages are segmented and embedded; only the new 
 written. It is published like any snapshot (written aside, fsynced, renamed, then CURRENT), so a crash at
 any point leaves the previous one whole and served.
 
-Segments are merged in the same build when there are too many (all but the largest are written again as
-one) or when a segment has lost too many of its passages (it is written again without them). A merge reads
-vectors and words back from the segments: nothing is parsed, segmented or embedded again.
+Segments are merged when there are too many (all but the largest are written again as one) or when a
+segment has lost too many of its passages (it is written again without them). A merge reads vectors and
+words back from the segments: nothing is parsed, segmented or embedded again. Small merges happen in the
+same build. A segment of more than MERGE_NOW live passages takes minutes to write again at a million
+passages, so an update a user waits for (the service's, with `defer_over`) publishes its change without
+merging it and reports `merge_pending`; the service then merges in a job of its own, which gives way to
+users' updates between segments (`policyqa build` merges at once).
 
 What a whole build does and this does not: the dictionary of domain words stays the previous snapshot's
 (the new passages are segmented with it, as questions are), so a new document's own terms join it at the
@@ -70,6 +74,7 @@ from policyqa.store.base import Store, Vectors, Words
 DELTA_FROM = 20_000  # passages: below this a whole snapshot is written (seconds); from it, only what changed
 MAX_SEGMENTS = 8  # more, and all but the largest are merged into one
 MERGE_DELETED = 0.25  # a segment that no longer answers for this share of its passages is written again
+MERGE_NOW = 10_000  # live passages: a segment larger than this is merged by a job of its own, not by an upload's
 
 
 @dataclass(frozen=True)
@@ -185,12 +190,30 @@ def update(
         if defer_over is not None and sum(c.chunk_id not in known for c in chunked[d.source]) > defer_over
     ]
     docs = [d for d in docs if d.source not in deferred]
-    changed = bool(docs) or bool(gone) or failed != failed_before
+    replaced = {docs_before[s].doc_id for s in gone} | {
+        docs_before[d.source].doc_id for d in docs if d.source in docs_before
+    }
+    kept = [replace(p, deleted=p.deleted | {d for d in replaced if p.holds(d)}) for p in parts]
+    kept = [p for p in kept if p.live]
+    merged = _to_merge(kept)
+    # a job that must stay quick (defer_over: one a user waits for) leaves large rewrites to a job of their own
+    later = [p for p in merged if defer_over is not None and p.live > MERGE_NOW]
+    merged = [p for p in merged if p not in later]
+    changed = bool(docs) or bool(gone) or failed != failed_before or bool(merged)
     errors = tuple(failed.values())
     if not changed:
         seconds = time.perf_counter() - began
         return BuildReport(
-            folder.name, len(docs_before), int(meta["chunks"]), 0, seconds, errors, False, (), tuple(deferred)
+            folder.name,
+            len(docs_before),
+            int(meta["chunks"]),
+            0,
+            seconds,
+            errors,
+            False,
+            (),
+            tuple(deferred),
+            bool(later),
         )
 
     new_chunks = [c for d in docs for c in chunked[d.source]]
@@ -202,12 +225,6 @@ def update(
     words = [_words(c, segmenter) for c in new_chunks]
     texts = [text_entry(d) for d in docs]
 
-    replaced = {docs_before[s].doc_id for s in gone} | {
-        docs_before[d.source].doc_id for d in docs if d.source in docs_before
-    }
-    kept = [replace(p, deleted=p.deleted | {d for d in replaced if p.holds(d)}) for p in parts]
-    kept = [p for p in kept if p.live]
-    merged = _to_merge(kept)
     saved: dict[str, dict[str, object]] = {}  # identities of the merged documents, read back
     kept = [p for p in kept if p not in merged]
     now = time.time()
@@ -215,6 +232,8 @@ def update(
         DocInfo(d.doc_id, d.source, d.sha256, d.size, len(chunked[d.source]), now, d.title, extract(d)) for d in docs
     ]
     for part in reversed(merged):  # merged passages go first, in their order
+        if progress is not None:  # what was embedded, again: a merge job gives way to a user's update here
+            progress(len(fresh), len(fresh))
         chunks, groups, part_words, part_texts = _contents(part, store)
         saved.update(saved_identities(part.folder))
         new_chunks, words, texts = chunks + new_chunks, part_words + words, part_texts + texts
@@ -254,7 +273,7 @@ def update(
     }
     publish(index_dir, tmp, name, meta, store)
     seconds = time.perf_counter() - began
-    return BuildReport(name, documents, live, len(fresh), seconds, errors, True, (), tuple(deferred))
+    return BuildReport(name, documents, live, len(fresh), seconds, errors, True, (), tuple(deferred), bool(later))
 
 
 def _sha256(path: Path) -> str:

@@ -323,6 +323,8 @@ class Engine:
                 log.info("index %s: %s (%d embedded)", job.kind, report.snapshot, report.embedded)
                 if report.deferred:
                     self.submit("update", f"large documents: {', '.join(report.deferred)}", large=True)
+                elif report.merge_pending:
+                    self.submit("update", "merge segments", large=True)
             except Cancelled as exc:
                 requeue = str(exc) == "preempted"
                 job.state = "queued" if requeue else "cancelled"

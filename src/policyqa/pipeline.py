@@ -71,6 +71,7 @@ class BuildReport:
     changed: bool = True
     repaired: tuple[str, ...] = ()  # damaged snapshots set aside by this build, each with why
     deferred: tuple[str, ...] = ()  # documents left for a later build: too many passages to embed now
+    merge_pending: bool = False  # segments left to merge by a build of their own (delta.MERGE_NOW)
 
 
 @contextmanager
