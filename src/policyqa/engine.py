@@ -32,6 +32,7 @@ from policyqa.pipeline import BuildReport
 from policyqa.search import SearchOptions, SearchResult, search
 from policyqa.store import default_store
 from policyqa.store.base import Store, Vectors
+from policyqa.watcher import WALK_EVERY, CorpusWatcher
 
 log = logging.getLogger("policyqa")
 KEEP_JOBS = 50
@@ -117,6 +118,7 @@ class Engine:
         self._ids = itertools.count(1)
         self._seen: tuple[tuple[str, int, int], ...] | None = None
         self._vectors: dict[str, Vectors] = {}  # embedded by builds that were stopped, for the next
+        self.watcher: CorpusWatcher | None = None  # file events saying when poll() need walk the corpus
 
     @classmethod
     def open(
@@ -365,6 +367,12 @@ class Engine:
 
     # --- watching -----------------------------------------------------------------------------
 
+    def watch(self, every: float = WALK_EVERY) -> None:
+        """From now on poll() walks the corpus folder only when file events say something in it moved, and
+        at least every `every` seconds (watcher.py)."""
+        if self.watcher is None:
+            self.watcher = CorpusWatcher(self.corpus_dir, every).start()
+
     def poll(self) -> Job | None:
         """One look for outside changes: files dropped into (or removed from) the corpus folder queue an
         update; a snapshot published by another process (`policyqa build`) is loaded."""
@@ -372,9 +380,10 @@ class Engine:
             busy = bool(self._queue)
         if busy:
             return None
-        signature = corpus_signature(self.corpus_dir)
-        if self._seen is not None and signature != self._seen:
-            return self.submit("update", "the corpus folder changed")
+        if self.watcher is None or self.watcher.due():
+            signature = corpus_signature(self.corpus_dir)
+            if self._seen is not None and signature != self._seen:
+                return self.submit("update", "the corpus folder changed")
         folder = current_snapshot(self.index_dir)
         if folder is not None and (self.index is None or folder.name != self.index.name):
             try:

@@ -68,6 +68,7 @@ async def watch(state: AppState) -> None:
     while state.settings.watch_seconds > 0:
         await asyncio.sleep(state.settings.watch_seconds)
         if state.engine is not None:
+            state.engine.watch()  # file events, so that a look walks the folder only when something moved
             try:
                 await run_in_threadpool(state.engine.poll)
             except Exception:  # keep watching whatever one look ran into
@@ -86,6 +87,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         watcher.cancel()
         with suppress(asyncio.CancelledError):
             await watcher
+        if state.engine is not None and state.engine.watcher is not None:
+            state.engine.watcher.stop()
 
     app = FastAPI(
         title="policyqa",
