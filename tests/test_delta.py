@@ -1,6 +1,7 @@
 """Updates that write only what changed (delta.py): segments shared by hard links, deletions, merges, and the
 same answers as one index over the same passages."""
 
+import hashlib
 import json
 import os
 import signal
@@ -139,7 +140,8 @@ def test_each_segment_keeps_its_documents_and_meta_lists_none(
     }
     listed = index.documents(idx)
     assert [d.source for d in listed] == ["measures.txt", "ocean.txt"]
-    assert listed[1].doc_id == next(c.doc_id for c in index.load(idx, embedder).chunks if c.source == "ocean.txt")
+    assert "1200亿元" in (index.read_text(folder, listed[1].doc_id) or {}).get("text", "")  # the new version's row
+    assert listed[1].sha256 == hashlib.sha256((corpus / "ocean.txt").read_bytes()).hexdigest()
     ix = index.load(idx, embedder)
     assert sorted(ix.documents) == ["measures.txt", "ocean.txt"] and ix.documents["ocean.txt"].chunks > 0
 
@@ -190,8 +192,54 @@ def test_an_update_from_the_loaded_snapshot_equals_one_read_from_disk(
     assert [(s["passages"], s["deleted"]) for s in ia.meta["segments"]] == [
         (s["passages"], s["deleted"]) for s in ib.meta["segments"]
     ]
-    assert {s: d.doc_id for s, d in ia.documents.items()} == {s: d.doc_id for s, d in ib.documents.items()}
+    rows = [{s: (d.sha256, d.chunks, d.title, d.metadata) for s, d in ix.documents.items()} for ix in (ia, ib)]
+    assert rows[0] == rows[1] and len(rows[0]) == 3
     assert np.allclose(ia.centroids[1], ib.centroids[1]) and ia.identities.idf == ib.identities.idf
+
+
+HEADINGS_ONLY = "# 关于印发管理办法的通知\n\n## 第一章 总则\n"  # parses, but gives no passage
+
+
+def test_documents_without_passages_are_listed_and_removed(corpus: Path, tmp_path: Path, embedder) -> None:
+    """A document without passages is in no segment; meta.json lists it, and it goes when its file goes."""
+    idx = tmp_path / "idx"
+    (corpus / "empty-one.md").write_text(HEADINGS_ONLY, encoding="utf-8")  # in the whole snapshot first
+    build(corpus, idx, embedder)
+    (corpus / "heads.md").write_text(HEADINGS_ONLY, encoding="utf-8")
+    alone = build(corpus, idx, embedder)  # an update that adds no passage
+    listed = [d.source for d in index.documents(idx)]
+    assert alone.changed and alone.documents == 4 and "heads.md" in listed and "empty-one.md" in listed
+    (corpus / "heads2.md").write_text(HEADINGS_ONLY.replace("管理办法", "补贴办法"), encoding="utf-8")
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    assert build(corpus, idx, embedder).documents == 6
+    for name in ("heads2.md", "empty-one.md"):
+        (corpus / name).unlink()
+    assert build(corpus, idx, embedder).documents == 4
+    assert not build(corpus, idx, embedder).changed  # nothing left behind to remove again
+    listed = [d.source for d in index.documents(idx)]
+    assert listed == ["heads.md", "measures.txt", "ocean.txt", "sub/datacenter.md"]
+    assert sorted(index.load(idx, embedder).documents) == listed
+    (corpus / "heads.md").write_text(OCEAN.replace("海洋", "湖泊"), encoding="utf-8")  # now with passages
+    build(corpus, idx, embedder)
+    ix = index.load(idx, embedder)
+    assert ix.documents["heads.md"].chunks > 0 and "heads.md" in sources(ix, embedder, "湖泊生产总值")
+    assert "heads.md" not in {d["source"] for d in snapshot_meta(idx)["bare"]}
+
+
+def test_a_document_changed_as_its_segment_is_merged_gets_its_new_identity(
+    corpus: Path, tmp_path: Path, embedder
+) -> None:
+    idx = tmp_path / "idx"
+    (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
+    build(corpus, idx, embedder)
+    # the new title changes the identity; dropping measures.txt makes the segment lose enough to be merged
+    (corpus / "ocean.txt").write_text(OCEAN.replace("海洋经济发展规划", "湖泊生态保护规划"), encoding="utf-8")
+    (corpus / "measures.txt").unlink()
+    build(corpus, idx, embedder)
+    assert not any(s["deleted"] for s in snapshot_meta(idx)["segments"])  # merged
+    ix = index.load(idx, embedder)
+    ocean = ix.documents["ocean.txt"].doc_id
+    assert "湖泊" in ix.identities.docs[ocean].words and "海洋经济" not in ix.identities.docs[ocean].text.head
 
 
 def test_a_file_touched_but_not_changed_writes_nothing(corpus: Path, tmp_path: Path, embedder) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 from policyqa.chunk import ChunkSettings, chunk_document
 from policyqa.embed import Embedder
 from policyqa.index import (
+    BARE,
     DOCUMENTS,
     DocInfo,
     Index,
@@ -195,7 +196,7 @@ def update(
     }
     kept = [replace(p, deleted=p.deleted | {d for d in replaced if p.holds(d)}) for p in parts]
     kept = [p for p in kept if p.live]
-    merged = _to_merge(kept)
+    merged = _to_merge(kept, adding=any(chunked[d.source] for d in docs))
     # a job that must stay quick (defer_over: one a user waits for) leaves large rewrites to a job of their own
     later = [p for p in merged if defer_over is not None and p.live > MERGE_NOW]
     merged = [p for p in merged if p not in later]
@@ -235,11 +236,15 @@ def update(
         if progress is not None:  # what was embedded, again: a merge job gives way to a user's update here
             progress(len(fresh), len(fresh))
         chunks, groups, part_words, part_texts = _contents(part, store)
-        saved.update(saved_identities(part.folder))
+        saved.update((d, i) for d, i in saved_identities(part.folder).items() if part.holds(d))  # not old versions
         new_chunks, words, texts = chunks + new_chunks, part_words + words, part_texts + texts
         infos = [by_id[d] for d in part.spans if part.holds(d)] + infos
         vec_of.update(zip((c.chunk_id for c in chunks), groups, strict=True))
     documents = len((docs_before.keys() - set(gone)) | {d.source for d in docs})
+    # documents without passages are in no segment: meta.json lists them
+    indexed = {d.source for d in docs}
+    bare = [d for s, d in docs_before.items() if not d.chunks and s not in gone and s not in indexed]
+    bare += [i for i in infos if not i.chunks]
     stat = {s: v for s, v in stats.items() if s not in deferred} | {s: before[s] for s in deferred if s in before}
     tmp, name = new_folder(index_dir)
     try:
@@ -255,7 +260,7 @@ def update(
             groups = [vec_of[c.chunk_id] for c in new_chunks]
             part_folder = tmp / "segments" / name
             write_part(part_folder, new_chunks, groups, embedder.dim, words, texts, store, segmenter, saved)
-            write_documents(part_folder, infos)
+            write_documents(part_folder, [i for i in infos if i.chunks])
             listed.append({"name": name, "passages": len(new_chunks), "deleted": []})
         os.link(folder / "dictionary.txt", tmp / "dictionary.txt")
     except BaseException:
@@ -270,6 +275,7 @@ def update(
         "stat": stat,
         "failed": failed,
         "segments": listed,
+        BARE: [d.as_dict() for d in sorted(bare, key=lambda d: d.source)],
     }
     publish(index_dir, tmp, name, meta, store)
     seconds = time.perf_counter() - began
@@ -300,11 +306,11 @@ def _old_vectors(parts: list[Segment], doc_ids: list[str], store: Store) -> dict
     return out
 
 
-def _to_merge(parts: list[Segment]) -> list[Segment]:
-    """The segments to write again with the new one: those that lost too many passages, and when there
-    would be too many segments, all but the largest."""
+def _to_merge(parts: list[Segment], adding: bool) -> list[Segment]:
+    """The segments to write again (with the new one, when `adding` one): those that lost too many
+    passages, and when there would be too many segments, all but the largest."""
     merge = [p for p in parts if p.live < (1 - MERGE_DELETED) * p.size]
-    if len(parts) + 1 > MAX_SEGMENTS:
+    if len(parts) + adding > MAX_SEGMENTS:
         largest = max(parts, key=lambda p: p.live)
         merge = [p for p in parts if p is not largest or p in merge]
     return merge

@@ -50,6 +50,7 @@ FORMAT_VERSION = 3
 CENTROIDS = "centroids.npy"  # each document's mean passage vector, documents in the order of their passages
 IDENTITIES = "identities.json"  # doc_id -> what identity.describe found (read back instead of segmenting again)
 DOCUMENTS = "documents.json"  # a segment's documents (DocInfo rows); a snapshot of segments lists none itself
+BARE = "bare"  # meta.json of a snapshot of segments: the rows of documents without passages (in no segment)
 DEFAULT_STORE = "faiss"  # snapshots written before the store was recorded in meta.json
 
 
@@ -94,14 +95,19 @@ def read_documents(folder: Path) -> list[DocInfo]:
 
 def snapshot_documents(folder: Path, meta: dict[str, Any]) -> dict[str, DocInfo]:
     """A snapshot's documents by source: meta.json's list, or (a snapshot of segments) each segment's
-    documents that it still answers for."""
+    documents that it still answers for, and those without passages."""
     if "documents" in meta or "segments" not in meta:
         return {d["source"]: DocInfo.from_dict(d) for d in meta.get("documents", [])}
-    return _live_documents((deleted, read_documents(sub)) for _, sub, deleted in segments(folder, meta))
+    return _live_documents(((deleted, read_documents(sub)) for _, sub, deleted in segments(folder, meta)), meta)
 
 
-def _live_documents(parts: Iterable[tuple[frozenset[str], list[DocInfo]]]) -> dict[str, DocInfo]:
-    found = {info.source: info for deleted, docs in parts for info in docs if info.doc_id not in deleted}
+def _live_documents(parts: Iterable[tuple[frozenset[str], list[DocInfo]]], meta: dict[str, Any]) -> dict[str, DocInfo]:
+    """A segment answers for the documents of its passages that it has not deleted (a document without
+    passages is in no segment: meta.json's "bare" lists them)."""
+    found = {
+        info.source: info for deleted, docs in parts for info in docs if info.chunks and info.doc_id not in deleted
+    }
+    found.update((d["source"], DocInfo.from_dict(d)) for d in meta.get(BARE, []))
     return dict(sorted(found.items()))
 
 
@@ -511,7 +517,7 @@ def _read_segments(
     if meta.get("chunks", len(chunks)) != len(chunks):
         raise ValueError(f"{len(chunks)} live passages, {meta.get('chunks')} in meta.json")
     if documents is None:
-        documents = _live_documents((d, parts[n].documents(sub)) for n, sub, d in segments(folder, meta))
+        documents = _live_documents(((d, parts[n].documents(sub)) for n, sub, d in segments(folder, meta)), meta)
     numbering = Numbering(lives)
     masks = [None if live.all() else live for live in lives]
     vector_parts = [p.vectors.with_live(m) for p, m in zip(parts.values(), masks, strict=True)]
