@@ -94,7 +94,23 @@ def test_an_upload_publishes_first_and_a_large_merge_follows_as_a_job(
     (corpus / "measures.txt").unlink()
     first = engine.wait(engine.submit("update", "a user's change"), 60)
     assert first.state == "done" and first.report is not None and first.report["merge_pending"]
-    merge = next(j for j in engine.jobs.values() if j.reason == "merge segments")
+    merge = next(j for j in engine.jobs.values() if j.kind == "merge")
     assert merge.large and engine.wait(merge, 60).state == "done"
     assert not any(s["deleted"] for s in engine.index.meta["segments"])
     assert "measures.txt" not in {c.source for c in engine.index.chunks}
+
+
+def test_a_merge_job_gives_way_a_few_times_then_finishes_first(corpus: Path, tmp_path: Path, embedder) -> None:
+    """A preempted merge starts over (it keeps nothing, unlike a large document's embedding), so under a
+    stream of uploads it would never finish: after MERGE_YIELDS times it no longer gives way."""
+    from policyqa.engine import MERGE_YIELDS, Job
+
+    engine = Engine(corpus, tmp_path / "idx", embedder)
+    for yielded, preempted in ((0, True), (MERGE_YIELDS - 1, True), (MERGE_YIELDS, False)):
+        running = Job("merge-job", "merge", "segments to merge", state="running", large=True, yielded=yielded)
+        engine._queue.insert(0, running)
+        with engine._jobs_lock:  # as the worker holds it between jobs: the new job only queues
+            job = engine.submit("update", "an upload")
+            assert (running.cancel == "preempted") is preempted
+            engine._queue[:] = []
+        assert job.state == "queued"

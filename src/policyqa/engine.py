@@ -39,6 +39,7 @@ KEEP_JOBS = 50
 # An update leaves a document with more passages than this to embed to a "large" job of its own, which any
 # later job interrupts (keeping the vectors embedded so far) and which resumes after it.
 LARGE_JOB = 2000
+MERGE_YIELDS = 3  # a merge job gives way to later jobs this many times (each time it starts over), then finishes
 
 
 class Cancelled(Exception):
@@ -50,7 +51,7 @@ class Job:
     """One index update, as reported by the admin API. Only the engine's worker changes it."""
 
     id: str
-    kind: str  # "update" (incremental) or "rebuild" (re-embed everything)
+    kind: str  # "update" (incremental), "rebuild" (re-embed everything) or "merge" (an update that merges segments)
     reason: str
     state: str = "queued"  # queued -> running -> done | failed | cancelled (a preempted large job: queued again)
     large: bool = False  # embeds documents an update deferred; later jobs pass it
@@ -62,6 +63,7 @@ class Job:
     total: int = 0  # chunks to embed
     error: str | None = None
     report: dict[str, Any] | None = None
+    yielded: int = 0  # times a later job went ahead of it (a merge job does so at most MERGE_YIELDS times)
 
     def as_dict(self) -> dict[str, Any]:
         """The job, with a Chinese `message` beside an English `error` (for the page)."""
@@ -266,7 +268,9 @@ class Engine:
             self._queue.insert(at, job)
             if not large:
                 for other in self._queue:
-                    if other.large and other.state == "running":
+                    # a merge loses its work when it gives way: after a few times it finishes first
+                    gives_way = other.kind != "merge" or other.yielded < MERGE_YIELDS
+                    if other.large and other.state == "running" and gives_way:
                         other.cancel = "preempted"
             self.jobs[job.id] = job
             while len(self.jobs) > KEEP_JOBS:
@@ -326,9 +330,10 @@ class Engine:
                 if report.deferred:
                     self.submit("update", f"large documents: {', '.join(report.deferred)}", large=True)
                 elif report.merge_pending:
-                    self.submit("update", "merge segments", large=True)
+                    self.submit("merge", "segments to merge", large=True)
             except Cancelled as exc:
                 requeue = str(exc) == "preempted"
+                job.yielded += requeue
                 job.state = "queued" if requeue else "cancelled"
                 log.info("index %s %s: %s", job.kind, job.id, exc)
             except PolicyQAError as exc:

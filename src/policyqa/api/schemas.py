@@ -134,6 +134,7 @@ class Job(Out):
     error: str | None
     message: str | None
     report: dict[str, Any] | None
+    yielded: int
 
 
 class Accepted(Out):
