@@ -99,6 +99,10 @@ class Segment:
     def holds(self, doc_id: str) -> bool:
         return doc_id in self.spans and doc_id not in self.deleted
 
+    def answers_for(self) -> list[str]:
+        """The documents it holds passages of and has not deleted."""
+        return [d for d in self.spans if d not in self.deleted]
+
     @classmethod
     def read(cls, name: str, folder: Path, deleted: frozenset[str], loaded: Part | None) -> Segment:
         """From the segment as the service has it loaded, or else from its rows.json (a million chunk ids for
@@ -165,8 +169,9 @@ def update(
     stats = file_stats(corpus) if stats is None else stats
     before: dict[str, list[int]] = meta["stat"]
     failed_before: dict[str, str] = meta.get("failed", {})
-    same = previous is not None and previous.folder.resolve() == folder.resolve()
-    docs_before = previous.documents if previous is not None and same else snapshot_documents(folder, meta)
+    if previous is not None and previous.folder.resolve() != folder.resolve():
+        previous = None  # a snapshot other than the one being extended
+    docs_before = previous.documents if previous is not None else snapshot_documents(folder, meta)
     by_id = {d.doc_id: d for d in docs_before.values()}
     gone = [s for s in docs_before if s not in stats]
     to_parse = []
@@ -180,7 +185,7 @@ def update(
     docs, failed_now = parse_files(corpus, to_parse, limits)
     failed = {s: m for s, m in failed_before.items() if s in stats and s not in to_parse} | failed_now
 
-    loaded = previous.parts if previous is not None and same else {}
+    loaded = previous.parts if previous is not None else {}
     parts = [Segment.read(name, sub, deleted, loaded.get(name)) for name, sub, deleted in segments(folder, meta)]
     chunked = {d.source: chunk_document(d, settings) for d in docs}
     old_vectors = _old_vectors(parts, [docs_before[d.source].doc_id for d in docs if d.source in docs_before], store)
@@ -238,11 +243,11 @@ def update(
         chunks, groups, part_words, part_texts = _contents(part, store)
         saved.update((d, i) for d, i in saved_identities(part.folder).items() if part.holds(d))  # not old versions
         new_chunks, words, texts = chunks + new_chunks, part_words + words, part_texts + texts
-        infos = [by_id[d] for d in part.spans if part.holds(d)] + infos
+        infos = [by_id[d] for d in part.answers_for()] + infos
         vec_of.update(zip((c.chunk_id for c in chunks), groups, strict=True))
-    documents = len((docs_before.keys() - set(gone)) | {d.source for d in docs})
-    # documents without passages are in no segment: meta.json lists them
     indexed = {d.source for d in docs}
+    documents = len((docs_before.keys() - set(gone)) | indexed)
+    # documents without passages are in no segment: meta.json lists them
     bare = [d for s, d in docs_before.items() if not d.chunks and s not in gone and s not in indexed]
     bare += [i for i in infos if not i.chunks]
     stat = {s: v for s, v in stats.items() if s not in deferred} | {s: before[s] for s in deferred if s in before}
@@ -253,14 +258,14 @@ def update(
         for part in kept:
             _link(part.folder, tmp / "segments" / part.name, root=part.folder == folder)
             if not (part.folder / DOCUMENTS).is_file():  # written before segments kept their documents
-                write_documents(tmp / "segments" / part.name, [by_id[d] for d in part.spans if part.holds(d)])
+                write_documents(tmp / "segments" / part.name, [by_id[d].as_dict() for d in part.answers_for()])
             listed.append({"name": part.name, "passages": part.size, "deleted": sorted(part.deleted)})
         if new_chunks:
             (tmp / "segments" / name).mkdir()
             groups = [vec_of[c.chunk_id] for c in new_chunks]
             part_folder = tmp / "segments" / name
             write_part(part_folder, new_chunks, groups, embedder.dim, words, texts, store, segmenter, saved)
-            write_documents(part_folder, [i for i in infos if i.chunks])
+            write_documents(part_folder, [i.as_dict() for i in infos if i.chunks])
             listed.append({"name": name, "passages": len(new_chunks), "deleted": []})
         os.link(folder / "dictionary.txt", tmp / "dictionary.txt")
     except BaseException:

@@ -96,9 +96,15 @@ def read_documents(folder: Path) -> list[DocInfo]:
 def snapshot_documents(folder: Path, meta: dict[str, Any]) -> dict[str, DocInfo]:
     """A snapshot's documents by source: meta.json's list, or (a snapshot of segments) each segment's
     documents that it still answers for, and those without passages."""
-    if "documents" in meta or "segments" not in meta:
+    if _lists_documents(meta):
         return {d["source"]: DocInfo.from_dict(d) for d in meta.get("documents", [])}
     return _live_documents(((deleted, read_documents(sub)) for _, sub, deleted in segments(folder, meta)), meta)
+
+
+def _lists_documents(meta: dict[str, Any]) -> bool:
+    """Whether meta.json lists the snapshot's documents: a whole snapshot, or one of segments written before
+    segments kept their own."""
+    return "documents" in meta or "segments" not in meta
 
 
 def _live_documents(parts: Iterable[tuple[frozenset[str], list[DocInfo]]], meta: dict[str, Any]) -> dict[str, DocInfo]:
@@ -257,8 +263,9 @@ class Index:
             number = np.cumsum(kept) - 1 + len(ids)  # a kept document's number among all live ones
             owners.append(number[owner[part.live(deleted)]])
             centroids = part.centroids()
-            ids += [d for d in part_ids if d not in deleted]
-            vectors += [centroids[d] for d in part_ids if d not in deleted]
+            live_ids = list(compress(part_ids, kept))
+            ids += live_ids
+            vectors += [centroids[d] for d in live_ids]
         dim = int(self.meta.get("dim", 0))
         owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
         return ids, np.array(vectors, np.float32).reshape(len(ids), dim), owner.astype(np.int64)
@@ -449,7 +456,7 @@ def read_snapshot(folder: Path, store: Store | None = None, previous: Index | No
         )
     _check_sizes(folder, meta)
     words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
-    documents = _documents(meta, previous) if "documents" in meta or "segments" not in meta else None
+    documents = _documents(meta, previous) if _lists_documents(meta) else None
     if "segments" not in meta:
         chunks = _read_chunks(folder)
         if meta.get("chunks", len(chunks)) != len(chunks):

@@ -248,10 +248,10 @@ def write_part(
     np.save(folder / CENTROIDS, document_centroids(chunks, groups, dim))
 
 
-def write_documents(folder: Path, docs: list[DocInfo]) -> None:
-    """A segment's documents.json: a snapshot of segments keeps each document's row with its passages, so
-    an update writes the rows of the documents it changed, not of every document."""
-    (folder / DOCUMENTS).write_text(json.dumps([d.as_dict() for d in docs], ensure_ascii=False), encoding="utf-8")
+def write_documents(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """A segment's documents.json (DocInfo rows): a snapshot of segments keeps each document's row with its
+    passages, so an update writes the rows of the documents it changed, not of every document."""
+    (folder / DOCUMENTS).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
 
 
 def document_centroids(chunks: list[Chunk], groups: list[Vectors], dim: int) -> np.ndarray:
@@ -317,7 +317,7 @@ def _write_snapshot(
         words = [known.get(c.chunk_id) or _words(c, segmenter) for c in chunks]
         write_part(tmp, chunks, groups, dim, words, texts, store, segmenter)
         # meta.json lists the documents too; this copy goes with the passages when an update links them
-        write_documents(tmp, [DocInfo.from_dict(d) for d in meta["documents"]])
+        write_documents(tmp, meta["documents"])
         (tmp / "dictionary.txt").write_text("\n".join(segmenter.words) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
