@@ -252,3 +252,18 @@ def test_a_saved_page_with_a_decoy_article_keeps_its_main_content() -> None:
 def test_a_page_whose_only_article_is_empty_falls_back_to_the_body() -> None:
     page = "<html><body><article></article><div><p>第一条 为规范管理，制定本办法。</p></div></body></html>"
     assert "第一条 为规范管理" in ingest.parse(page.encode(), "p.html").text
+
+
+def test_a_notices_addressees_and_signature_are_body_not_captions() -> None:
+    """Plain text with single line breaks and a blank line before the addressees and the signature: the
+    wider gap made both look like figure captions, and they were removed."""
+    text = (
+        "某市人民政府办公室关于做好春季农业生产的通知\n\n各县（市、区）人民政府，市直有关单位：\n"
+        "为做好今年春季农业生产工作，现将有关事项通知如下。\n一、加强组织领导\n各地要成立工作专班，统筹推进春耕备耕。\n"
+        "二、强化资金保障\n市财政安排专项资金500万元，用于支持春耕生产。\n\n某市人民政府办公室\n2024年3月1日\n"
+    )
+    doc = ingest.parse(text.encode(), "notice.txt")
+    assert not doc.captions
+    passages = " ".join(c.text for c in chunk_document(doc))
+    assert "各县（市、区）人民政府，市直有关单位：" in passages
+    assert "某市人民政府办公室\n2024年3月1日" in passages or "某市人民政府办公室 2024年3月1日" in passages

@@ -327,6 +327,8 @@ def _is_numbered(text: str) -> bool:
     return heading_style(text) is not None
 
 
+_DAY = r"[\d一二三四五六七八九十]{1,3}"
+_SIGNED = re.compile(rf"(?:\d{{4}}|[〇○零一二三四五六七八九]{{4}})\s*年\s*{_DAY}\s*月\s*{_DAY}\s*日")  # a signing date
 _DOC_NUMBER = re.compile(r"[〔\[［(（]\d{4}[〕\]］)）]\s*\d+\s*号|\d{4}\s*年\s*\d{1,2}\s*月")
 
 
@@ -348,9 +350,13 @@ def _captions(units: list[Unit]) -> None:
             continue
         if _terminated(u.text) or "。" in u.text:
             continue
+        if u.text.rstrip()[-1] in "：:":
+            continue  # it introduces what follows: the addressees of a notice (各县人民政府：), a list's lead
         nxt = lines[i + 1] if i + 1 < len(lines) else None
         if nxt is not None and nxt.kind == "row":
             continue  # a table title
+        if nxt is None or (nxt.kind == "line" and _SIGNED.fullmatch(nxt.text.strip())):
+            continue  # the document's last line, or the body that signs it above its date (落款)
         wide_gap = u.gap > usual  # figures leave a wider gap than paragraphs do
         prev = next((lines[j] for j in range(i - 1, -1, -1) if j not in found), None)
         interrupts = (
