@@ -76,6 +76,8 @@ def test_engine_is_reusable_from_the_cli_path(tmp_path: Path) -> None:
         ("高淳园的产业引导基金规模多大？", True),
         ("苏州工业园区有几个国家级产业集群？", False),
         ("深圳对半导体企业的补贴标准是多少？", False),
+        ("a", False),
+        ("?", False),
     ],
 )
 def test_confidence_flag(client: TestClient, question: str, confident: bool) -> None:

@@ -93,3 +93,26 @@ def test_lexical_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Pa
         assert blended[i] == pytest.approx((own[i] + best) / 2)
     top = store.top(words, 1, 0.5)
     assert list(top) == [next(i for i, c in enumerate(ix.chunks) if "领军人才" in c.text)]
+
+
+def test_a_lone_letter_or_sign_is_never_a_confident_question() -> None:
+    """Questions without Chinese are judged by the first passage's cosine and contrast alone; a lone letter
+    is close to any short passage, and in a corpus of English snippets it passed both."""
+    from types import SimpleNamespace
+
+    from policyqa.confidence import assess
+    from policyqa.models import Chunk, Hit
+
+    background = np.zeros((4, 2), np.float32)
+    background[:, 0] = [0.0, 0.1, 0.2, 0.3]
+    index = SimpleNamespace(
+        vectors=SimpleNamespace(background=lambda: background),
+        lexical=SimpleNamespace(known=lambda w: True),
+        segmenter=SimpleNamespace(pieces=lambda w: [], rarity=lambda w: 1.0),
+    )
+    chunk = Chunk("d#0", "d.txt", "d", "", "", "A fund of 1 billion yuan.", 0, 25, "text", 0)
+    top = Hit(chunk, 1.0, 1, 0.9, None)
+    qvec = np.array([1.0, 0.0], np.float32)
+    assert assess(index, "How large is the fund?", ["how", "large", "fund"], qvec, top).confident  # type: ignore[arg-type]
+    for lone in ("a", "?", "1"):
+        assert not assess(index, lone, [lone], qvec, top).confident  # type: ignore[arg-type]

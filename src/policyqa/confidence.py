@@ -101,6 +101,6 @@ def assess(
     cover = coverage(index, words, top.chunk.context)
     if _CJK.search(question):
         ok = cover + CONTRAST_WEIGHT * z >= THRESHOLD and not conflicts
-    else:
-        ok = z >= FOREIGN_CONTRAST and cos >= FOREIGN_COSINE
+    else:  # a question needs a word: a lone letter or sign (a, ?, 1) is close to anything short
+        ok = any(len(w) > 1 for w in words) and z >= FOREIGN_CONTRAST and cos >= FOREIGN_COSINE
     return Confidence(ok, cover, z, missing(index, words), conflicts)
