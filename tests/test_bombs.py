@@ -135,3 +135,16 @@ def test_cli_add_says_which_limit(tmp_path: Path) -> None:
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "bomb.pdf" in done.stderr and "POLICYQA_MAX_INFLATED_BYTES" in done.stderr and "32 MiB" in done.stderr
+
+
+def test_cli_inspect_refuses_what_the_index_would_refuse(tmp_path: Path) -> None:
+    """`inspect` shows a file as the index would hold it: under the same limits, parsed in the child."""
+    page = tmp_path / "deep.html"
+    body = "<p>本办法自2024年1月1日起施行，由市科技局负责解释。</p>"
+    page.write_bytes(("<html><body>" + "<div>" * 40 + body + "</div>" * 40 + "</body></html>").encode())
+    cmd = [sys.executable, "-m", "policyqa", "inspect", str(page)]
+    done = subprocess.run(cmd, env={**os.environ, "POLICYQA_MAX_HTML_DEPTH": "20"}, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "deep.html" in done.stderr and "POLICYQA_MAX_HTML_DEPTH" in done.stderr
+    ok = subprocess.run(cmd, env=os.environ, capture_output=True, text=True)
+    assert ok.returncode == 0 and "市科技局负责解释" in ok.stdout, ok.stderr

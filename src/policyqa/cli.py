@@ -254,7 +254,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         source = path.resolve().relative_to(settings.corpus_dir.resolve()).as_posix()
     except ValueError:
         source = path.name
-    found = inspect_file(path, source)
+    found = inspect_file(path, source, limits=settings.limits)
     if args.json:
         print(json.dumps(found.as_dict(), ensure_ascii=False, indent=2))
         return 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from policyqa import ingest
+from policyqa import ingest, sandbox
 from policyqa.chunk import ChunkSettings, chunk_document
 from policyqa.errors import DocumentError
+from policyqa.limits import Limits
 from policyqa.metadata import extract
 from policyqa.models import Chunk, Document
 
@@ -96,15 +97,21 @@ def inspect_document(doc: Document, settings: ChunkSettings | None = None) -> In
     return Inspection(doc, tuple(passages), removals(doc), coverage(doc, passages))
 
 
-def inspect_file(path: Path, source: str | None = None, settings: ChunkSettings | None = None) -> Inspection:
-    """Read one file (in the corpus or not) as a build would; raises DocumentError naming it."""
+def inspect_file(
+    path: Path, source: str | None = None, settings: ChunkSettings | None = None, limits: Limits | None = None
+) -> Inspection:
+    """Read one file (in the corpus or not) as a build would: under the same limits, in a child process of
+    its own (sandbox.py), so a file the index would refuse is refused here too; raises DocumentError naming
+    it. A file whose extension says nothing is read as its content says, as an upload would be stored."""
     name = source or path.name
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{name}: cannot read ({exc.strerror})") from exc
     suffix = path.suffix.lower()
-    loader = ingest.LOADERS.get(suffix) or ingest.LOADERS.get(ingest.sniff(data))
-    if loader is None:
-        raise DocumentError(f"{name}: unsupported file type {suffix or '(none)'}; use .txt .md .html .docx or .pdf")
-    return inspect_document(ingest.parse(data, name, loader), settings)
+    if suffix not in ingest.LOADERS:
+        sniffed = ingest.sniff(data)
+        if sniffed not in ingest.LOADERS:
+            raise DocumentError(f"{name}: unsupported file type {suffix or '(none)'}; use .txt .md .html .docx or .pdf")
+        name = PurePosixPath(name).with_suffix(sniffed).as_posix()
+    return inspect_document(sandbox.parse(data, name, limits), settings)
