@@ -67,6 +67,7 @@ def test_each_filter_narrows_the_candidates(client: TestClient) -> None:
     assert sources(both) == {"甲市/a.txt", "乙市/b.txt"}
     none = client.get("/api/search", params={**q, "after": "2030-01-01"}).json()
     assert none["results"] == [] and none["confident"] is False
+    assert none["confidence"]["missing"] == []  # both words are in the corpus: the filter admits no document
 
 
 @pytest.mark.parametrize(

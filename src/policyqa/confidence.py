@@ -94,8 +94,8 @@ def assess(
 ) -> Confidence:
     """Whether `top` is likely to answer; `conflicts` are the question's years and places that its
     document contradicts (identity.py)."""
-    if top is None:
-        return Confidence(False, 0.0, 0.0, tuple(words))
+    if top is None:  # nothing admitted (filters), or an empty corpus: the words may still be in it
+        return Confidence(False, 0.0, 0.0, missing(index, words), conflicts)
     cos = top.dense if top.dense is not None else 0.0
     z = contrast(index, qvec, cos)
     cover = coverage(index, words, top.chunk.context)
