@@ -7,13 +7,17 @@ conversion never leaves something that looks like a model.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import struct
 import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -422,8 +426,33 @@ def backend_kwargs(backend: str) -> dict[str, Any]:
     return {"backend": st_backend, "model_kwargs": {"file_name": file_name}}
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """An export prints advice meant for library users (that no model.onnx was found, that the export should be
+    saved, which we do, and torch's tracer warnings); to an operator's first start it is noise."""
+    from policyqa.embed import quiet_transformers
+
+    quiet_transformers()
+    loggers = [logging.getLogger(name) for name in ("sentence_transformers", "optimum")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
 def _export(fp32: Path, backend: str, tmp: Path) -> None:
     """Export with sentence-transformers' own helpers, offline; keep only what loading `backend` needs."""
+    with _quiet():
+        _export_quietly(fp32, backend, tmp)
+
+
+def _export_quietly(fp32: Path, backend: str, tmp: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     st_backend, file_name, quantisation = BACKENDS[backend]

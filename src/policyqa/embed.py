@@ -125,6 +125,23 @@ def _not_mistral(record: logging.LogRecord) -> bool:
     return "fix_mistral_regex" not in record.getMessage()
 
 
+def _not_torch_dtype(record: logging.LogRecord) -> bool:
+    """The converted folder's config says `torch_dtype` (read by every transformers the pins allow); 4.57 warns
+    that the key is deprecated, which an operator can do nothing about."""
+    return "`torch_dtype` is deprecated" not in record.getMessage()
+
+
+def quiet_transformers() -> None:
+    """Silence the two warnings transformers prints about our own converted model (once per process)."""
+    for name, rule in (
+        ("transformers.tokenization_utils_base", _not_mistral),
+        ("transformers.configuration_utils", _not_torch_dtype),
+    ):
+        logger = logging.getLogger(name)
+        if rule not in logger.filters:
+            logger.addFilter(rule)
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; prompts come from the model's config, or `query: `/`passage: ` for e5."""
 
@@ -159,7 +176,7 @@ class SentenceTransformerEmbedder:
             raise ModelError("sentence-transformers is not installed; run `make run` to install it") from exc
         if threads:
             torch.set_num_threads(threads)
-        logging.getLogger("transformers.tokenization_utils_base").addFilter(_not_mistral)
+        quiet_transformers()
         try:
             return SentenceTransformer(path, device="cpu", **load)
         except Exception as exc:
