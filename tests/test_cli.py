@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from policyqa import cli
+
 ENV = {**os.environ, "POLICYQA_MODEL": "hash:64"}
 
 
@@ -116,3 +120,34 @@ def test_eval_groups_questions_and_fails_below_a_threshold(corpus: Path, tmp_pat
     assert failing.returncode == 1
     assert failing.stderr.strip().startswith("policyqa: error: retrieval below the thresholds")
     assert len(failing.stderr.strip().splitlines()) == 1
+
+
+def _no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the model (15 s with the real one) fails the test: these mistakes must be found before it."""
+
+    def loaded(settings: object) -> None:
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cli, "_engine", loaded)
+
+
+def test_argument_errors_come_before_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_model(monkeypatch)
+    idx = tmp_path / "idx"
+    for query, said in (("", "the query is empty"), (" \x00 ", "the query is empty"), ("长" * 600, "600 characters")):
+        assert cli.main(["search", query, "--index", str(idx)]) == 1
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1
+    assert cli.main(["search", "补贴", "--index", str(idx)]) == 1
+    err = capsys.readouterr().err
+    assert "no whole index in" in err and "policyqa build" in err and err.count("\n") == 1
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"q": "补贴", "must": ["补贴"]}, ensure_ascii=False), encoding="utf-8")
+    assert cli.main(["eval", str(qa), "--index", str(idx)]) == 1
+    assert "no whole index in" in capsys.readouterr().err
+    assert cli.main(["build", "--corpus", str(tmp_path / "missing"), "--index", str(idx)]) == 2
+    err = capsys.readouterr().err
+    assert "corpus folder" in err and "does not exist" in err and err.count("\n") == 1
+    assert not idx.exists()  # a failed build leaves no empty index folder behind

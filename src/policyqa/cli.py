@@ -63,7 +63,19 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+def _require_corpus(settings: Settings) -> None:
+    if not settings.corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder {settings.corpus_dir} does not exist; create it or pass --corpus DIR")
+
+
+def _require_index(settings: Settings) -> None:
+    from policyqa import index
+
+    index.require(settings.index_dir)
+
+
 def _build(settings: Settings, force: bool = False, show_progress: bool = False) -> int:
+    _require_corpus(settings)  # before the model loads, and before the index folder is made
     engine = _engine(settings)
     progress = _Progress() if sys.stderr.isatty() or show_progress else None
     from policyqa import pipeline
@@ -150,9 +162,13 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from policyqa.filters import make
     from policyqa.results import group_size, payload
+    from policyqa.search import clean_query
 
     settings = _settings(args)
-    filters = make(args.doc_id, args.folder, args.issuer, args.after, args.before)  # bad values fail before loading
+    # mistakes are found before the model loads (seconds)
+    clean_query(args.query)
+    filters = make(args.doc_id, args.folder, args.issuer, args.after, args.before)
+    _require_index(settings)
     engine = _engine(settings)
     index = engine.load()
     for note in index.damage:
@@ -192,6 +208,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     questions = read_questions(args.qa)
     settings = _settings(args)
+    _require_index(settings)
     engine = _engine(settings)
     index = engine.load()
     legs = ["hybrid", "dense", "lexical"] if args.legs else ["hybrid"]
@@ -282,8 +299,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from policyqa.api import create_app
 
     settings = _settings(args)
-    if not settings.corpus_dir.is_dir():
-        raise CorpusError(f"corpus folder {settings.corpus_dir} does not exist; create it or pass --corpus DIR")
+    _require_corpus(settings)
     from policyqa.guard import header_timeout_protocol
 
     uvicorn.run(
