@@ -151,3 +151,15 @@ def test_argument_errors_come_before_the_model(
     err = capsys.readouterr().err
     assert "corpus folder" in err and "does not exist" in err and err.count("\n") == 1
     assert not idx.exists()  # a failed build leaves no empty index folder behind
+
+
+def test_remove_folds_a_repeated_id_and_updates_the_index(corpus: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    folders = ("--corpus", str(corpus), "--index", str(idx))
+    assert run("build", *folders).returncode == 0
+    listed = json.loads(run("documents", "--json", "--index", str(idx)).stdout)["documents"]
+    doc_id = next(d["doc_id"] for d in listed if d["source"] == "measures.txt")
+    removed = run("remove", doc_id, doc_id, *folders)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.count("removed measures.txt") == 1 and "index updated" in removed.stdout
+    assert doc_id not in run("documents", "--index", str(idx)).stdout

@@ -152,9 +152,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from policyqa import corpus
 
     settings = _settings(args)
-    for doc_id in args.doc_ids:
+    doc_ids = list(dict.fromkeys(args.doc_ids))  # an id given twice is one document, removed once
+    for doc_id in doc_ids:
         corpus.find(settings.corpus_dir, doc_id)  # all ids are checked before any file is removed
-    for doc_id in args.doc_ids:
+    for doc_id in doc_ids:
         print(f"removed {corpus.remove(settings.corpus_dir, doc_id)} (doc_id {doc_id})")
     return _build(settings, show_progress=args.progress)
 
