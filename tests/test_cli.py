@@ -163,3 +163,16 @@ def test_remove_folds_a_repeated_id_and_updates_the_index(corpus: Path, tmp_path
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout.count("removed measures.txt") == 1 and "index updated" in removed.stdout
     assert doc_id not in run("documents", "--index", str(idx)).stdout
+
+
+def test_add_refuses_a_missing_corpus_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_model(monkeypatch)
+    doc = tmp_path / "通知.txt"
+    doc.write_text("关于补贴的通知\n\n一、补贴对象\n中小企业。\n", encoding="utf-8")
+    missing, idx = tmp_path / "missing" / "folder", tmp_path / "idx"
+    assert cli.main(["add", str(doc), "--corpus", str(missing), "--index", str(idx)]) == 2
+    err = capsys.readouterr().err
+    assert "corpus folder" in err and "does not exist" in err and err.count("\n") == 1
+    assert not (tmp_path / "missing").exists() and not idx.exists()

@@ -116,6 +116,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from policyqa import corpus
 
     settings = _settings(args)
+    _require_corpus(settings)  # as build and serve: a mistyped --corpus must not become a new, empty corpus
     files = []
     for path in args.files:
         try:
