@@ -8,6 +8,8 @@ import pytest
 
 from policyqa import cli
 
+from .conftest import SEED
+
 ENV = {**os.environ, "POLICYQA_MODEL": "hash:64"}
 
 
@@ -176,3 +178,17 @@ def test_add_refuses_a_missing_corpus_folder(
     err = capsys.readouterr().err
     assert "corpus folder" in err and "does not exist" in err and err.count("\n") == 1
     assert not (tmp_path / "missing").exists() and not idx.exists()
+
+
+@pytest.mark.parametrize("args", [("inspect", str(SEED)), ("inspect", str(SEED), "--full", "--json")])
+def test_a_reader_that_stops_early_gets_no_traceback(args: tuple[str, ...]) -> None:
+    """`policyqa ... | head -1`: the reader is gone before the command writes (the short output fails when it
+    is flushed at the end, the long one while it is written)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "policyqa", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 1
+    assert err == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -446,11 +447,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _reader_gone() -> int:
+    """stdout's reader stopped early (`policyqa inspect FILE | head -1`): exit without a traceback. stdout
+    now writes to devnull, or Python's own flush at exit fails a second time and says so on stderr."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1  # as Python's documentation does on EPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a reader that went away is found here, not at interpreter exit
         return code
+    except BrokenPipeError:
+        return _reader_gone()
     except CorpusError as exc:
         print(f"policyqa: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
