@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from policyqa import cli
+from policyqa import corpus as corpus_mod
+from policyqa.errors import NotFoundError
 
 from .conftest import SEED
 
@@ -192,3 +194,29 @@ def test_a_reader_that_stops_early_gets_no_traceback(args: tuple[str, ...]) -> N
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 1
     assert err == ""
+
+
+def test_errors_name_the_cli_command_that_lists_documents(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_model(monkeypatch)
+    folders = ["--corpus", str(corpus), "--index", str(tmp_path / "idx")]
+    for argv in (
+        ["remove", "0123456789ab", *folders],
+        ["remove", "not-an-id", *folders],
+        ["search", "补贴", "--doc-id", "not-an-id", "--index", str(tmp_path / "idx")],
+    ):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert "`policyqa documents`" in err and "/api/" not in err, err
+    # the HTTP API answers with the library's message, which names its own endpoint
+    with pytest.raises(NotFoundError, match="list them with GET /api/documents"):
+        corpus_mod.find(corpus, "0123456789ab")
+
+
+def test_unknown_doc_id_filter_names_the_cli_command(corpus: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    assert run("build", "--corpus", str(corpus), "--index", str(idx)).returncode == 0
+    out = run("search", "补贴", "--doc-id", "0123456789ab", "--index", str(idx))
+    assert out.returncode == 1 and "no document 0123456789ab" in out.stderr
+    assert "`policyqa documents`" in out.stderr and "/api/" not in out.stderr

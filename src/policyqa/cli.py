@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from policyqa.config import Settings
-from policyqa.errors import CorpusError, PolicyQAError
+from policyqa.errors import LIST_DOCUMENTS, CorpusError, PolicyQAError
 
 if TYPE_CHECKING:
     from policyqa.evaluation import Report
@@ -447,6 +447,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _say(exc: PolicyQAError) -> None:
+    """The error as one line on stderr, naming the CLI's commands where the library names the API's."""
+    print(f"policyqa: error: {str(exc).replace(LIST_DOCUMENTS, '`policyqa documents`')}", file=sys.stderr)
+
+
 def _reader_gone() -> int:
     """stdout's reader stopped early (`policyqa inspect FILE | head -1`): exit without a traceback. stdout
     now writes to devnull, or Python's own flush at exit fails a second time and says so on stderr."""
@@ -464,10 +469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_gone()
     except CorpusError as exc:
-        print(f"policyqa: error: {exc}", file=sys.stderr)
+        _say(exc)
         return EXIT_USAGE
     except PolicyQAError as exc:
-        print(f"policyqa: error: {exc}", file=sys.stderr)
+        _say(exc)
         return 1
     except KeyboardInterrupt:
         return 130
