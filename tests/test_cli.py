@@ -220,3 +220,12 @@ def test_unknown_doc_id_filter_names_the_cli_command(corpus: Path, tmp_path: Pat
     out = run("search", "补贴", "--doc-id", "0123456789ab", "--index", str(idx))
     assert out.returncode == 1 and "no document 0123456789ab" in out.stderr
     assert "`policyqa documents`" in out.stderr and "/api/" not in out.stderr
+
+
+@pytest.mark.parametrize("k", ["0", "51", "-3"])
+def test_k_out_of_range_is_one_short_line(
+    k: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_model(monkeypatch)
+    assert cli.main(["search", "补贴", "-k", k, "--index", str(tmp_path / "idx")]) == 2
+    assert capsys.readouterr().err == "policyqa: error: -k must be between 1 and 50\n"

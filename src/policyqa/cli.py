@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from policyqa.evaluation import Report
 
 EXIT_USAGE = 2
+MAX_K = 50  # as the HTTP API's k
+
+
+class UsageError(PolicyQAError):
+    """A command-line value argparse lets through but the command cannot use (exit 2, as argparse's own)."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -169,6 +174,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     # mistakes are found before the model loads (seconds)
+    if not 1 <= args.k <= MAX_K:  # not argparse's choices=, which lists all fifty in its message
+        raise UsageError(f"-k must be between 1 and {MAX_K}")
     clean_query(args.query)
     filters = make(args.doc_id, args.folder, args.issuer, args.after, args.before)
     _require_index(settings)
@@ -385,7 +392,7 @@ def parser() -> argparse.ArgumentParser:
         "--after 2020-01-01 --issuer 人民政府",
     )
     s.add_argument("query", help="the question, in Chinese or English")
-    s.add_argument("-k", type=int, default=5, choices=range(1, 51), metavar="N", help="passages to show (1-50)")
+    s.add_argument("-k", type=int, default=5, metavar="N", help=f"passages to show (1-{MAX_K})")
     s.add_argument("--json", action="store_true", help="print the same JSON as the HTTP API")
     s.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
     s.add_argument("--doc-id", action="append", metavar="DOC_ID", help="only this document (repeatable)")
@@ -468,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _reader_gone()
-    except CorpusError as exc:
+    except (CorpusError, UsageError) as exc:
         _say(exc)
         return EXIT_USAGE
     except PolicyQAError as exc:
