@@ -130,6 +130,7 @@ def test_a_bomb_in_the_corpus_folder_is_skipped_by_name(corpus: Path, tmp_path: 
 def test_cli_add_says_which_limit(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.pdf"
     bomb.write_bytes(flate_pdf(100 * MIB))
+    (tmp_path / "c").mkdir()  # add refuses a missing corpus folder
     env = {**os.environ, "POLICYQA_MODEL": "hash:64", "POLICYQA_MAX_INFLATED_BYTES": str(32 * MIB)}
     cmd = [sys.executable, "-m", "policyqa", "add", str(bomb), "--corpus", str(tmp_path / "c"), "--index", "x"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)

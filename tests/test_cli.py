@@ -4,6 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from policyqa import cli
+from policyqa import corpus as corpus_mod
+from policyqa.errors import NotFoundError
+
+from .conftest import SEED
+
 ENV = {**os.environ, "POLICYQA_MODEL": "hash:64"}
 
 
@@ -116,3 +124,108 @@ def test_eval_groups_questions_and_fails_below_a_threshold(corpus: Path, tmp_pat
     assert failing.returncode == 1
     assert failing.stderr.strip().startswith("policyqa: error: retrieval below the thresholds")
     assert len(failing.stderr.strip().splitlines()) == 1
+
+
+def _no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the model (15 s with the real one) fails the test: these mistakes must be found before it."""
+
+    def loaded(settings: object) -> None:
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cli, "_engine", loaded)
+
+
+def test_argument_errors_come_before_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_model(monkeypatch)
+    idx = tmp_path / "idx"
+    for query, said in (("", "the query is empty"), (" \x00 ", "the query is empty"), ("长" * 600, "600 characters")):
+        assert cli.main(["search", query, "--index", str(idx)]) == 1
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1
+    assert cli.main(["search", "补贴", "--index", str(idx)]) == 1
+    err = capsys.readouterr().err
+    assert "no whole index in" in err and "policyqa build" in err and err.count("\n") == 1
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"q": "补贴", "must": ["补贴"]}, ensure_ascii=False), encoding="utf-8")
+    assert cli.main(["eval", str(qa), "--index", str(idx)]) == 1
+    assert "no whole index in" in capsys.readouterr().err
+    assert cli.main(["build", "--corpus", str(tmp_path / "missing"), "--index", str(idx)]) == 2
+    err = capsys.readouterr().err
+    assert "corpus folder" in err and "does not exist" in err and err.count("\n") == 1
+    assert not idx.exists()  # a failed build leaves no empty index folder behind
+
+
+def test_remove_folds_a_repeated_id_and_updates_the_index(corpus: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    folders = ("--corpus", str(corpus), "--index", str(idx))
+    assert run("build", *folders).returncode == 0
+    listed = json.loads(run("documents", "--json", "--index", str(idx)).stdout)["documents"]
+    doc_id = next(d["doc_id"] for d in listed if d["source"] == "measures.txt")
+    removed = run("remove", doc_id, doc_id, *folders)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.count("removed measures.txt") == 1 and "index updated" in removed.stdout
+    assert doc_id not in run("documents", "--index", str(idx)).stdout
+
+
+def test_add_refuses_a_missing_corpus_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_model(monkeypatch)
+    doc = tmp_path / "通知.txt"
+    doc.write_text("关于补贴的通知\n\n一、补贴对象\n中小企业。\n", encoding="utf-8")
+    missing, idx = tmp_path / "missing" / "folder", tmp_path / "idx"
+    assert cli.main(["add", str(doc), "--corpus", str(missing), "--index", str(idx)]) == 2
+    err = capsys.readouterr().err
+    assert "corpus folder" in err and "does not exist" in err and err.count("\n") == 1
+    assert not (tmp_path / "missing").exists() and not idx.exists()
+
+
+@pytest.mark.parametrize("args", [("inspect", str(SEED)), ("inspect", str(SEED), "--full", "--json")])
+def test_a_reader_that_stops_early_gets_no_traceback(args: tuple[str, ...]) -> None:
+    """`policyqa ... | head -1`: the reader is gone before the command writes (the short output fails when it
+    is flushed at the end, the long one while it is written)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "policyqa", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 1
+    assert err == ""
+
+
+def test_errors_name_the_cli_command_that_lists_documents(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_model(monkeypatch)
+    folders = ["--corpus", str(corpus), "--index", str(tmp_path / "idx")]
+    for argv in (
+        ["remove", "0123456789ab", *folders],
+        ["remove", "not-an-id", *folders],
+        ["search", "补贴", "--doc-id", "not-an-id", "--index", str(tmp_path / "idx")],
+    ):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert "`policyqa documents`" in err and "/api/" not in err, err
+    # the HTTP API answers with the library's message, which names its own endpoint
+    with pytest.raises(NotFoundError, match="list them with GET /api/documents"):
+        corpus_mod.find(corpus, "0123456789ab")
+
+
+def test_unknown_doc_id_filter_names_the_cli_command(corpus: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    assert run("build", "--corpus", str(corpus), "--index", str(idx)).returncode == 0
+    out = run("search", "补贴", "--doc-id", "0123456789ab", "--index", str(idx))
+    assert out.returncode == 1 and "no document 0123456789ab" in out.stderr
+    assert "`policyqa documents`" in out.stderr and "/api/" not in out.stderr
+
+
+@pytest.mark.parametrize("k", ["0", "51", "-3"])
+def test_k_out_of_range_is_one_short_line(
+    k: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_model(monkeypatch)
+    assert cli.main(["search", "补贴", "-k", k, "--index", str(tmp_path / "idx")]) == 2
+    assert capsys.readouterr().err == "policyqa: error: -k must be between 1 and 50\n"

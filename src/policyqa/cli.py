@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -11,12 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from policyqa.config import Settings
-from policyqa.errors import CorpusError, PolicyQAError
+from policyqa.errors import LIST_DOCUMENTS, CorpusError, PolicyQAError
 
 if TYPE_CHECKING:
     from policyqa.evaluation import Report
 
 EXIT_USAGE = 2
+MAX_K = 50  # as the HTTP API's k
+
+
+class UsageError(PolicyQAError):
+    """A command-line value argparse lets through but the command cannot use (exit 2, as argparse's own)."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -63,7 +69,19 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+def _require_corpus(settings: Settings) -> None:
+    if not settings.corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder {settings.corpus_dir} does not exist; create it or pass --corpus DIR")
+
+
+def _require_index(settings: Settings) -> None:
+    from policyqa import index
+
+    index.require(settings.index_dir)
+
+
 def _build(settings: Settings, force: bool = False, show_progress: bool = False) -> int:
+    _require_corpus(settings)  # before the model loads, and before the index folder is made
     engine = _engine(settings)
     progress = _Progress() if sys.stderr.isatty() or show_progress else None
     from policyqa import pipeline
@@ -104,6 +122,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from policyqa import corpus
 
     settings = _settings(args)
+    _require_corpus(settings)  # as build and serve: a mistyped --corpus must not become a new, empty corpus
     files = []
     for path in args.files:
         try:
@@ -140,9 +159,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from policyqa import corpus
 
     settings = _settings(args)
-    for doc_id in args.doc_ids:
+    doc_ids = list(dict.fromkeys(args.doc_ids))  # an id given twice is one document, removed once
+    for doc_id in doc_ids:
         corpus.find(settings.corpus_dir, doc_id)  # all ids are checked before any file is removed
-    for doc_id in args.doc_ids:
+    for doc_id in doc_ids:
         print(f"removed {corpus.remove(settings.corpus_dir, doc_id)} (doc_id {doc_id})")
     return _build(settings, show_progress=args.progress)
 
@@ -150,9 +170,15 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from policyqa.filters import make
     from policyqa.results import group_size, payload
+    from policyqa.search import clean_query
 
     settings = _settings(args)
-    filters = make(args.doc_id, args.folder, args.issuer, args.after, args.before)  # bad values fail before loading
+    # mistakes are found before the model loads (seconds)
+    if not 1 <= args.k <= MAX_K:  # not argparse's choices=, which lists all fifty in its message
+        raise UsageError(f"-k must be between 1 and {MAX_K}")
+    clean_query(args.query)
+    filters = make(args.doc_id, args.folder, args.issuer, args.after, args.before)
+    _require_index(settings)
     engine = _engine(settings)
     index = engine.load()
     for note in index.damage:
@@ -192,6 +218,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     questions = read_questions(args.qa)
     settings = _settings(args)
+    _require_index(settings)
     engine = _engine(settings)
     index = engine.load()
     legs = ["hybrid", "dense", "lexical"] if args.legs else ["hybrid"]
@@ -282,8 +309,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from policyqa.api import create_app
 
     settings = _settings(args)
-    if not settings.corpus_dir.is_dir():
-        raise CorpusError(f"corpus folder {settings.corpus_dir} does not exist; create it or pass --corpus DIR")
+    _require_corpus(settings)
     from policyqa.guard import header_timeout_protocol
 
     uvicorn.run(
@@ -366,7 +392,7 @@ def parser() -> argparse.ArgumentParser:
         "--after 2020-01-01 --issuer 人民政府",
     )
     s.add_argument("query", help="the question, in Chinese or English")
-    s.add_argument("-k", type=int, default=5, choices=range(1, 51), metavar="N", help="passages to show (1-50)")
+    s.add_argument("-k", type=int, default=5, metavar="N", help=f"passages to show (1-{MAX_K})")
     s.add_argument("--json", action="store_true", help="print the same JSON as the HTTP API")
     s.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
     s.add_argument("--doc-id", action="append", metavar="DOC_ID", help="only this document (repeatable)")
@@ -428,16 +454,32 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _say(exc: PolicyQAError) -> None:
+    """The error as one line on stderr, naming the CLI's commands where the library names the API's."""
+    print(f"policyqa: error: {str(exc).replace(LIST_DOCUMENTS, '`policyqa documents`')}", file=sys.stderr)
+
+
+def _reader_gone() -> int:
+    """stdout's reader stopped early (`policyqa inspect FILE | head -1`): exit without a traceback. stdout
+    now writes to devnull, or Python's own flush at exit fails a second time and says so on stderr."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1  # as Python's documentation does on EPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a reader that went away is found here, not at interpreter exit
         return code
-    except CorpusError as exc:
-        print(f"policyqa: error: {exc}", file=sys.stderr)
+    except BrokenPipeError:
+        return _reader_gone()
+    except (CorpusError, UsageError) as exc:
+        _say(exc)
         return EXIT_USAGE
     except PolicyQAError as exc:
-        print(f"policyqa: error: {exc}", file=sys.stderr)
+        _say(exc)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from policyqa import ingest, sandbox
-from policyqa.errors import DocumentError, NotFoundError, TooLargeError, UploadError
+from policyqa.errors import LIST_DOCUMENTS, DocumentError, NotFoundError, TooLargeError, UploadError
 from policyqa.limits import Limits
 
 MAX_NAME = 120
@@ -146,12 +146,12 @@ def _link_free(tmp: Path, corpus_dir: Path, source: str) -> str:
 def find(corpus_dir: Path, wanted: str) -> Path:
     """The corpus file whose doc_id is `wanted`."""
     if not _DOC_ID.match(wanted):
-        raise NotFoundError(f"{wanted!r} is not a document id (12 hex digits, as listed by GET /api/documents)")
+        raise NotFoundError(f"{wanted!r} is not a document id (12 hex digits, as listed by {LIST_DOCUMENTS})")
     if corpus_dir.is_dir():
         for path in ingest.corpus_files(corpus_dir):
             if ingest.document_id(path.relative_to(corpus_dir).as_posix()) == wanted:
                 return path
-    raise NotFoundError(f"no document with id {wanted} in the corpus; list them with GET /api/documents")
+    raise NotFoundError(f"no document with id {wanted} in the corpus; list them with {LIST_DOCUMENTS}")
 
 
 def remove(corpus_dir: Path, wanted: str) -> str:

@@ -1,5 +1,9 @@
 """Domain errors: raised by the library, translated into messages at the edges (cli, api)."""
 
+# Where a message sends people for the list of documents: the HTTP API's endpoint, which the CLI's edge
+# replaces with its own command (`policyqa documents`).
+LIST_DOCUMENTS = "GET /api/documents"
+
 
 class PolicyQAError(Exception):
     """Base class; the message says what went wrong and what to do."""

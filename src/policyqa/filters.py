@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from policyqa.errors import FilterError
+from policyqa.errors import LIST_DOCUMENTS, FilterError
 from policyqa.index import DocInfo, Index
 from policyqa.store.base import Scope
 
@@ -72,7 +72,7 @@ def make(
     for i in ids:
         if not _DOC_ID.fullmatch(i):
             raise FilterError(
-                "doc_id", "12 hex digits", f"doc_id: {i!r} is not a document id (12 hex digits, see GET /api/documents)"
+                "doc_id", "12 hex digits", f"doc_id: {i!r} is not a document id (12 hex digits, see {LIST_DOCUMENTS})"
             )
     place = (folder or "").strip().replace("\\", "/").strip("/")
     if place and (".." in place.split("/") or len(place) > 500):
@@ -90,7 +90,7 @@ def check(index: Index, filters: Filters) -> None:
     unknown = sorted(filters.doc_ids - index.by_id.keys())
     if unknown:
         raise FilterError(
-            "doc_id", "a document of the index", f"doc_id: no document {', '.join(unknown)}; see GET /api/documents"
+            "doc_id", "a document of the index", f"doc_id: no document {', '.join(unknown)}; see {LIST_DOCUMENTS}"
         )
 
 

@@ -316,6 +316,15 @@ def candidates(index_dir: Path) -> tuple[list[Path], list[str]]:
     return first + [p for p in others if not first or p != first[0]], notes
 
 
+def require(index_dir: Path) -> None:
+    """Raise IndexMissingError when there is no snapshot to try at all (reads CURRENT, nothing more): a command
+    can say so before it loads the model. What read() finds damaged is still found by read()."""
+    folders, notes = candidates(index_dir)
+    if not folders:
+        detail = f" ({'; '.join(notes)})" if notes else ""
+        raise IndexMissingError(f"no whole index in {index_dir}{detail}; build it with `policyqa build`")
+
+
 def documents(index_dir: Path) -> list[DocInfo]:
     """The documents of the snapshot being served, read from its meta.json (no model needed)."""
     return catalogue(index_dir)[1]
