@@ -105,6 +105,8 @@ async def upload(
             )
         data = await upload.read(limit + 1)
         name = upload.filename or "document"
+        if upload.size is not None and upload.size > limit:  # its whole size, not the limit + 1 bytes read
+            raise TooLargeError(f"{name}: the file is {upload.size} bytes; the limit is {limit} bytes")
     eng = started_engine(state)  # after the body is read, as the admin check is before it
     stored = await run_in_threadpool(corpus_mod.add, settings.corpus_dir, name, data, limit, settings.limits, replace)
     eng.unhide(stored.doc_id)
