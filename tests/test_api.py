@@ -59,6 +59,33 @@ def test_bad_post_bodies(client: TestClient) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/api/search", "GET, POST"),
+        ("GET", "/api/index/rebuild", "POST"),
+        ("PATCH", "/api/documents", "GET, POST"),
+        ("POST", "/api/documents/0123456789ab", "DELETE"),
+        ("DELETE", "/api/documents/0123456789ab/text", "GET"),
+        ("OPTIONS", "/api/health", "GET"),
+        ("PUT", "/", "GET, HEAD"),
+    ],
+)
+def test_a_wrong_method_is_405_naming_the_allowed_ones(client: TestClient, method: str, path: str, allow: str) -> None:
+    resp = client.request(method, path)
+    assert resp.status_code == 405
+    assert resp.headers["allow"] == allow
+    body = resp.json()
+    assert f"allowed methods: {allow}" in body["error"] and f"可用的请求方式：{allow}" in body["message"]
+
+
+def test_an_unknown_path_is_still_404(client: TestClient) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        resp = client.request(method, "/api/nothing")
+        assert resp.status_code == 404 and "allow" not in resp.headers
+        assert resp.json()["error"].startswith("no endpoint /api/nothing")
+
+
 def test_page_and_docs_are_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "政策问答" in page.text

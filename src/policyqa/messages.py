@@ -77,6 +77,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^no document with id|^the file of .* is no longer"), "找不到该文档，它可能已被删除。"),
     (re.compile(r"^the index holds no text for"), "索引中还没有这份文档的全文，请在下次索引更新后再试。"),
     (re.compile(r"^no endpoint "), "没有这个接口，接口说明见 /docs。"),
+    (
+        re.compile(r"^(\S+) is not allowed on (\S+); allowed methods: (.+?) \("),
+        "接口 {1} 不支持 {0} 请求，可用的请求方式：{2}（接口说明见 /docs）。",
+    ),
     (re.compile(r"(ENOSPC|EDQUOT|EFBIG)"), "服务器磁盘空间不足，请联系管理员。"),
     (re.compile(r"(EROFS|EIO)"), "服务器磁盘不可写，请联系管理员。"),
     (re.compile(r"(ENAMETOOLONG|EILSEQ)"), "文件名太长或无效，请改名后重试。"),

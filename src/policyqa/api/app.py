@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -109,9 +109,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for module in (health, search, documents, index):
         app.include_router(module.router)
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    def no_such_endpoint(rest: str) -> JSONResponse:
-        return errors.error(404, f"no endpoint /api/{rest}; the API is described at /docs")
+    # Every method, so that no /api path falls through to the page's static files (a 405 naming GET, HEAD).
+    @app.api_route("/api/{rest:path}", methods=[*errors.METHODS], include_in_schema=False)
+    def no_such_endpoint(request: Request, rest: str) -> JSONResponse:
+        return errors.no_endpoint(app.openapi()["paths"], request.method, request.url.path)
 
     app.mount("/", StaticFiles(directory=web_dir(), html=True), name="web")
     return app
