@@ -60,6 +60,26 @@ def test_bad_post_bodies(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b'{"q": ', {"content-type": "application/json"}),
+        (b"{not json", {"content-type": "application/json"}),
+        (b"\xff\xfe{", {"content-type": "application/json"}),
+        (b"", {"content-type": "application/json"}),
+        (b'["q"]', {"content-type": "application/json"}),
+        ('{"q": "人才公寓"}'.encode(), {"content-type": "text/plain"}),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_says_what_to_send(client: TestClient, body: bytes, headers: dict) -> None:
+    resp = client.post("/api/search", content=body, headers=headers)
+    assert resp.status_code == 422
+    got = resp.json()
+    assert "field" not in got  # a character offset, or "body", is not a field the client could correct
+    assert got["error"].startswith("the request body is not") and "Content-Type: application/json" in got["error"]
+    assert got["message"].startswith("请求内容不是有效的 JSON 对象") and '{"q": ' in got["message"]
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
         ("PUT", "/api/search", "GET, POST"),

@@ -78,6 +78,11 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^the index holds no text for"), "索引中还没有这份文档的全文，请在下次索引更新后再试。"),
     (re.compile(r"^no endpoint "), "没有这个接口，接口说明见 /docs。"),
     (
+        re.compile(r"^the request body is not (?:valid JSON|a JSON object)"),
+        "请求内容不是有效的 JSON 对象，请以 Content-Type: application/json 发送，"
+        '例如 {{"q": "南京有几个国家级创新型产业集群？", "k": 5}}。',
+    ),
+    (
         re.compile(r"^(\S+) is not allowed on (\S+); allowed methods: (.+?) \("),
         "接口 {1} 不支持 {0} 请求，可用的请求方式：{2}（接口说明见 /docs）。",
     ),
