@@ -84,7 +84,7 @@ def test_only_byte_counts_read_as_sizes(roomy: TestClient) -> None:
     assert "字节" not in deep.json()["message"]
     big = roomy.post("/api/documents", headers=ADMIN, files={"file": ("big.txt", b"x" * 9000)})
     assert big.status_code == 413
-    assert big.json()["message"].startswith("文件 big.txt 太大（8.8 KB），上限为 8.0 KB")
+    assert big.json()["message"].startswith("文件 big.txt 太大（8.8 KB），上限为 8 KB")
 
 
 @pytest.mark.parametrize(

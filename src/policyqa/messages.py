@@ -23,9 +23,16 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^issuer: "), "发文机关最多 100 个字符。"),
     (
         re.compile(r"^(.+?): the file is (\d+) bytes; the limit is (\d+) bytes"),
-        "文件 {0} 太大（{1:bytes}），上限为 {2:bytes}。",
+        "文件 {0} 太大（{1:bytes}），上限为 {2:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
     ),
-    (re.compile(r"^the upload is (\d+) bytes; the limit is (\d+) bytes"), "文件太大（{0:bytes}），上限为 {1:bytes}。"),
+    (
+        re.compile(r"^the upload is (\d+) bytes; the limit is (\d+) bytes"),
+        "文件太大（{0:bytes}），上限为 {1:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^the upload is over the limit of (\d+) bytes"),
+        "文件太大，上限为 {0:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
+    ),
     (re.compile(r"request body is over the limit of (\d+) bytes"), "请求内容太长（上限 {0:bytes}）。"),
     (re.compile(r"^(.+?): the file is empty"), "文件 {0} 是空的。"),
     (
@@ -133,7 +140,10 @@ def _size(text: str) -> str:
     if not text.isdigit():
         return text
     n = int(text)
-    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} 字节"
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= scale:  # a limit set in whole units reads as set (20 MB), a size beside it with a decimal
+            return f"{n // scale} {unit}" if n % scale == 0 else f"{n / scale:.1f} {unit}"
+    return f"{n} 字节"
 
 
 def chinese(error: str, status: int = 422, field: str | None = None) -> str:

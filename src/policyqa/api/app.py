@@ -22,7 +22,7 @@ from policyqa.api.routes import documents, health, index, search
 from policyqa.config import Settings
 from policyqa.engine import Engine
 from policyqa.errors import PolicyQAError
-from policyqa.guard import BodyLimit, SecurityHeaders
+from policyqa.guard import MULTIPART_ALLOWANCE, BodyLimit, SecurityHeaders
 from policyqa.store import configured
 
 log = logging.getLogger("policyqa")
@@ -99,9 +99,18 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.policyqa = state
 
     def body_limit(scope: Any) -> tuple[int, str]:
+        """The bytes a request body may have, and the refusal naming the limit as configured."""
         if scope.get("path") == "/api/documents" and scope.get("method") == "POST":
-            return settings.max_upload_bytes + 64 * 1024, "split the document or raise POLICYQA_MAX_UPLOAD_BYTES"
-        return settings.max_body_bytes, "send a shorter body (a question is at most 500 characters)"
+            cap = settings.max_upload_bytes
+            return cap + MULTIPART_ALLOWANCE, (
+                f"the upload is over the limit of {cap} bytes (POLICYQA_MAX_UPLOAD_BYTES); "
+                "split the document or raise POLICYQA_MAX_UPLOAD_BYTES"
+            )
+        cap = settings.max_body_bytes
+        return cap, (
+            f"the request body is over the limit of {cap} bytes (POLICYQA_MAX_BODY_BYTES); "
+            "send a shorter body (a question is at most 500 characters)"
+        )
 
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(SecurityHeaders)  # outermost: also on the 413s above and on every error
