@@ -1,6 +1,7 @@
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -111,6 +112,22 @@ def test_page_and_docs_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and "政策问答" in page.text
     assert client.get("/app.js").status_code == 200
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_load_nothing_from_outside_the_service(client: TestClient, path: str) -> None:
+    page = client.get(path)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert not re.search(r"(https?:)?//", page.text)  # no other origin, not even a protocol-relative one
+    assets = re.findall(r'(?:src|href|spec-url|data-openapi)="([^"]+)"', page.text)
+    assert len(assets) >= 3 and "/openapi.json" in assets
+    for asset in assets:
+        resp = client.get(asset)
+        assert resp.status_code == 200 and resp.content, asset
+        if asset.endswith("-init.js"):
+            assert "http" not in resp.text  # our start-up script: no validator or other outside URL
+    policy = page.headers["content-security-policy"]
+    assert "http" not in policy and "jsdelivr" not in policy and "'unsafe-inline'" not in policy.split("style-src")[0]
 
 
 def test_real_server_process(corpus: Path, server_factory) -> None:

@@ -1,5 +1,6 @@
-"""create_app(settings) -> FastAPI: the routers, the error answers, the guards and the page, assembled; the
-engine is started (or handed in by tests) in the background and reached by routes through deps.py."""
+"""create_app(settings) -> FastAPI: the routers, the error answers, the guards, the docs and the page,
+assembled; the engine is started (or handed in by tests) in the background and reached by routes through
+deps.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from policyqa.api import errors
+from policyqa.api import docs, errors
 from policyqa.api.deps import AppState
 from policyqa.api.routes import documents, health, index, search
 from policyqa.config import Settings
@@ -95,6 +96,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         description="Document-grounded question answering over Chinese policy documents.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN; docs.py serves local copies
+        redoc_url=None,
     )
     app.state.policyqa = state
 
@@ -123,5 +126,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     def no_such_endpoint(request: Request, rest: str) -> JSONResponse:
         return errors.no_endpoint(app.openapi()["paths"], request.method, request.url.path)
 
+    docs.install(app)
     app.mount("/", StaticFiles(directory=web_dir(), html=True), name="web")
     return app
