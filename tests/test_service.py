@@ -120,6 +120,33 @@ def test_bad_uploads_are_refused_and_the_service_stays_healthy(corpus: Path, ser
     assert sources(srv.url, "数据中心电能利用效率")
 
 
+def test_an_upload_over_the_limit_names_the_configured_limit(corpus: Path, server_factory) -> None:
+    """The body limit allows the multipart framing on top of POLICYQA_MAX_UPLOAD_BYTES; the 413 names the
+    setting's own value, whether the size is declared (Content-Length) or found while the body streams in."""
+    srv = server_factory(corpus, POLICYQA_ADMIN_TOKEN=TOKEN, POLICYQA_MAX_UPLOAD_BYTES="4096")
+    text = (OCEAN * 32).ljust(4096, b"\n")
+    exact = httpx.post(f"{srv.url}/api/documents", files={"file": ("exact.txt", text)}, headers=AUTH)
+    assert len(text) == 4096 and exact.status_code == 202, exact.text
+
+    def streamed():  # no Content-Length
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
+        for _ in range(200):
+            yield b"x" * 1000
+
+    declared = httpx.post(f"{srv.url}/api/documents", files={"file": ("big.txt", b"x" * 200_000)}, headers=AUTH)
+    chunked = httpx.post(
+        f"{srv.url}/api/documents",
+        content=streamed(),
+        headers={**AUTH, "content-type": "multipart/form-data; boundary=b"},
+    )
+    for resp in (declared, chunked):
+        assert resp.status_code == 413, resp.text
+        body = resp.json()
+        assert "limit of 4096 bytes" in body["error"] and "POLICYQA_MAX_UPLOAD_BYTES" in body["error"]
+        assert str(4096 + 64 * 1024) not in body["error"]
+        assert "上限为 4 KB" in body["message"] and "POLICYQA_MAX_UPLOAD_BYTES" in body["message"]
+
+
 def test_searches_never_fail_during_updates(tmp_path: Path, server_factory) -> None:
     corpus = make_corpus(tmp_path / "big", 150)
     srv = server_factory(corpus, POLICYQA_ADMIN_TOKEN=TOKEN)

@@ -243,3 +243,43 @@ def test_markup_in_metadata_outline_and_text_never_runs(corpus: Path, server_fac
     assert page.locator("#documents img, #documents script").count() == 0
     assert page.evaluate("window.__pwned") is None
     assert page.dialogs == []
+
+
+def only_local(page: Any, url: str) -> list[str]:
+    """Cut the page off from every origin but `url`; the list fills with what it tried to reach elsewhere."""
+    outside: list[str] = []
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(url + "/"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return outside
+
+
+def test_swagger_ui_renders_offline(corpus: Path, server_factory, page: Any) -> None:
+    """/docs comes from the service itself: with every other origin cut off it still lists the endpoints (and
+    within its CSP, which the fixture checks)."""
+    srv = server_factory(corpus)
+    outside = only_local(page, srv.url)
+    page.goto(srv.url + "/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/api/search").first).to_be_visible(timeout=30_000)
+    assert outside == []
+
+
+def test_redoc_renders_offline(corpus: Path, server_factory, browser: Any) -> None:
+    srv = server_factory(corpus)
+    context = browser.new_context()
+    page = context.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    outside = only_local(page, srv.url)
+    page.goto(srv.url + "/redoc")
+    expect(page.locator("h2", has_text="Ranked passages for a question").first).to_be_visible(timeout=30_000)
+    context.close()
+    assert outside == []
+    # ReDoc always tries its maker's logo (cdn.redoc.ly) and hides it when it fails: the CSP stops it first
+    assert all("cdn.redoc.ly/redoc/logo-mini.svg" in text for text in blocked), blocked

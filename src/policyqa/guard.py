@@ -23,11 +23,11 @@ PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's /docs and /redoc pages are an inline script loading Swagger UI / ReDoc from a CDN.
+# /docs and /redoc load Swagger UI and ReDoc from this service (api/docs.py), never from another origin; both
+# set inline styles, and ReDoc searches in a worker it makes from a blob.
 DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -37,11 +37,17 @@ HEADERS = [
 ]
 
 
-class BodyTooLarge(HTTPException):
-    """A request body over the route's limit (raised while the body is read, so it is never held)."""
+# What a multipart upload adds around the file itself (boundaries, part headers, its name), allowed on top of
+# POLICYQA_MAX_UPLOAD_BYTES so that a file of exactly the limit gets in; the file itself is checked exactly.
+MULTIPART_ALLOWANCE = 64 * 1024
 
-    def __init__(self, limit: int, hint: str) -> None:
-        super().__init__(413, f"the request body is over the limit of {limit} bytes; {hint}")
+
+class BodyTooLarge(HTTPException):
+    """A request body over the route's limit (raised while the body is read, so it is never held); the message
+    names the limit as configured and the setting that raises it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
 
 
 def _json(status: int, message: str) -> tuple[Message, Message]:
@@ -55,7 +61,8 @@ def _json(status: int, message: str) -> tuple[Message, Message]:
 
 
 class BodyLimit:
-    """Refuse request bodies over `limit_for(scope)` bytes: by Content-Length at once, or while streaming."""
+    """Refuse request bodies over the bytes `limit_for(scope)` gives, with the error message it gives beside
+    them: by Content-Length at once, or while the body streams in."""
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[Scope], tuple[int, str]]) -> None:
         self.app = app
@@ -65,10 +72,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit, hint = self.limit_for(scope)
+        limit, refusal = self.limit_for(scope)
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            for message in _json(413, BodyTooLarge(limit, hint).detail):
+            for message in _json(413, BodyTooLarge(refusal).detail):
                 await send(message)
             return
         seen = 0
@@ -79,7 +86,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge(limit, hint)
+                    raise BodyTooLarge(refusal)
             return message
 
         await self.app(scope, limited, send)
@@ -95,7 +102,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        docs = scope.get("path", "") in ("/docs", "/redoc", "/docs/oauth2-redirect")
+        docs = scope.get("path", "") in ("/docs", "/redoc")
         policy = (DOCS_POLICY if docs else PAGE_POLICY).encode()
 
         async def with_headers(message: Message) -> None:

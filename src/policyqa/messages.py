@@ -1,15 +1,14 @@
 """Chinese messages for people, beside the API's English `error` (kept for machines, logs and the CLI).
 
-One table of the library's error sentences, matched in order; what they name (a file, a size, a setting)
-is carried over. An error that matches none gets its status's general message, so every error a person can
-see on the page is in Chinese.
+One table of the library's error sentences, matched in order; what they name (a file, a count, a setting)
+is carried over as it is, except where a template writes `{n:bytes}`: only byte counts read as sizes. An
+error that matches none gets its status's general message, so every error a person can see on the page is
+in Chinese.
 """
 
 from __future__ import annotations
 
 import re
-
-_SETTING = r"\(?(POLICYQA_[A-Z_]+)\)?"
 
 # (pattern over the English error, Chinese template over its groups)
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -22,9 +21,19 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^after \((.+)\) is later than before \((.+)\)"), "起始日期 {0} 晚于截止日期 {1}。"),
     (re.compile(r"^folder: "), "文件夹不在文档库中。"),
     (re.compile(r"^issuer: "), "发文机关最多 100 个字符。"),
-    (re.compile(r"^(.+?): the file is (\d+) bytes; the limit is (\d+) bytes"), "文件 {0} 太大（{1}），上限为 {2}。"),
-    (re.compile(r"^the upload is (\d+) bytes; the limit is (\d+) bytes"), "文件太大（{0}），上限为 {1}。"),
-    (re.compile(r"request body is over the limit of (\d+) bytes"), "请求内容太长（上限 {0}）。"),
+    (
+        re.compile(r"^(.+?): the file is (\d+) bytes; the limit is (\d+) bytes"),
+        "文件 {0} 太大（{1:bytes}），上限为 {2:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^the upload is (\d+) bytes; the limit is (\d+) bytes"),
+        "文件太大（{0:bytes}），上限为 {1:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^the upload is over the limit of (\d+) bytes"),
+        "文件太大，上限为 {0:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
+    ),
+    (re.compile(r"request body is over the limit of (\d+) bytes"), "请求内容太长（上限 {0:bytes}）。"),
     (re.compile(r"^(.+?): the file is empty"), "文件 {0} 是空的。"),
     (
         re.compile(r"^(.+?): the file is neither text"),
@@ -36,11 +45,34 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"^(.+?): too many documents of that name"), "同名文档 {0} 太多，请先删除一些，或选择替换。"),
     (
-        re.compile(r"^(.+?): .*over the limit of (\S+) " + _SETTING),
+        re.compile(r"^(.+?): .*over the limit of (\d+) \(POLICYQA_MAX_HTML_DEPTH\)"),
+        "文件 {0} 的 HTML 嵌套超过 {1} 层（可由 POLICYQA_MAX_HTML_DEPTH 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^(.+?): .*over the limit of (\d+) \(POLICYQA_MAX_PDF_PAGES\)"),
+        "文件 {0} 超过 {1} 页（可由 POLICYQA_MAX_PDF_PAGES 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^(.+?): .*over the limit of (\d+) \(POLICYQA_MAX_NODES\)"),
+        "文件 {0} 的段落、表格单元或 HTML 元素超过 {1} 个（可由 POLICYQA_MAX_NODES 调整），请拆分文件。",
+    ),
+    (
+        # the limit as limits.py wrote it: a count or a depth ("256"), or a size with its unit ("64 MiB")
+        re.compile(r"^(.+?): .*over the limit of (.+?) \((?:\d+ x )?(POLICYQA_[A-Z_]+)\)"),
         "文件 {0} 超出解析上限 {1}（可由 {2} 调整），请拆分文件。",
     ),
-    (re.compile(r"^(.+?): parsing used more than (\S+) s of CPU"), "解析文件 {0} 超过 {1} 秒，请拆分文件。"),
-    (re.compile(r"^(.+?): the parser died.*memory limit of (\S+ MiB)"), "解析文件 {0} 超出内存上限 {1}，请拆分文件。"),
+    (
+        re.compile(r"^(.+?): parsing (?:used more|took longer) than (\S+) s"),
+        "解析文件 {0} 超过 {1} 秒（可由 POLICYQA_PARSE_SECONDS 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^(.+?): (?:the parser died.*memory limit of|parsing needs more than) (\S+ MiB)"),
+        "解析文件 {0} 超出内存上限 {1}（可由 POLICYQA_PARSE_MEMORY_BYTES 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^(.+?): the document is nested too deeply"),
+        "文件 {0} 嵌套层次太深，无法解析（可由 POLICYQA_MAX_HTML_DEPTH 调整），请拆分文件。",
+    ),
     (re.compile(r"^(.+?): cannot determine the text encoding"), "无法识别文件 {0} 的文字编码，请另存为 UTF-8。"),
     (re.compile(r"^(.+?): no text found"), "文件 {0} 中没有找到文字（空文件或纯图片扫描件）。"),
     (re.compile(r"^(.+?): cannot (?:be )?read"), "无法读取文件 {0}（可能已损坏）。"),
@@ -52,6 +84,15 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^no document with id|^the file of .* is no longer"), "找不到该文档，它可能已被删除。"),
     (re.compile(r"^the index holds no text for"), "索引中还没有这份文档的全文，请在下次索引更新后再试。"),
     (re.compile(r"^no endpoint "), "没有这个接口，接口说明见 /docs。"),
+    (
+        re.compile(r"^the request body is not (?:valid JSON|a JSON object)"),
+        "请求内容不是有效的 JSON 对象，请以 Content-Type: application/json 发送，"
+        '例如 {{"q": "南京有几个国家级创新型产业集群？", "k": 5}}。',
+    ),
+    (
+        re.compile(r"^(\S+) is not allowed on (\S+); allowed methods: (.+?) \("),
+        "接口 {1} 不支持 {0} 请求，可用的请求方式：{2}（接口说明见 /docs）。",
+    ),
     (re.compile(r"(ENOSPC|EDQUOT|EFBIG)"), "服务器磁盘空间不足，请联系管理员。"),
     (re.compile(r"(EROFS|EIO)"), "服务器磁盘不可写，请联系管理员。"),
     (re.compile(r"(ENAMETOOLONG|EILSEQ)"), "文件名太长或无效，请改名后重试。"),
@@ -87,11 +128,22 @@ _BY_STATUS = {
 }
 
 
+class _Named(str):
+    """What an error names, shown as it is; `{n:bytes}` in a template shows a byte count as a size instead.
+    Only a template says which groups are bytes: a count, a depth, an id or a length is never a size."""
+
+    def __format__(self, spec: str) -> str:
+        return _size(self) if spec == "bytes" else str.__format__(self, spec)
+
+
 def _size(text: str) -> str:
     if not text.isdigit():
         return text
     n = int(text)
-    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} 字节"
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= scale:  # a limit set in whole units reads as set (20 MB), a size beside it with a decimal
+            return f"{n // scale} {unit}" if n % scale == 0 else f"{n / scale:.1f} {unit}"
+    return f"{n} 字节"
 
 
 def chinese(error: str, status: int = 422, field: str | None = None) -> str:
@@ -99,7 +151,7 @@ def chinese(error: str, status: int = 422, field: str | None = None) -> str:
     for pattern, template in _RULES:
         found = pattern.search(error)
         if found:
-            return template.format(*(_size(g or "") for g in found.groups()))
+            return template.format(*(_Named(g or "") for g in found.groups()))
     if field and field in _BY_FIELD:
         return _BY_FIELD[field]
     return _BY_STATUS.get(status, "出错了，请稍后重试。" if status >= 500 else "请求无效，请检查后重试。")

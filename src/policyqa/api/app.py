@@ -1,5 +1,6 @@
-"""create_app(settings) -> FastAPI: the routers, the error answers, the guards and the page, assembled; the
-engine is started (or handed in by tests) in the background and reached by routes through deps.py."""
+"""create_app(settings) -> FastAPI: the routers, the error answers, the guards, the docs and the page,
+assembled; the engine is started (or handed in by tests) in the background and reached by routes through
+deps.py."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from policyqa.api import errors
+from policyqa.api import docs, errors
 from policyqa.api.deps import AppState
 from policyqa.api.routes import documents, health, index, search
 from policyqa.config import Settings
 from policyqa.engine import Engine
 from policyqa.errors import PolicyQAError
-from policyqa.guard import BodyLimit, SecurityHeaders
+from policyqa.guard import MULTIPART_ALLOWANCE, BodyLimit, SecurityHeaders
 from policyqa.store import configured
 
 log = logging.getLogger("policyqa")
@@ -95,13 +96,24 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         description="Document-grounded question answering over Chinese policy documents.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN; docs.py serves local copies
+        redoc_url=None,
     )
     app.state.policyqa = state
 
     def body_limit(scope: Any) -> tuple[int, str]:
+        """The bytes a request body may have, and the refusal naming the limit as configured."""
         if scope.get("path") == "/api/documents" and scope.get("method") == "POST":
-            return settings.max_upload_bytes + 64 * 1024, "split the document or raise POLICYQA_MAX_UPLOAD_BYTES"
-        return settings.max_body_bytes, "send a shorter body (a question is at most 500 characters)"
+            cap = settings.max_upload_bytes
+            return cap + MULTIPART_ALLOWANCE, (
+                f"the upload is over the limit of {cap} bytes (POLICYQA_MAX_UPLOAD_BYTES); "
+                "split the document or raise POLICYQA_MAX_UPLOAD_BYTES"
+            )
+        cap = settings.max_body_bytes
+        return cap, (
+            f"the request body is over the limit of {cap} bytes (POLICYQA_MAX_BODY_BYTES); "
+            "send a shorter body (a question is at most 500 characters)"
+        )
 
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(SecurityHeaders)  # outermost: also on the 413s above and on every error
@@ -109,9 +121,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for module in (health, search, documents, index):
         app.include_router(module.router)
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    def no_such_endpoint(rest: str) -> JSONResponse:
-        return errors.error(404, f"no endpoint /api/{rest}; the API is described at /docs")
+    # Every method, so that no /api path falls through to the page's static files (a 405 naming GET, HEAD).
+    @app.api_route("/api/{rest:path}", methods=[*errors.METHODS], include_in_schema=False)
+    def no_such_endpoint(request: Request, rest: str) -> JSONResponse:
+        return errors.no_endpoint(app.openapi()["paths"], request.method, request.url.path)
 
+    docs.install(app)
     app.mount("/", StaticFiles(directory=web_dir(), html=True), name="web")
     return app

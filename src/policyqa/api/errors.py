@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -68,7 +69,12 @@ def os_error_response(exc: OSError) -> tuple[int, str]:
 
 def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return error(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, e.g. not UTF-8
+        return not_json("it cannot be decoded")
+    if exc.status_code == 405 and "Allow" in headers:  # the page's static files: say what they do take
+        return _not_allowed(request.method, request.url.path, headers["Allow"])
+    return error(exc.status_code, str(exc.detail), headers or None)
 
 
 def _os(request: Request, exc: Exception) -> JSONResponse:
@@ -85,10 +91,26 @@ def _bug(request: Request, exc: Exception) -> JSONResponse:
 def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":  # its loc is ("body", <character offset>): not a field
+        offset = first.get("loc", ("body", "?"))[-1]
+        return not_json(f"{first.get('ctx', {}).get('error', 'JSON decode error')} at character {offset}")
+    if tuple(first.get("loc", ())) == ("body",):  # no body, or JSON that is not an object
+        why = "it is empty" if first.get("type") == "missing" else str(first.get("msg", "invalid body"))
+        return not_json(why, "a JSON object")
     loc = [str(p) for p in first.get("loc", []) if p not in ("query", "body", "path")]
     field = ".".join(loc) or "body"
     rule = first.get("msg", "invalid value")
     return error(422, f"{field}: {rule}", field=field, rule=rule)
+
+
+EXAMPLE = '{"q": "南京有几个国家级创新型产业集群？", "k": 5}'
+
+
+def not_json(why: str, what: str = "valid JSON") -> JSONResponse:
+    """A request body that is not the JSON object the endpoint reads: what to send instead (no `field`: the
+    body as a whole is wrong)."""
+    message = f"the request body is not {what} ({why}); send a JSON object such as {EXAMPLE}"
+    return error(422, f"{message} with the header Content-Type: application/json", rule="a JSON object (see /docs)")
 
 
 def _filter(request: Request, exc: Exception) -> JSONResponse:
@@ -121,6 +143,27 @@ def _refused(request: Request, exc: Exception) -> JSONResponse:
 
 def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return error(404, str(exc))
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_PARAM = re.compile(r"\\\{[^}]+\\\}")  # a {parameter} of a path template, once re.escape has run over it
+
+
+def no_endpoint(paths: dict[str, dict[str, Any]], method: str, path: str) -> JSONResponse:
+    """The answer when no route takes `method` on `path`: 405 naming the methods that path takes (in the `Allow`
+    header too), or 404 when no path of the API (`paths` of its OpenAPI schema, as /docs shows it) is that one."""
+    allowed: set[str] = set()
+    for template, operations in paths.items():
+        if re.fullmatch(_PARAM.sub("[^/]+", re.escape(template)), path):
+            allowed |= {m.upper() for m in operations}
+    if not allowed:
+        return error(404, f"no endpoint {path}; the API is described at /docs")
+    return _not_allowed(method, path, ", ".join(m for m in METHODS if m in allowed))
+
+
+def _not_allowed(method: str, path: str, allow: str) -> JSONResponse:
+    message = f"{method} is not allowed on {path}; allowed methods: {allow} (the API is described at /docs)"
+    return error(405, message, {"Allow": allow})
 
 
 def install(app: FastAPI) -> None:

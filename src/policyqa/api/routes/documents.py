@@ -16,6 +16,7 @@ from policyqa.api.deps import Admin, ServingEngine, StartedEngine, State, starte
 from policyqa.api.schemas import Documents, DocumentText, Removed, Uploaded
 from policyqa.engine import Engine
 from policyqa.errors import NotFoundError, TooLargeError
+from policyqa.guard import MULTIPART_ALLOWANCE
 from policyqa.index import DocInfo, Index, listing
 
 router = APIRouter()
@@ -90,7 +91,7 @@ async def upload(
     settings = state.settings
     limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+    if declared and declared.isdigit() and int(declared) > limit + MULTIPART_ALLOWANCE:
         raise TooLargeError(f"the upload is {declared} bytes; the limit is {limit} bytes")
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
@@ -105,6 +106,8 @@ async def upload(
             )
         data = await upload.read(limit + 1)
         name = upload.filename or "document"
+        if upload.size is not None and upload.size > limit:  # its whole size, not the limit + 1 bytes read
+            raise TooLargeError(f"{name}: the file is {upload.size} bytes; the limit is {limit} bytes")
     eng = started_engine(state)  # after the body is read, as the admin check is before it
     stored = await run_in_threadpool(corpus_mod.add, settings.corpus_dir, name, data, limit, settings.limits, replace)
     eng.unhide(stored.doc_id)
