@@ -79,6 +79,9 @@ def test_add_documents_remove(corpus: Path, tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     assert "added 海洋规划.txt" in added.stdout and "index updated" in added.stdout
     assert (corpus / "海洋规划.txt").is_file()
+    again = run("add", str(doc), *folders)  # the same bytes again: one document, not 海洋规划-2.txt
+    assert again.returncode == 0 and "already in the corpus: 海洋规划.txt" in again.stdout
+    assert not (corpus / "海洋规划-2.txt").exists()
     listed = json.loads(run("documents", "--json", "--index", str(idx)).stdout)
     ocean = next(d for d in listed["documents"] if d["source"] == "海洋规划.txt")
     found = json.loads(run("search", "海洋生产总值", "-k", "1", "--json", "--index", str(idx)).stdout)

@@ -144,13 +144,30 @@ def test_upload_names_are_normalised(name: str, expected: str) -> None:
 
 def test_name_collisions_get_a_suffix_unless_replace(client: TestClient, corpus: Path) -> None:
     sources = [
-        client.post("/api/documents", files={"file": (name, TEXT)}, headers=AUTH).json()["source"]
-        for name in ("...", "..", ".", "...")
+        client.post("/api/documents", files={"file": (name, TEXT + b"\n" * n)}, headers=AUTH).json()["source"]
+        for n, name in enumerate(("...", "..", ".", "..."))
     ]
     assert sources == ["document.txt", "document-2.txt", "document-3.txt", "document-4.txt"]
     again = client.post("/api/documents?replace=true", files={"file": ("...", TEXT + b"x")}, headers=AUTH).json()
     assert again["source"] == "document.txt" and again["replaced"] is True
     assert (corpus / "document.txt").read_bytes() == TEXT + b"x"
+
+
+def test_the_same_bytes_uploaded_again_are_one_document(client: TestClient, corpus: Path) -> None:
+    """An upload sent twice (a retry, a second click) must not put every passage in the results twice."""
+    first = client.post("/api/documents", files={"file": ("通知.txt", TEXT)}, headers=AUTH).json()
+    assert first["source"] == "通知.txt" and first["unchanged"] is False
+    again = client.post("/api/documents", files={"file": ("通知.txt", TEXT)}, headers=AUTH).json()
+    assert again["source"] == "通知.txt" and again["unchanged"] is True and again["doc_id"] == first["doc_id"]
+    other = client.post("/api/documents", files={"file": ("通知.txt", TEXT + b"x")}, headers=AUTH).json()
+    assert other["source"] == "通知-2.txt" and other["unchanged"] is False
+    third = client.post("/api/documents", files={"file": ("通知.txt", TEXT + b"x")}, headers=AUTH).json()
+    assert third["source"] == "通知-2.txt" and third["unchanged"] is True  # a variant holding the bytes
+    before = (corpus / "通知.txt").stat().st_mtime_ns
+    same = client.post("/api/documents?replace=true", files={"file": ("通知.txt", TEXT)}, headers=AUTH).json()
+    assert same["unchanged"] is True and same["replaced"] is False
+    assert (corpus / "通知.txt").stat().st_mtime_ns == before  # not rewritten, so not indexed again
+    assert sorted(p.name for p in corpus.glob("通知*")) == ["通知-2.txt", "通知.txt"]
 
 
 def test_a_document_hidden_by_a_failed_delete_comes_back_with_its_file(app_and_engine, client: TestClient, corpus):

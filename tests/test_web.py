@@ -98,6 +98,9 @@ def test_admin_uploads_a_document_and_finds_it(corpus: Path, server_factory, pag
     page.click("#upload-form button[type=submit]")
     expect(page.locator("#admin-message")).to_contain_text("已可检索", timeout=60_000)
     assert page.locator("#documents td.doc-source", has_text="海洋规划.txt").count() == 1
+    page.set_input_files("#file", files=[{"name": "海洋规划.txt", "mimeType": "text/plain", "buffer": content}])
+    page.click("#upload-form button[type=submit]")  # the same file again: said so, not added twice
+    expect(page.locator("#admin-message")).to_contain_text("未重复添加", timeout=60_000)
     search(page, srv.url, "海洋生产总值目标")
     assert "海洋规划.txt" in page.locator("#results li.result .source").first.inner_text()
 

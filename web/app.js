@@ -435,6 +435,11 @@ $("upload-form").addEventListener("submit", async (ev) => {
   adminMessage("正在上传 " + file.name + " …");
   const result = await upload(file);
   if (!result.ok) { adminMessage("上传失败（" + result.status + "）：" + failure(result.data, result.status), true); return; }
+  if (result.data.unchanged) {
+    adminMessage(result.data.source + " 已在文档库中，内容相同，未重复添加。");
+    $("upload-form").reset();
+    return;
+  }
   adminMessage("已上传 " + result.data.source + "，正在建立索引…");
   const job = await watchJob(result.data.job.id);
   if (job && job.state === "done") adminMessage(result.data.source + " 已可检索。");

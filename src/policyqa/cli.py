@@ -133,7 +133,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         files.append((corpus.check(path.name, data, settings.max_upload_bytes, settings.limits), data))
     for source, data in files:
         stored = corpus.store(settings.corpus_dir, source, data, args.replace)
-        verb = "replaced" if stored.replaced else "added"
+        verb = "already in the corpus:" if stored.unchanged else "replaced" if stored.replaced else "added"
         print(f"{verb} {stored.source} (doc_id {stored.doc_id}, {stored.size} bytes)")
     return _build(settings, show_progress=args.progress)
 

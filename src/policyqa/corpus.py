@@ -33,6 +33,7 @@ class Stored:
     size: int
     sha256: str
     replaced: bool  # a document of that name was there before
+    unchanged: bool = False  # the same bytes were there already under `source`: nothing was written
 
 
 def safe_name(name: str, data: bytes) -> str:
@@ -106,7 +107,9 @@ def add(
 
     Nothing is written for a file that is too large, of an unknown type, or unreadable. A document of the
     same name is replaced (a new version) only when `replace`; otherwise the new one gets a free name
-    (通知-2.txt). The write is atomic, so the index never sees half a file.
+    (通知-2.txt), unless the same bytes are already there under that name or one of its variants: then
+    nothing is written and that document is the answer (an upload sent twice is one document). The write is
+    atomic, so the index never sees half a file.
     """
     return store(corpus_dir, check(name, data, max_bytes, limits), data, replace)
 
@@ -121,25 +124,41 @@ def store(corpus_dir: Path, source: str, data: bytes, replace: bool = False) -> 
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        replaced = replace and (corpus_dir / source).exists()
+        replaced = unchanged = False
         if replace:
-            os.replace(tmp, corpus_dir / source)
+            unchanged = _holds(corpus_dir / source, data)
+            replaced = not unchanged and (corpus_dir / source).exists()
+            if not unchanged:  # the same bytes again would only move the file's time and re-index it
+                os.replace(tmp, corpus_dir / source)
         else:
-            source = _link_free(Path(tmp), corpus_dir, source)
+            source, unchanged = _link_free(Path(tmp), corpus_dir, source, data)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return Stored(ingest.document_id(source), source, len(data), hashlib.sha256(data).hexdigest(), replaced)
+    digest = hashlib.sha256(data).hexdigest()
+    return Stored(ingest.document_id(source), source, len(data), digest, replaced, unchanged)
 
 
-def _link_free(tmp: Path, corpus_dir: Path, source: str) -> str:
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at `path` is exactly `data` (its size first: most files differ there)."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _link_free(tmp: Path, corpus_dir: Path, source: str, data: bytes) -> tuple[str, bool]:
+    """The name the document takes, and whether it was there already: the first name of source, stem-2,
+    stem-3 ... that is free (taken by a link, which fails if the name is taken, unlike a rename), unless one
+    before it holds these very bytes."""
     stem, suffix = os.path.splitext(source)
     for n in range(1, 10_000):
         name = source if n == 1 else f"{stem}-{n}{suffix}"
         try:
-            os.link(tmp, corpus_dir / name)  # fails if the name is taken, unlike a rename
-            return name
+            os.link(tmp, corpus_dir / name)
+            return name, False
         except FileExistsError:
-            continue
+            if _holds(corpus_dir / name, data):
+                return name, True
     raise UploadError(f"{source}: too many documents of that name; delete some or upload with replace")
 
 

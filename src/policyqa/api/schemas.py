@@ -147,6 +147,7 @@ class Uploaded(Accepted):
     size: int
     sha256: str
     replaced: bool
+    unchanged: bool = False  # the same bytes were already in the corpus under `source`: nothing written
 
 
 class Removed(Accepted):
