@@ -267,3 +267,19 @@ def test_a_notices_addressees_and_signature_are_body_not_captions() -> None:
     passages = " ".join(c.text for c in chunk_document(doc))
     assert "各县（市、区）人民政府，市直有关单位：" in passages
     assert "某市人民政府办公室\n2024年3月1日" in passages or "某市人民政府办公室 2024年3月1日" in passages
+
+
+def test_markdown_headings_in_a_txt_file_are_headings() -> None:
+    """Markdown saved as .txt (or uploaded under a .txt name: the type comes from the content, and Markdown is
+    text) kept its `##` marks in the text and made a passage of each heading alone."""
+    text = (
+        "# 某市科技创新券管理办法\n\n## 第一章 总则\n\n第一条 为规范科技创新券管理，制定本办法。\n\n"
+        "## 第二章 申领\n\n第三条 企业可在线申领创新券，每家每年不超过20万元。\n"
+    )
+    doc = ingest.parse(text.encode(), "办法.txt")
+    assert doc.title == "某市科技创新券管理办法"
+    chunks = chunk_document(doc)
+    assert all("#" not in c.text for c in chunks) and all(c.body.strip() for c in chunks)
+    assert next(c for c in chunks if "20万元" in c.text).section.startswith("第二章 申领")
+    one = ingest.parse("# 注释行\n正文第一段。\n".encode(), "a.txt")  # one such line is not taken for Markdown
+    assert "# 注释行" in one.text or one.title == "# 注释行"

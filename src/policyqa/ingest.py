@@ -108,7 +108,14 @@ def unflatten(line: str) -> list[str]:
 
 
 def load_txt(data: bytes, name: str) -> list[Unit]:
-    return _lines_to_units(decode(data, name))
+    """Plain text; Markdown headings (`## 第一章 总则`) saved as .txt, or uploaded under such a name, are
+    still headings when the text has at least two of them (one line starting with `# ` may be anything)."""
+    units = _lines_to_units(decode(data, name))
+    marked = [(u, m) for u in units if u.kind == "line" and (m := _MD_HEADING.match(u.text)) and m.group(2)]
+    if len(marked) >= 2:
+        for u, m in marked:
+            u.text, u.kind, u.level = m.group(2), "heading", len(m.group(1))
+    return units
 
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
