@@ -232,3 +232,12 @@ def test_k_out_of_range_is_one_short_line(
     _no_model(monkeypatch)
     assert cli.main(["search", "补贴", "-k", k, "--index", str(tmp_path / "idx")]) == 2
     assert capsys.readouterr().err == "policyqa: error: -k must be between 1 and 50\n"
+
+
+def test_eval_columns_line_up_under_chinese_group_names_and_passages_stay_indented(capsys) -> None:
+    assert cli._pad("hybrid/法律", 14) == "hybrid/法律   "  # 7 + 2 x 2 columns, then 3 spaces
+    assert len(cli._pad("hybrid/law", 14)) == 14
+    row = {"source": "a.txt", "section": "一、总则", "text": "第一行\n第二行", "answer_start": 0, "answer_end": 3}
+    cli._print_row({**row, "rank": 1, "score": 1.0}, "1.")
+    out = capsys.readouterr().out
+    assert "   第一行\n   第二行\n" in out

@@ -207,7 +207,7 @@ def _print_row(row: dict, label: str) -> None:  # type: ignore[type-arg]
     if facts:
         print(f"   {facts}")
     print(f"   答: {answer}")
-    print(f"   {text}\n")
+    print("   " + text.replace("\n", "\n   ") + "\n")  # every line of the passage under its heading
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -244,6 +244,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pad(text: str, width: int) -> str:
+    """`text` left-aligned in `width` terminal columns: a Chinese character takes two (group names such as
+    `hybrid/法律` would push the columns after them out of line)."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - used, 0)
+
+
 def _print_eval(reports: list[Report], questions: int, index_name: str) -> None:
     print(f"{questions} questions, {reports[0].questions} answerable; index {index_name}")
     print(f"{'run':<24} {'n':>4} {'hit@1':>6} {'hit@3':>6} {'hit@5':>6} {'MRR@10':>7} {'nDCG@10':>8}  flag P/R")
@@ -255,7 +264,7 @@ def _print_eval(reports: list[Report], questions: int, index_name: str) -> None:
             if r.questions
             else f"{'-':>6} {'-':>6} {'-':>6} {'-':>7} {'-':>8}"  # a group of unanswerable questions only
         )
-        print(f"{r.name:<24} {r.questions:>4} {figures}{flag}")
+        print(f"{_pad(r.name, 24)} {r.questions:>4} {figures}{flag}")
     top = reports[0]
     for miss in top.misses:
         question = " ".join(str(miss["q"]).split())
