@@ -70,8 +70,9 @@ class _Progress:
 
 
 def _require_corpus(settings: Settings) -> None:
-    if not settings.corpus_dir.is_dir():
-        raise CorpusError(f"corpus folder {settings.corpus_dir} does not exist; create it or pass --corpus DIR")
+    from policyqa.ingest import require_corpus
+
+    require_corpus(settings.corpus_dir)
 
 
 def _require_index(settings: Settings) -> None:

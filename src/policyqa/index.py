@@ -321,8 +321,13 @@ def require(index_dir: Path) -> None:
     can say so before it loads the model. What read() finds damaged is still found by read()."""
     folders, notes = candidates(index_dir)
     if not folders:
-        detail = f" ({'; '.join(notes)})" if notes else ""
-        raise IndexMissingError(f"no whole index in {index_dir}{detail}; build it with `policyqa build`")
+        raise _missing(index_dir, notes)
+
+
+def _missing(index_dir: Path, notes: list[str]) -> IndexMissingError:
+    """No snapshot of `index_dir` can be served; `notes` say what was passed over and why."""
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    return IndexMissingError(f"no whole index in {index_dir}{detail}; build it with `policyqa build`")
 
 
 def documents(index_dir: Path) -> list[DocInfo]:
@@ -431,8 +436,7 @@ def read(index_dir: Path, store: Store | None = None, previous: Index | None = N
         return index
     if mismatch is not None and not damage:
         raise mismatch
-    detail = f" ({'; '.join(damage)})" if damage else ""
-    raise IndexMissingError(f"no whole index in {index_dir}{detail}; build it with `policyqa build`")
+    raise _missing(index_dir, damage)
 
 
 def _why(exc: BaseException) -> str:
