@@ -26,10 +26,6 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "文件 {0} 太大（{1:bytes}），上限为 {2:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
     ),
     (
-        re.compile(r"^the upload is (\d+) bytes; the limit is (\d+) bytes"),
-        "文件太大（{0:bytes}），上限为 {1:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
-    ),
-    (
         re.compile(r"^the upload is over the limit of (\d+) bytes"),
         "文件太大，上限为 {0:bytes}（可由 POLICYQA_MAX_UPLOAD_BYTES 调整），请拆分文件。",
     ),
