@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from policyqa import index as index_mod
-from policyqa import pipeline
 from policyqa.config import Settings
 from policyqa.embed import Embedder, load_embedder
-from policyqa.evaluation import evaluate, read_questions
-from policyqa.search import SearchOptions, search
+from policyqa.search.evaluation import evaluate, read_questions
+from policyqa.search.ranking import SearchOptions, search
+from policyqa.snapshot import index as index_mod
+from policyqa.snapshot import pipeline
 
 
 def measure(model: str, sentences: str, qa: Path, corpus: Path, model_dir: Path | None) -> dict[str, object]:

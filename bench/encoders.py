@@ -33,8 +33,8 @@ BATCHES = (1, 8, 32)
 def build_texts() -> list[str]:
     """Everything a build of the seed corpus encodes: each passage (breadcrumb + text) and, for passages of
     several sentences, each sentence again with its breadcrumb (chunk.sentence_texts)."""
-    from policyqa.chunk import ChunkSettings, chunk_document, sentence_texts
-    from policyqa.ingest import corpus_files, load
+    from policyqa.ingest.chunk import ChunkSettings, chunk_document, sentence_texts
+    from policyqa.ingest.loaders import corpus_files, load
 
     texts: list[str] = []
     for path in corpus_files(ROOT / "corpus"):
@@ -45,8 +45,8 @@ def build_texts() -> list[str]:
 
 def passages(n: int) -> list[str]:
     """The seed corpus's passages as the index embeds them (breadcrumb + text), longest first cut at n."""
-    from policyqa.chunk import ChunkSettings, chunk_document
-    from policyqa.ingest import corpus_files, load
+    from policyqa.ingest.chunk import ChunkSettings, chunk_document
+    from policyqa.ingest.loaders import corpus_files, load
 
     texts: list[str] = []
     for path in corpus_files(ROOT / "corpus"):

@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 from common import CACHE, ROOT
-from policyqa import ingest, pipeline
-from policyqa.chunk import ChunkSettings, chunk_document, sentence_texts
 from policyqa.config import Settings
 from policyqa.embed import Embedder, load_embedder
-from policyqa.segment import split_sentences
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest.chunk import ChunkSettings, chunk_document, sentence_texts
+from policyqa.ingest.segment import split_sentences
+from policyqa.snapshot import pipeline
 
 
 def seed_sentences() -> list[str]:

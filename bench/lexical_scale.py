@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from maxscore import Blended, best_per_owner, blend
-from policyqa.lexical import BM25, best
-from policyqa.segment import Segmenter, normalize_query
+from policyqa.ingest.segment import Segmenter, normalize_query
 from policyqa.store.faiss import ArrayLexical, Owners
+from policyqa.store.lexical import BM25, best
 
 DEPTH, SENTENCE = 50, 0.6
 Top = Callable[[list[str]], list[tuple[int, float]]]

@@ -1,6 +1,6 @@
 """Variant (c) of bench/lexical_scale.py: max-score top-k of the blended passage and best-sentence BM25 over
 policyqa's own postings, exact to the bit against exhaustive scoring. Measured slower than exhaustive scoring
-at 100,000 and 1,000,000 passages (bench/RESULTS.md), so it lives here and not in policyqa.lexical."""
+at 100,000 and 1,000,000 passages (bench/RESULTS.md), so it lives here and not in policyqa.store.lexical."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from functools import cached_property
 
 import numpy as np
 
-from policyqa.lexical import BM25, best
+from policyqa.store.lexical import BM25, best
 
 
 def best_per_owner(scores: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:

@@ -17,13 +17,14 @@ from unittest import mock
 
 import numpy as np
 
-from policyqa import index as index_mod
-from policyqa import ingest, pipeline
 from policyqa.config import Settings
 from policyqa.embed import Embedder, load_embedder
-from policyqa.evaluation import Report, evaluate, read_questions
+from policyqa.ingest import loaders as ingest
 from policyqa.models import Chunk, Hit
-from policyqa.search import SearchOptions, SearchResult, search
+from policyqa.search.evaluation import Report, evaluate, read_questions
+from policyqa.search.ranking import SearchOptions, SearchResult, search
+from policyqa.snapshot import index as index_mod
+from policyqa.snapshot import pipeline
 
 
 def naive(corpus: Path, embedder: Embedder) -> tuple[list[Chunk], object]:

@@ -31,10 +31,10 @@ import numpy as np
 
 from policyqa.config import Settings
 from policyqa.embed import Embedder, load_embedder
-from policyqa.evaluation import Question, read_questions, relevant
-from policyqa.index import Index, load
-from policyqa.search import SearchOptions
-from policyqa.segment import normalize, normalize_query
+from policyqa.ingest.segment import normalize, normalize_query
+from policyqa.search.evaluation import Question, read_questions, relevant
+from policyqa.search.ranking import SearchOptions
+from policyqa.snapshot.index import Index, load
 
 GROUPS_FIELD = "origin"
 

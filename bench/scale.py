@@ -15,9 +15,9 @@ import time
 import numpy as np
 
 from common import ROOT, questions
-from policyqa import index as index_mod
 from policyqa.config import Settings
 from policyqa.embed import load_embedder
+from policyqa.snapshot import index as index_mod
 from policyqa.store.faiss import HNSW_FROM, HNSW_M, dense_index, search_effort
 
 

@@ -47,13 +47,13 @@ from typing import Any
 
 import numpy as np
 
-from policyqa import index as index_mod
-from policyqa import pipeline
-from policyqa.chunk import ChunkSettings, sentence_spans
-from policyqa.identity import _YEAR, divisions, places_in
-from policyqa.index import DocInfo
+from policyqa.ingest.chunk import ChunkSettings, sentence_spans
+from policyqa.ingest.identity import _YEAR, divisions, places_in
+from policyqa.ingest.segment import Segmenter, normalize, normalize_query, split_sentences
 from policyqa.models import Chunk
-from policyqa.segment import Segmenter, normalize, normalize_query, split_sentences
+from policyqa.snapshot import index as index_mod
+from policyqa.snapshot import pipeline
+from policyqa.snapshot.index import DocInfo
 from policyqa.store.base import Vectors, Words
 from policyqa.store.faiss import FaissStore
 
@@ -327,7 +327,7 @@ PARTS = ("dense leg", "lexical leg", "identity", "answer sentence", "confidence"
 
 def breakdown(ix: index_mod.Index, embedder: Given, asked: list[str]) -> dict[str, float]:
     """Milliseconds per question in each part of `search`, the rest (fusion, centroids, ranking) by difference."""
-    from policyqa import search as search_mod
+    from policyqa.search import ranking as search_mod
 
     clock = Clock()
     saved = (ix.vectors, ix.lexical, ix.__dict__["identities"], search_mod._answer, search_mod.assess)
@@ -352,7 +352,7 @@ def breakdown(ix: index_mod.Index, embedder: Given, asked: list[str]) -> dict[st
 
 def measure(folder: Path, qcache: Path) -> dict[str, Any]:
     """In a fresh process: cold start, RSS, latency, the breakdown and the dense leg's recall."""
-    from policyqa.search import search
+    from policyqa.search.ranking import search
 
     asked, qvecs = questions(qcache)
     embedder = Given(asked, qvecs)

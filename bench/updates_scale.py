@@ -30,17 +30,17 @@ from pathlib import Path
 import numpy as np
 
 from common import pct
-from policyqa import index as index_mod
-from policyqa import pipeline
-from policyqa import search as search_mod
-from policyqa.chunk import ChunkSettings, chunk_id
 from policyqa.config import Settings
 from policyqa.embed import load_embedder
 from policyqa.engine import Engine
-from policyqa.index import FORMAT_VERSION, DocInfo
-from policyqa.ingest import document_id
+from policyqa.ingest.chunk import ChunkSettings, chunk_id
+from policyqa.ingest.loaders import document_id
+from policyqa.ingest.segment import Segmenter
 from policyqa.models import Chunk
-from policyqa.segment import Segmenter
+from policyqa.search import ranking as search_mod
+from policyqa.snapshot import index as index_mod
+from policyqa.snapshot import pipeline
+from policyqa.snapshot.index import FORMAT_VERSION, DocInfo
 from policyqa.store.base import Vectors, Words
 from policyqa.store.faiss import FaissStore
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa import bundle, pipeline
-from policyqa import index as index_mod
-from policyqa.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
+from policyqa import bundle
 from policyqa.embed import DEFAULT_MODEL, SentenceTransformerEmbedder, load_embedder
 from policyqa.errors import ModelError, ModelMismatchError
-from policyqa.ingest import parse
+from policyqa.ingest.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
+from policyqa.ingest.loaders import parse
+from policyqa.snapshot import index as index_mod
+from policyqa.snapshot import pipeline
 
 from .conftest import SEED, TINY
 

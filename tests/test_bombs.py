@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from policyqa import corpus, pipeline, sandbox
 from policyqa.errors import DocumentError, UploadError
-from policyqa.limits import MIB, Limits
+from policyqa.ingest import corpus, sandbox
+from policyqa.ingest.limits import MIB, Limits
+from policyqa.snapshot import pipeline
 
 W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 CONTENT_TYPES = (

@@ -1,7 +1,7 @@
 import itertools
 
-from policyqa import ingest
-from policyqa.chunk import ChunkSettings, chunk_document
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest.chunk import ChunkSettings, chunk_document
 
 from .conftest import SEED
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from policyqa import cli
-from policyqa import corpus as corpus_mod
 from policyqa.errors import NotFoundError
+from policyqa.ingest import corpus as corpus_mod
 
 from .conftest import SEED
 

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from policyqa import corpus, ingest
 from policyqa.errors import NotFoundError, TooLargeError, UploadError
+from policyqa.ingest import corpus
+from policyqa.ingest import loaders as ingest
 
 TEXT = "关于数据安全的通知\n\n一、总体要求\n各单位应当加强数据安全管理。\n".encode()
 

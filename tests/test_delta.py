@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa import delta, index, pipeline
 from policyqa.embed import HashEmbedder
-from policyqa.identity import Identities
-from policyqa.lexical import BM25
-from policyqa.search import search
+from policyqa.ingest.identity import Identities
+from policyqa.search.ranking import search
+from policyqa.snapshot import delta, index, pipeline
 from policyqa.store.base import Words
+from policyqa.store.lexical import BM25
 
 from .conftest import NOTICE, TINY2
 
@@ -385,7 +385,7 @@ def test_identities_are_read_back_not_segmented_again(corpus: Path, tmp_path: Pa
     def refuse(self: object, text: str) -> list[str]:
         raise AssertionError("segmented again")
 
-    monkeypatch.setattr("policyqa.segment.Segmenter.words_of", refuse)
+    monkeypatch.setattr("policyqa.ingest.segment.Segmenter.words_of", refuse)
     ix = index.load(idx, embedder)
     assert ix.identities.idf == expected.idf
     assert {d: (i.words, i.years, i.places) for d, i in ix.identities.docs.items()} == {

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from policyqa import ingest
-from policyqa.inspection import Inspection, inspect_file
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest.inspection import Inspection, inspect_file
 
 from .conftest import ROOT, SEED
 

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from policyqa import pipeline
 from policyqa.engine import Engine
+from policyqa.snapshot import pipeline
 
 
 def sources(engine: Engine, q: str) -> list[str]:
@@ -85,7 +85,7 @@ def test_a_replaced_snapshot_is_freed_although_what_was_loaded_is_frozen(
 def test_an_upload_publishes_first_and_a_large_merge_follows_as_a_job(
     corpus: Path, tmp_path: Path, embedder, monkeypatch
 ) -> None:
-    from policyqa import delta
+    from policyqa.snapshot import delta
 
     monkeypatch.setattr(delta, "MERGE_NOW", 0)  # passages: every merge is large
     engine = Engine(corpus, tmp_path / "idx", embedder)

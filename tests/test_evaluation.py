@@ -3,12 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from policyqa.confidence import Confidence
 from policyqa.errors import PolicyQAError
-from policyqa.evaluation import Question, evaluate, read_questions, relevant
+from policyqa.ingest.segment import normalize_query
 from policyqa.models import Chunk, Hit
-from policyqa.search import SearchResult
-from policyqa.segment import normalize_query
+from policyqa.search.confidence import Confidence
+from policyqa.search.evaluation import Question, evaluate, read_questions, relevant
+from policyqa.search.ranking import SearchResult
 
 
 def chunk(text: str, source: str = "a.txt") -> Chunk:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from policyqa import cli
 from policyqa.errors import FilterError
-from policyqa.filters import make
+from policyqa.search.filters import make
 
 from .conftest import NOTICE as A
 from .conftest import app_client

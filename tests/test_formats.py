@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from policyqa import ingest
-from policyqa.chunk import chunk_document
 from policyqa.errors import DocumentError
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest.chunk import chunk_document
 
 BODY = "对新认定的高新技术企业给予一次性奖励20万元，对研发投入超过1000万元的企业按照10%给予补助。"
 

@@ -11,10 +11,10 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from policyqa import corpus as corpus_mod
 from policyqa.api import create_app
 from policyqa.config import Settings
 from policyqa.engine import Engine
+from policyqa.ingest import corpus as corpus_mod
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
-from policyqa.identity import Identities, Mentions, conflicting_places, places_in, units_in
+from policyqa.ingest.identity import Identities, Mentions, conflicting_places, places_in, units_in
+from policyqa.ingest.segment import Segmenter, normalize
 from policyqa.models import Chunk
-from policyqa.search import search
-from policyqa.segment import Segmenter, normalize
+from policyqa.search.ranking import search
+from policyqa.snapshot import index, pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTICES = ROOT / "tests" / "data" / "multidoc"

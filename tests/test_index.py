@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
 from policyqa.errors import CorpusError, IndexMismatchError, IndexMissingError, StoreError
+from policyqa.snapshot import index, pipeline
 from policyqa.store import connect
 from policyqa.store import faiss as faiss_store
 

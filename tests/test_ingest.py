@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from policyqa import ingest
-from policyqa.chunk import chunk_document
 from policyqa.errors import CorpusError, DocumentError
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest.chunk import chunk_document
 from policyqa.models import Chunk
 
 from .conftest import SEED, TINY

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa.lexical import BM25, Collection, best
 from policyqa.store.faiss import ArrayLexical, Owners
+from policyqa.store.lexical import BM25, Collection, best
 
 
 def test_bm25_ranks_the_rarer_match_first(tmp_path: Path) -> None:

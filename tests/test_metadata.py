@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from policyqa import index, ingest, pipeline
 from policyqa.embed import HashEmbedder
-from policyqa.metadata import Metadata, extract
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest.metadata import Metadata, extract
+from policyqa.snapshot import index, pipeline
 
 NOTICE = """某市人民政府办公厅关于印发某市数据要素发展若干措施的通知
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from policyqa import index, pipeline
+from policyqa.snapshot import index, pipeline
 
 from .conftest import app_client
 

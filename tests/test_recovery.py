@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
 from policyqa.engine import Engine
 from policyqa.errors import IndexMissingError, ModelMismatchError
+from policyqa.snapshot import index, pipeline
 
 
 def _truncate(name: str, keep: Callable[[bytes], int]) -> Callable[[Path], None]:

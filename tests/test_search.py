@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa import index, pipeline
 from policyqa.errors import QueryError
-from policyqa.search import _answer, clean_query, rrf, search
+from policyqa.search.ranking import _answer, clean_query, rrf, search
+from policyqa.snapshot import index, pipeline
 from policyqa.store.faiss import ArrayLexical, FaissVectors
 
 
@@ -100,8 +100,8 @@ def test_a_lone_letter_or_sign_is_never_a_confident_question() -> None:
     is close to any short passage, and in a corpus of English snippets it passed both."""
     from types import SimpleNamespace
 
-    from policyqa.confidence import assess
     from policyqa.models import Chunk, Hit
+    from policyqa.search.confidence import assess
 
     background = np.zeros((4, 2), np.float32)
     background[:, 0] = [0.0, 0.1, 0.2, 0.3]

@@ -1,4 +1,4 @@
-from policyqa.segment import Segmenter, domain_words, normalize, split_sentences
+from policyqa.ingest.segment import Segmenter, domain_words, normalize, split_sentences
 
 
 def test_normalize_folds_full_width_and_case() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from policyqa import index, pipeline
 from policyqa.embed import HashEmbedder
+from policyqa.snapshot import index, pipeline
 
 from .conftest import STORES, TINY
 

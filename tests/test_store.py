@@ -10,10 +10,10 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException
 
-from policyqa import index, pipeline
 from policyqa.engine import Engine
 from policyqa.errors import IndexMismatchError, StoreError
-from policyqa.search import search
+from policyqa.search.ranking import search
+from policyqa.snapshot import index, pipeline
 from policyqa.store.qdrant import ALIAS, QdrantStore
 
 from .conftest import app_client

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from policyqa import engine as engine_mod
 from policyqa.engine import Engine
-from policyqa.watcher import CorpusWatcher
+from policyqa.ingest.watcher import CorpusWatcher
 
 
 def until(check, seconds: float = 10.0) -> bool:

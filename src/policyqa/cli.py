@@ -15,7 +15,7 @@ from policyqa.config import Settings
 from policyqa.errors import LIST_DOCUMENTS, CorpusError, PolicyQAError
 
 if TYPE_CHECKING:
-    from policyqa.evaluation import Report
+    from policyqa.search.evaluation import Report
 
 EXIT_USAGE = 2
 MAX_K = 50  # as the HTTP API's k
@@ -70,13 +70,13 @@ class _Progress:
 
 
 def _require_corpus(settings: Settings) -> None:
-    from policyqa.ingest import require_corpus
+    from policyqa.ingest.loaders import require_corpus
 
     require_corpus(settings.corpus_dir)
 
 
 def _require_index(settings: Settings) -> None:
-    from policyqa import index
+    from policyqa.snapshot import index
 
     index.require(settings.index_dir)
 
@@ -85,7 +85,7 @@ def _build(settings: Settings, force: bool = False, show_progress: bool = False)
     _require_corpus(settings)  # before the model loads, and before the index folder is made
     engine = _engine(settings)
     progress = _Progress() if sys.stderr.isatty() or show_progress else None
-    from policyqa import pipeline
+    from policyqa.snapshot import pipeline
 
     try:
         report = pipeline.build(
@@ -120,7 +120,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from policyqa import corpus
+    from policyqa.ingest import corpus
 
     settings = _settings(args)
     _require_corpus(settings)  # as build and serve: a mistyped --corpus must not become a new, empty corpus
@@ -140,7 +140,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_documents(args: argparse.Namespace) -> int:
-    from policyqa import index
+    from policyqa.snapshot import index
 
     settings = _settings(args)
     snapshot, docs = index.catalogue(settings.index_dir)
@@ -157,7 +157,7 @@ def cmd_documents(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from policyqa import corpus
+    from policyqa.ingest import corpus
 
     settings = _settings(args)
     doc_ids = list(dict.fromkeys(args.doc_ids))  # an id given twice is one document, removed once
@@ -169,9 +169,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from policyqa.filters import make
-    from policyqa.results import group_size, payload
-    from policyqa.search import clean_query
+    from policyqa.search.filters import make
+    from policyqa.search.ranking import clean_query
+    from policyqa.search.results import group_size, payload
 
     settings = _settings(args)
     # mistakes are found before the model loads (seconds)
@@ -214,8 +214,8 @@ def _print_row(row: dict, label: str) -> None:  # type: ignore[type-arg]
 def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from policyqa.evaluation import by_group, outcome, read_questions, summarise
-    from policyqa.search import SearchOptions
+    from policyqa.search.evaluation import by_group, outcome, read_questions, summarise
+    from policyqa.search.ranking import SearchOptions
 
     questions = read_questions(args.qa)
     settings = _settings(args)
@@ -283,7 +283,7 @@ def _print_eval(reports: list[Report], questions: int, index_name: str) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from policyqa.inspection import inspect_file
+    from policyqa.ingest.inspection import inspect_file
 
     settings = _settings(args)
     path: Path = args.file
@@ -320,7 +320,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _require_corpus(settings)
-    from policyqa.guard import header_timeout_protocol
+    from policyqa.api.guard import header_timeout_protocol
 
     uvicorn.run(
         create_app(settings),

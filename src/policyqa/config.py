@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from policyqa.limits import Limits
+from policyqa.ingest.limits import Limits
 
 
 @dataclass(frozen=True)

@@ -19,20 +19,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policyqa import index as index_mod
-from policyqa import pipeline
-from policyqa.chunk import ChunkSettings
 from policyqa.embed import Embedder, load_embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError, StoreError
-from policyqa.filters import Filters
-from policyqa.index import Index, current_snapshot
-from policyqa.limits import Limits
+from policyqa.ingest.chunk import ChunkSettings
+from policyqa.ingest.limits import Limits
+from policyqa.ingest.watcher import WALK_EVERY, CorpusWatcher
 from policyqa.messages import chinese
-from policyqa.pipeline import BuildReport
-from policyqa.search import SearchOptions, SearchResult, search
+from policyqa.search.filters import Filters
+from policyqa.search.ranking import SearchOptions, SearchResult, search
+from policyqa.snapshot import index as index_mod
+from policyqa.snapshot import pipeline
+from policyqa.snapshot.index import Index, current_snapshot
+from policyqa.snapshot.pipeline import BuildReport
 from policyqa.store import default_store
 from policyqa.store.base import Store, Vectors
-from policyqa.watcher import WALK_EVERY, CorpusWatcher
 
 log = logging.getLogger("policyqa")
 KEEP_JOBS = 50

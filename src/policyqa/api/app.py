@@ -19,11 +19,11 @@ from fastapi.staticfiles import StaticFiles
 
 from policyqa.api import docs, errors
 from policyqa.api.deps import AppState
+from policyqa.api.guard import MULTIPART_ALLOWANCE, BodyLimit, SecurityHeaders
 from policyqa.api.routes import documents, health, index, search
 from policyqa.config import Settings
 from policyqa.engine import Engine
 from policyqa.errors import PolicyQAError
-from policyqa.guard import MULTIPART_ALLOWANCE, BodyLimit, SecurityHeaders
 from policyqa.store import configured
 
 log = logging.getLogger("policyqa")

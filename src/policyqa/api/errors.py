@@ -24,7 +24,7 @@ from policyqa.errors import (
     UploadError,
 )
 from policyqa.messages import chinese
-from policyqa.search import MAX_QUERY
+from policyqa.search.ranking import MAX_QUERY
 
 log = logging.getLogger("policyqa")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.lexical import BM25, Collection, best
 from policyqa.store.base import Scope, Vectors, Words
+from policyqa.store.lexical import BM25, Collection, best
 
 # Dense index type by corpus size, from bench/scale.py (see bench/RESULTS.md): exact search below the
 # switch; HNSW above it, where exact search starts to cost a noticeable share of a question's encode.

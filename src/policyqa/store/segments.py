@@ -14,9 +14,9 @@ from functools import cached_property
 
 import numpy as np
 
-from policyqa.lexical import BM25, Collection
 from policyqa.store.base import Scope
 from policyqa.store.faiss import ArrayLexical, FaissVectors, mean_vectors, sample_rows
+from policyqa.store.lexical import BM25, Collection
 
 
 class Numbering:

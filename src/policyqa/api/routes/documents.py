@@ -11,12 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
-from policyqa import corpus as corpus_mod
 from policyqa.api.deps import Admin, ServingEngine, StartedEngine, State, started_engine
 from policyqa.api.schemas import Documents, DocumentText, Removed, Uploaded
 from policyqa.engine import Engine
 from policyqa.errors import NotFoundError, TooLargeError
-from policyqa.index import DocInfo, Index, listing
+from policyqa.ingest import corpus as corpus_mod
+from policyqa.snapshot.index import DocInfo, Index, listing
 
 router = APIRouter()
 DocId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$", description="12 hex digits")]

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from policyqa.api.deps import ServingEngine
 from policyqa.api.schemas import SearchBody, SearchResponse
 from policyqa.engine import Engine
-from policyqa.filters import make as make_filters
-from policyqa.results import group_size, payload
+from policyqa.search.filters import make as make_filters
+from policyqa.search.results import group_size, payload
 
 router = APIRouter()
 

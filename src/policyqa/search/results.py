@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from policyqa.index import Index
-from policyqa.search import SearchResult, hit_dict, result_dict
+from policyqa.search.ranking import SearchResult, hit_dict, result_dict
+from policyqa.snapshot.index import Index
 
 MORE = 3  # passages shown under a document's best one when grouping
 

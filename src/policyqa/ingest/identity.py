@@ -17,13 +17,13 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from policyqa.ingest.segment import Segmenter, normalize
 from policyqa.models import Chunk
-from policyqa.segment import Segmenter, normalize
 
 OPENING = 160  # characters of a document's first passage that belong to its identity (发文机关, 文号, 主送)
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _SUFFIX = re.compile(r"(特别行政区|壮族自治区|回族自治区|维吾尔自治区|自治区|自治州|省|市|地区|盟)$")
-_DIVISIONS = Path(__file__).with_name("data") / "divisions.csv"
+_DIVISIONS = Path(__file__).resolve().parents[1] / "data" / "divisions.csv"
 MAX_NAME = 10
 
 

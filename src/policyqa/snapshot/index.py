@@ -38,10 +38,10 @@ import numpy as np
 
 from policyqa.embed import SELECTORS, Embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, StoreError
-from policyqa.identity import DocIdentity, Identities, describe
-from policyqa.metadata import Metadata
+from policyqa.ingest.identity import DocIdentity, Identities, describe
+from policyqa.ingest.metadata import Metadata
+from policyqa.ingest.segment import Segmenter
 from policyqa.models import Chunk
-from policyqa.segment import Segmenter
 from policyqa.store import default_store
 from policyqa.store.base import LexicalStore, Store, VectorStore
 from policyqa.store.faiss import mean_vectors

@@ -7,11 +7,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from policyqa import ingest, sandbox
-from policyqa.chunk import ChunkSettings, chunk_document
 from policyqa.errors import DocumentError
-from policyqa.limits import Limits
-from policyqa.metadata import extract
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest import sandbox
+from policyqa.ingest.chunk import ChunkSettings, chunk_document
+from policyqa.ingest.limits import Limits
+from policyqa.ingest.metadata import extract
 from policyqa.models import Chunk, Document
 
 EXAMPLES = 3

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policyqa.chunk import sentence_spans
-from policyqa.confidence import Confidence, assess
 from policyqa.embed import Embedder
 from policyqa.errors import QueryError
-from policyqa.filters import Filters, scope_of
-from policyqa.index import Index
+from policyqa.ingest.chunk import sentence_spans
+from policyqa.ingest.segment import normalize, normalize_query, split_sentences
 from policyqa.models import Hit
-from policyqa.segment import normalize, normalize_query, split_sentences
+from policyqa.search.confidence import Confidence, assess
+from policyqa.search.filters import Filters, scope_of
+from policyqa.snapshot.index import Index
 
 MAX_QUERY = 500
 RRF_K = 60

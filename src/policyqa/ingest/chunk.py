@@ -6,8 +6,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from policyqa.ingest.segment import NUMERALS, split_sentences
 from policyqa.models import Block, Chunk, Document
-from policyqa.segment import NUMERALS, split_sentences
 
 SEPARATOR = " › "
 

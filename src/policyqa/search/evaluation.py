@@ -12,7 +12,7 @@ from pathlib import Path
 
 from policyqa.errors import PolicyQAError
 from policyqa.models import Chunk
-from policyqa.search import SearchResult
+from policyqa.search.ranking import SearchResult
 
 
 @dataclass(frozen=True)

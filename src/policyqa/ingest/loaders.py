@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from policyqa import webpage
 from policyqa.errors import CorpusError, DocumentError
+from policyqa.ingest import webpage
+from policyqa.ingest.segment import NUMERALS, TERMINAL, split_sentences
 from policyqa.models import Block, Document, Unit
-from policyqa.segment import NUMERALS, TERMINAL, split_sentences
 
 # Files under the corpus that are never documents (evaluation sets, notes for operators).
 SKIP_DIRS = frozenset({"eval", ".git", "__pycache__"})

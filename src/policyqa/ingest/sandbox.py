@@ -1,6 +1,6 @@
 """Parsing of untrusted files in a child process, under memory, CPU and wall-clock limits.
 
-`ingest.parse` runs in `python -m policyqa.sandbox`, which first applies the format-level limits
+`ingest.parse` runs in `python -m policyqa.ingest.sandbox`, which first applies the format-level limits
 (`limits.check`) and then parses under RLIMIT_AS and RLIMIT_CPU. A bomb costs the child, never the
 service: the parent only sends bytes and receives a Document, and a child that dies or overruns is
 replaced. Frames on the pipes are an 8-byte length and a pickle (the child is our own code).
@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from policyqa.errors import DocumentError
-from policyqa.limits import MIB, Limits
+from policyqa.ingest.limits import MIB, Limits
 from policyqa.models import Document
 
 _HEADER = struct.Struct("<Q")
@@ -55,11 +55,11 @@ class Sandbox:
 
     def _child(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
-            package_root = str(Path(__file__).resolve().parents[1])
+            package_root = str(Path(__file__).resolve().parents[2])
             path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
             env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "policyqa.sandbox", repr(asdict(self.limits))],
+                [sys.executable, "-m", "policyqa.ingest.sandbox", repr(asdict(self.limits))],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=env,
@@ -165,8 +165,8 @@ def _address_space() -> int:
 def _serve(limits: Limits) -> None:
     import resource
 
-    from policyqa import ingest
-    from policyqa import limits as limits_mod
+    from policyqa.ingest import limits as limits_mod
+    from policyqa.ingest import loaders as ingest
 
     # Frames go to the real stdout; anything a library prints goes to stderr instead.
     out = os.fdopen(os.dup(1), "wb")

@@ -20,12 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from policyqa import ingest
-from policyqa.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
 from policyqa.embed import Embedder
 from policyqa.errors import CorpusError, DocumentError, IndexMismatchError, ModelMismatchError, StoreError
-from policyqa.identity import describe, saved_form
-from policyqa.index import (
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
+from policyqa.ingest.identity import describe, saved_form
+from policyqa.ingest.limits import Limits
+from policyqa.ingest.metadata import extract
+from policyqa.ingest.sandbox import Sandbox
+from policyqa.ingest.segment import Segmenter, domain_words, normalize, split_sentences
+from policyqa.models import Chunk, Document
+from policyqa.snapshot.index import (
     CENTROIDS,
     DOCUMENTS,
     FORMAT_VERSION,
@@ -46,11 +51,6 @@ from policyqa.index import (
     snapshot_documents,
     store_of,
 )
-from policyqa.limits import Limits
-from policyqa.metadata import extract
-from policyqa.models import Chunk, Document
-from policyqa.sandbox import Sandbox
-from policyqa.segment import Segmenter, domain_words, normalize, split_sentences
 from policyqa.store import connect, default_store
 from policyqa.store.base import Store, Vectors, Words
 from policyqa.store.faiss import mean_vectors
@@ -433,7 +433,7 @@ def build(
     began = time.perf_counter()
     with build_lock(index_dir):
         if not force and getattr(store, "segmented", False):
-            from policyqa import delta
+            from policyqa.snapshot import delta
 
             report = delta.update(
                 corpus,

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from policyqa.ingest.segment import NUMERALS
 from policyqa.models import Document
-from policyqa.segment import NUMERALS
 
 # 穗府办规〔2024〕13号, 国办发[2020]6号, 国务院令第746号, 广州市人民政府令第179号, 主席令第七十三号
 _NUMBER = re.compile(

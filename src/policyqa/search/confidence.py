@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policyqa.index import Index
+from policyqa.ingest.segment import normalize
 from policyqa.models import Hit
-from policyqa.segment import normalize
+from policyqa.snapshot.index import Index
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 

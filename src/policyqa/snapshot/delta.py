@@ -33,9 +33,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from policyqa.chunk import ChunkSettings, chunk_document
 from policyqa.embed import Embedder
-from policyqa.index import (
+from policyqa.ingest.chunk import ChunkSettings, chunk_document
+from policyqa.ingest.limits import Limits
+from policyqa.ingest.metadata import extract
+from policyqa.ingest.segment import Segmenter
+from policyqa.models import Chunk
+from policyqa.snapshot.index import (
     BARE,
     DOCUMENTS,
     DocInfo,
@@ -52,10 +56,7 @@ from policyqa.index import (
     snapshot_documents,
     store_of,
 )
-from policyqa.limits import Limits
-from policyqa.metadata import extract
-from policyqa.models import Chunk
-from policyqa.pipeline import (
+from policyqa.snapshot.pipeline import (
     ROWS,
     BuildReport,
     Progress,
@@ -69,7 +70,6 @@ from policyqa.pipeline import (
     write_documents,
     write_part,
 )
-from policyqa.segment import Segmenter
 from policyqa.store.base import Store, Vectors, Words
 
 DELTA_FROM = 20_000  # passages: below this a whole snapshot is written (seconds); from it, only what changed

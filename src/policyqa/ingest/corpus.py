@@ -14,9 +14,10 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from policyqa import ingest, sandbox
 from policyqa.errors import LIST_DOCUMENTS, DocumentError, NotFoundError, TooLargeError, UploadError
-from policyqa.limits import Limits
+from policyqa.ingest import loaders as ingest
+from policyqa.ingest import sandbox
+from policyqa.ingest.limits import Limits
 
 MAX_NAME = 120
 MAX_NAME_BYTES = 200  # file systems allow 255 bytes; leave room for a collision suffix

@@ -1,0 +1,1 @@
+"""Files -> Documents -> passages: formats, loaders, cleaning, metadata, Chinese text, chunking, the corpus folder."""

@@ -1,0 +1,1 @@
+"""Question -> ranked passages: the legs and their fusion, filters, confidence, results, evaluation."""
