@@ -41,7 +41,7 @@ def test_a_conflicting_year_is_named(client: TestClient) -> None:
 
 def test_words_no_document_contains_are_named(client: TestClient) -> None:
     got = confidence(client, q="上海地铁票价是多少？")
-    assert got["reason"] == "missing_words" and got["reason_text"] == "文档中没有出现“上海”“地铁”“票价”"
+    assert got["reason"] == "missing_words" and got["reason_text"] == "文档中没有出现“上海”、“地铁”、“票价”"
 
 
 def test_filters_that_leave_no_document_say_so(client: TestClient) -> None:
@@ -58,9 +58,14 @@ def test_the_schema_lists_the_reasons(client: TestClient) -> None:
 
 
 def test_reason_of_prefers_a_conflict_then_missing_words() -> None:
-    both = Confidence(False, 0.1, 0.5, ("苏州工业园区",), ("苏州",))
-    assert (both.reason, both.reason_text) == reason_of(both) == ("conflict", "问题中的“苏州”与最接近的文档不符")
-    assert Confidence(False, 0.1, 0.5, ("红烧肉",)).reason == "missing_words"
+    both = Confidence(False, 0.1, 0.5, ("北京", "明天", "下雨"), ("北京",))
+    said = "问题中的“北京”与最接近的文档不符，文档中也没有出现“明天”、“下雨”"
+    assert (both.reason, both.reason_text) == reason_of(both) == ("conflict", said)
+    only = Confidence(False, 0.6, 1.4, ("苏州工业园区",), ("苏州",))
+    assert only.reason_text == "问题中的“苏州”与最接近的文档不符"
+    cooking = Confidence(False, 0.0, 2.6, ("红烧肉", "做", "才", "好吃"))
+    assert (cooking.reason, cooking.reason_text) == ("missing_words", "文档中没有出现“红烧肉”、“好吃”")
+    assert Confidence(False, 0.3, 0.5, ("钱",)).reason_text == "文档中没有出现“钱”"
     weak = Confidence(False, 0.1, 0.5, ())
     assert (weak.reason, weak.reason_text) == ("no_match", REASONS["no_match"])
     assert Confidence(True, 0.9, 3.0, ("红烧肉",)).reason is None
@@ -81,7 +86,7 @@ def test_the_cli_says_it_before_the_passages_and_marks_no_answer(
     index = ["--index", str(tmp_path / "idx")]
     assert cli.main(["search", "上海地铁票价是多少？", "-k", "2", *index]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("未找到可靠答案：文档中没有出现“上海”“地铁”“票价”\n")
+    assert out.startswith("未找到可靠答案：文档中没有出现“上海”、“地铁”、“票价”\n")
     assert "1. [" in out and "答:" not in out
     assert cli.main(["search", "上海地铁票价是多少？", "-k", "2", "--group", *index]) == 0
     assert capsys.readouterr().out.startswith("未找到可靠答案：")

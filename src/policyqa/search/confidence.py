@@ -24,6 +24,7 @@ that builds a Confidence gets it, and may set its own.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -92,12 +93,18 @@ NO_RESULTS = Confidence(False, 0.0, 0.0, (), reason="no_results")
 def reason_of(confidence: Confidence) -> tuple[Reason, str]:
     """Why a flagged answer is not confident, from the signals a decision sees: a year or place that the first
     document contradicts outweighs words that no document contains, which outweigh a weak match overall."""
+    missing = [w for w in confidence.missing if not any(c in w for c in confidence.conflicts)]  # named already
+    unseen = [w for w in missing if len(w) > 1]  # a lone 钱 or 做 missing says little next to 红烧肉
     if confidence.conflicts:
-        named = "".join(f"“{_named(c)}”" for c in confidence.conflicts)
-        return "conflict", f"问题中的{named}与最接近的文档不符"
-    if confidence.missing:
-        return "missing_words", "文档中没有出现" + "".join(f"“{w}”" for w in confidence.missing)
+        also = f"，文档中也没有出现{_quoted(unseen)}" if unseen else ""
+        return "conflict", f"问题中的{_quoted(map(_named, confidence.conflicts))}与最接近的文档不符{also}"
+    if missing:
+        return "missing_words", f"文档中没有出现{_quoted(unseen or missing)}"
     return "no_match", REASONS["no_match"]
+
+
+def _quoted(words: Iterable[str]) -> str:
+    return "、".join(f"“{w}”" for w in words)
 
 
 def _named(conflict: str) -> str:
