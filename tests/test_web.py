@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import NOTICE
+from .conftest import NOTICE, SEED
 
 pytestmark = pytest.mark.browser
 
@@ -83,6 +84,35 @@ def test_no_confident_answer_is_said(corpus: Path, server_factory, page: Any) ->
     search(page, srv.url, "上海地铁票价是多少？")
     status = page.inner_text("#status")
     assert "未找到可靠答案" in status and "上海" in status
+
+
+@pytest.mark.model
+def test_no_reliable_answer_is_said_first_and_nothing_is_highlighted(tmp_path: Path, server_factory, page: Any) -> None:
+    """On the bundled corpus with the real model: a question it flags shows the notice and the reason, the
+    list as the closest passages and no answering sentence, grouped or not; a confident one keeps its mark."""
+    corpus = tmp_path / "bundled"
+    corpus.mkdir()
+    shutil.copy(SEED, corpus / SEED.name)
+    srv = server_factory(corpus, wait=False, POLICYQA_MODEL="multilingual-e5-small")
+    srv.wait_ready(timeout=900)  # the first build embeds the corpus with the real model
+    search(page, srv.url, "北京明天下雨吗？")
+    for grouped in (False, True):
+        notice = page.locator("#status .notice")
+        expect(notice).to_contain_text("未找到可靠答案")
+        expect(notice).to_contain_text("北京")  # the reason names the place the document contradicts
+        expect(page.locator("#status .list-title")).to_contain_text("最接近的段落")
+        assert "条结果" not in page.inner_text("#status")
+        assert page.locator("#results li.result").count() >= 1 and page.locator("#results mark.answer").count() == 0
+        if not grouped:
+            page.click("#filters summary")
+            page.check("#f-group")
+            page.click("#search-form button[type=submit]")
+            expect(page.locator("#status .list-title")).to_contain_text("份文档")
+
+    search(page, srv.url, "高淳园的产业引导基金规模多大？")
+    expect(page.locator("#status")).to_contain_text("条结果")
+    assert page.locator("#status .notice").count() == 0
+    assert "10亿元" in page.locator("#results li.result").first.locator("mark.answer").inner_text()
 
 
 def test_admin_uploads_a_document_and_finds_it(corpus: Path, server_factory, page: Any) -> None:

@@ -29,11 +29,13 @@ function appendWithTerms(parent, text, terms) {
   if (plain) parent.appendChild(document.createTextNode(plain));
 }
 
-function renderPassage(hit) {
+// The passage with its matched terms marked, and its answering sentence too when the search is `sure`: a
+// passage the search is not confident about has no sentence that answers.
+function renderPassage(hit, sure) {
   const p = el("p", "passage");
   const text = hit.text;
-  const a = Math.max(0, Math.min(hit.answer_start || 0, text.length));
-  const b = Math.max(a, Math.min(hit.answer_end || 0, text.length));
+  const a = sure ? Math.max(0, Math.min(hit.answer_start || 0, text.length)) : 0;
+  const b = sure ? Math.max(a, Math.min(hit.answer_end || 0, text.length)) : 0;
   const terms = hit.matched_terms || [];
   appendWithTerms(p, text.slice(0, a), terms);
   if (b > a) {
@@ -55,12 +57,12 @@ function metaFacts(m) {
   return [m.issuer, m.doc_number, m.date && ("日期 " + m.date)].filter(Boolean);
 }
 
-// 标题（文号） › 章节：原文, for pasting into a report.
-function citation(hit) {
+// 标题（文号） › 章节：原文, for pasting into a report: the answering sentence, or the whole passage.
+function citation(hit, sure) {
   const m = hit.metadata || {};
   const title = m.title || hit.title || hit.source;
   const head = title + (m.doc_number ? "（" + m.doc_number + "）" : "");
-  const a = hit.answer_start || 0, b = hit.answer_end || 0;
+  const a = sure ? hit.answer_start || 0 : 0, b = sure ? hit.answer_end || 0 : 0;
   const quote = b > a ? hit.text.slice(a, b) : hit.text;
   return [head, hit.section].filter(Boolean).join(" › ") + "：" + quote.trim();
 }
@@ -80,7 +82,7 @@ async function copyText(text) {
   }
 }
 
-function actions(hit) {
+function actions(hit, sure) {
   const row = el("div", "actions");
   const read = el("button", "read", "查看原文");
   read.type = "button";
@@ -88,7 +90,7 @@ function actions(hit) {
   const cite = el("button", "cite", "复制引用");
   cite.type = "button";
   cite.addEventListener("click", async () => {
-    const ok = await copyText(citation(hit));
+    const ok = await copyText(citation(hit, sure));
     cite.textContent = ok ? "已复制" : "复制失败";
     setTimeout(() => { cite.textContent = "复制引用"; }, 2000);
   });
@@ -96,7 +98,7 @@ function actions(hit) {
   return row;
 }
 
-function renderHit(hit, label) {
+function renderHit(hit, sure, label) {
   const li = el("li", "result");
   const meta = el("div", "meta");
   meta.appendChild(el("span", "rank", label || ("#" + hit.rank)));
@@ -111,13 +113,13 @@ function renderHit(hit, label) {
     for (const fact of metaFacts(m)) doc.appendChild(el("span", "doc-fact", fact));
     li.appendChild(doc);
   }
-  li.appendChild(renderPassage(hit));
-  li.appendChild(actions(hit));
+  li.appendChild(renderPassage(hit, sure));
+  li.appendChild(actions(hit, sure));
   if (hit.more && hit.more.length) {
     const more = el("details", "more");
     more.appendChild(el("summary", "", "本文档更多段落（" + hit.more.length + "）"));
     const list = el("ol", "more-list");
-    hit.more.forEach((h, i) => list.appendChild(renderHit(h, "#" + hit.rank + "." + (i + 1))));
+    hit.more.forEach((h, i) => list.appendChild(renderHit(h, sure, "#" + hit.rank + "." + (i + 1))));
     more.appendChild(list);
     li.appendChild(more);
   }
@@ -134,6 +136,22 @@ function filterParams() {
   }
   if ($("f-group").checked) params.push(["group", "true"]);
   return params;
+}
+
+// What heads the list: how much was found; or, when the search is not confident, first a notice that says so
+// and why (the API's confidence.reason_text), then the list titled as the closest passages, not as answers.
+function summary(data, sure, filtered) {
+  const scope = filtered ? "，已按筛选条件限定" : "";
+  if (sure) {
+    const unit = data.grouped ? " 份文档" : " 条结果";
+    return [el("span", "", "找到 " + data.results.length + unit + "（" + data.took_ms + " 毫秒）" + scope)];
+  }
+  const notice = el("div", "notice");
+  notice.append(el("strong", "notice-title", "未找到可靠答案"));
+  const reason = data.confidence && data.confidence.reason_text;
+  if (reason) notice.append(el("span", "notice-reason", reason));
+  const unit = data.grouped ? " 份文档" : " 段";
+  return [notice, el("span", "list-title", "最接近的段落（" + data.results.length + unit + scope + "）")];
 }
 
 async function runSearch(q, k) {
@@ -156,19 +174,9 @@ async function runSearch(q, k) {
       status.textContent = filtered ? "在筛选范围内没有找到相关段落，可以放宽筛选条件再试。" : "没有找到相关段落。";
       return;
     }
-    if (data.confident === false) {
-      status.className = "warn";
-      const missing = (data.confidence && data.confidence.missing) || [];
-      const conflicts = (data.confidence && data.confidence.conflicts) || [];
-      status.textContent = "未找到可靠答案" +
-        (missing.length ? "（文档中没有出现：" + missing.join("、") + "）" : "") +
-        (conflicts.length ? "（最接近的文档与问题中的" + conflicts.join("、") + "不符）" : "") +
-        "，以下是最接近的段落：";
-    } else {
-      const unit = data.grouped ? " 份文档" : " 条结果";
-      status.textContent = "找到 " + data.results.length + unit + "（" + data.took_ms + " 毫秒）" + (filtered ? "，已按筛选条件限定" : "");
-    }
-    for (const hit of data.results) list.appendChild(renderHit(hit));
+    const sure = data.confident !== false;
+    status.replaceChildren(...summary(data, sure, filtered));
+    for (const hit of data.results) list.appendChild(renderHit(hit, sure));
   } catch (err) {
     status.className = "warn";
     status.textContent = "无法连接服务，请检查网络或稍后重试。";

@@ -189,16 +189,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
+    sure = bool(data["confident"])
+    if not sure:  # said first, and no passage is then marked as the answer
+        print(f"未找到可靠答案：{data['confidence']['reason_text']}\n")
     if not data["results"]:
         print("no passages found")
     for row in data["results"]:
-        _print_row(row, f"{row['rank']}.")
+        _print_row(row, f"{row['rank']}.", sure)
         for n, more in enumerate(row.get("more", []), 1):
-            _print_row(more, f"   {row['rank']}.{n}")
+            _print_row(more, f"   {row['rank']}.{n}", sure)
     return 0
 
 
-def _print_row(row: dict, label: str) -> None:  # type: ignore[type-arg]
+def _print_row(row: dict, label: str, sure: bool = True) -> None:  # type: ignore[type-arg]
     where = " › ".join(str(p) for p in (row["source"], row["section"]) if p)
     text = str(row["text"])
     answer = text[int(row["answer_start"]) : int(row["answer_end"])]
@@ -207,7 +210,8 @@ def _print_row(row: dict, label: str) -> None:  # type: ignore[type-arg]
     print(f"{label} [{float(row['score']):.4f}] {where}")
     if facts:
         print(f"   {facts}")
-    print(f"   答: {answer}")
+    if sure:
+        print(f"   答: {answer}")
     print("   " + text.replace("\n", "\n   ") + "\n")  # every line of the passage under its heading
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from policyqa.search.confidence import Reason
+
 
 def valid_text(text: str) -> str:
     """Text that can be written out again: no lone surrogates (JSON allows "\\ud800"; UTF-8 does not)."""
@@ -70,10 +72,22 @@ class SearchHit(Out):
     more: list[SearchHit] | None = Field(None, description="grouped: more passages of the same document")
 
 
+class ConfidenceOut(Out):
+    coverage: float = Field(description="share of the question's words (weighted by rarity) the first passage holds")
+    contrast: float = Field(description="how far the first passage stands out from the corpus (a z-score)")
+    missing: list[str] = Field(description="words of the question that no document contains")
+    conflicts: list[str] = Field(description="years and places of the question that the first document contradicts")
+    reason: Reason | None = Field(
+        description="why the answer is not confident (null when it is): a conflicting year or place, words no "
+        "document contains, nothing that stands out, filters that leave no document, or an empty index"
+    )
+    reason_text: str | None = Field(description="the reason as a Chinese sentence for people (null when confident)")
+
+
 class SearchResponse(Out):
     query: str
     confident: bool
-    confidence: dict[str, Any]
+    confidence: ConfidenceOut
     results: list[SearchHit]
     took_ms: float
     grouped: bool | None = None

@@ -16,12 +16,17 @@ Three signals, calibrated on the unanswerable questions of corpus/eval/seed-qa.j
 
 Questions without Chinese characters cannot be matched word for word against a Chinese corpus, so for them
 only the dense signals count.
+
+When the flag is up, `reason_of` says why, as a stable code and a sentence for people (REASONS); any decision
+that builds a Confidence gets it, and may set its own.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -41,6 +46,17 @@ FOREIGN_CONTRAST = 2.7  # questions without Chinese: the first passage must stan
 FOREIGN_COSINE = 0.74  # ... and be at least this close (a weak signal: see the README)
 
 
+Reason = Literal["conflict", "missing_words", "no_match", "filtered", "no_results"]
+# The sentence people read for each code; conflict and missing_words also name what was not found.
+REASONS: dict[str, str] = {
+    "conflict": "问题中的年份或地点与最接近的文档不符",
+    "missing_words": "问题中的一些词在所有文档中都没有出现",
+    "no_match": "没有哪一段明显切合这个问题，最接近的段落可能答非所问",
+    "filtered": "筛选条件排除了所有文档，可以放宽筛选条件再试",
+    "no_results": "索引中没有可检索的段落",
+}
+
+
 @dataclass(frozen=True)
 class Confidence:
     confident: bool
@@ -48,6 +64,15 @@ class Confidence:
     contrast: float
     missing: tuple[str, ...]  # words of the question that no passage of the corpus contains
     conflicts: tuple[str, ...] = ()  # years and places of the question that the first document contradicts
+    reason: Reason | None = None  # why not confident: left out, reason_of decides; None when confident
+    reason_text: str | None = None  # the reason as a sentence for people; left out, REASONS[reason]
+
+    def __post_init__(self) -> None:
+        if self.confident:
+            return
+        code, text = (self.reason, self.reason_text or REASONS[self.reason]) if self.reason else reason_of(self)
+        object.__setattr__(self, "reason", code)  # frozen: the only way to fill a field after __init__
+        object.__setattr__(self, "reason_text", text)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -56,7 +81,35 @@ class Confidence:
             "contrast": round(self.contrast, 4),
             "missing": list(self.missing),
             "conflicts": list(self.conflicts),
+            "reason": self.reason,
+            "reason_text": self.reason_text,
         }
+
+
+# A Confidence for a search that had no passage to judge: an empty index.
+NO_RESULTS = Confidence(False, 0.0, 0.0, (), reason="no_results")
+
+
+def reason_of(confidence: Confidence) -> tuple[Reason, str]:
+    """Why a flagged answer is not confident, from the signals a decision sees: a year or place that the first
+    document contradicts outweighs words that no document contains, which outweigh a weak match overall."""
+    missing = [w for w in confidence.missing if not any(c in w for c in confidence.conflicts)]  # named already
+    unseen = [w for w in missing if len(w) > 1]  # a lone 钱 or 做 missing says little next to 红烧肉
+    if confidence.conflicts:
+        also = f"，文档中也没有出现{_quoted(unseen)}" if unseen else ""
+        return "conflict", f"问题中的{_quoted(map(_named, confidence.conflicts))}与最接近的文档不符{also}"
+    if missing:
+        return "missing_words", f"文档中没有出现{_quoted(unseen or missing)}"
+    return "no_match", REASONS["no_match"]
+
+
+def _quoted(words: Iterable[str]) -> str:
+    return "、".join(f"“{w}”" for w in words)
+
+
+def _named(conflict: str) -> str:
+    """A conflicting year reads as one (2027年); places and units are named as they are."""
+    return f"{conflict}年" if conflict.isdigit() else conflict
 
 
 def contrast(index: Index, qvec: np.ndarray, cosine: float) -> float:
@@ -94,8 +147,8 @@ def assess(
 ) -> Confidence:
     """Whether `top` is likely to answer; `conflicts` are the question's years and places that its
     document contradicts (identity.py)."""
-    if top is None:  # nothing admitted (filters), or an empty corpus: the words may still be in it
-        return Confidence(False, 0.0, 0.0, missing(index, words), conflicts)
+    if top is None:  # the filters admitted no passage (an empty index has no Confidence): the words may be there
+        return Confidence(False, 0.0, 0.0, missing(index, words), conflicts, reason="filtered")
     cos = top.dense if top.dense is not None else 0.0
     z = contrast(index, qvec, cos)
     cover = coverage(index, words, top.chunk.context)

@@ -3,8 +3,10 @@ grouped by document (the best passage of each document, with more from the same 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from policyqa.search.confidence import NO_RESULTS
 from policyqa.search.ranking import SearchResult, hit_dict, result_dict
 from policyqa.snapshot.index import Index
 
@@ -18,8 +20,9 @@ def group_size(k: int) -> int:
 
 def payload(result: SearchResult, index: Index | None, group: bool = False, k: int = 5) -> dict[str, Any]:
     """The API's JSON for a search: result_dict, each result carrying `metadata` of its document; grouped,
-    `results` holds the best passage of each of at most `k` documents, each with `more` (up to MORE)."""
-    out = result_dict(result)
+    `results` holds the best passage of each of at most `k` documents, each with `more` (up to MORE).
+    A search with nothing to judge (an empty index) says so in `confidence.reason` as any flagged one does."""
+    out = result_dict(result if result.confidence else replace(result, confidence=NO_RESULTS))
     docs = index.by_id if index is not None else {}
     rows: list[dict[str, Any]] = []
     for hit in result.hits:
