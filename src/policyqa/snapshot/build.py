@@ -24,7 +24,6 @@ from policyqa.snapshot.layout import (
     check_meta,
     check_sizes,
     damaged,
-    discard,
     load_meta,
     new_folder,
     pointer,
@@ -295,14 +294,10 @@ def write_snapshot(
     store: Store,
 ) -> str:
     """Write and publish a whole snapshot of these passages (`known`: words already worked out, by chunk id)."""
-    tmp, name = new_folder(index_dir)
-    try:
+    with new_folder(index_dir, store) as (tmp, name):
         words = [known.get(c.chunk_id) or passage_words(c, segmenter) for c in chunks]
         write_part(tmp, chunks, groups, dim, words, texts, store, segmenter)
         # meta.json lists the documents too; this copy goes with the passages when an update links them
         write_documents(tmp, meta["documents"])
         write_dictionary(tmp, segmenter.words)
-    except BaseException:
-        discard(tmp, name, store)
-        raise
     return publish(index_dir, tmp, name, meta, store)

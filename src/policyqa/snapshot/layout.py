@@ -269,14 +269,20 @@ def snapshot_name() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.localtime(now // 1_000_000_000)) + f"-{now % 1_000_000_000:09d}"
 
 
-def new_folder(index_dir: Path) -> tuple[Path, str]:
-    """A fresh `.tmp-<name>` folder for a snapshot being written, and its name."""
+@contextmanager
+def new_folder(index_dir: Path, store: Store) -> Iterator[tuple[Path, str]]:
+    """A fresh `.tmp-<name>` folder for a snapshot being written, and its name; dropped with what the store
+    kept of it when the writing fails."""
     snapshots = index_dir / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
     name = snapshot_name()
     tmp = snapshots / f".tmp-{name}"
     tmp.mkdir()
-    return tmp, name
+    try:
+        yield tmp, name
+    except BaseException:
+        discard(tmp, name, store)
+        raise
 
 
 def write_dictionary(folder: Path, words: Iterable[str]) -> None:

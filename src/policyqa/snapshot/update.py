@@ -42,7 +42,6 @@ from policyqa.snapshot.layout import (
     check_format,
     check_meta,
     check_sizes,
-    discard,
     link_dictionary,
     link_segment,
     load_meta,
@@ -201,7 +200,8 @@ def update(
         if inputs.progress is not None:  # what was embedded, again: a merge job gives way to a user's update here
             inputs.progress(embedded.fresh, embedded.fresh)
         new = _merge(new, part, store, by_id)
-    tmp, name, listed = _write(folder, kept, new, by_id, inputs, segmenter)
+    with new_folder(inputs.index_dir, store) as (tmp, name):
+        listed = _write(tmp, name, folder, kept, new, by_id, inputs, segmenter)
     meta = _meta(meta, change, docs, deferred, stats, kept, new, listed, now)
     publish(inputs.index_dir, tmp, name, meta, store)
     documents = len((change.before.keys() - set(change.gone)) | {d.source for d in docs})
@@ -320,24 +320,6 @@ def _merge(new: NewSegment, part: Segment, store: SegmentStore, by_id: dict[str,
 
 
 def _write(
-    folder: Path,
-    kept: list[Segment],
-    new: NewSegment,
-    by_id: dict[str, DocInfo],
-    inputs: Inputs,
-    segmenter: Segmenter,
-) -> tuple[Path, str, list[dict[str, Any]]]:
-    """The new snapshot written aside, extending the one in `folder`: its folder, its name, and meta.json's
-    list of its segments."""
-    tmp, name = new_folder(inputs.index_dir)
-    try:
-        return tmp, name, _write_segments(tmp, name, folder, kept, new, by_id, inputs, segmenter)
-    except BaseException:
-        discard(tmp, name, inputs.store)
-        raise
-
-
-def _write_segments(
     tmp: Path,
     name: str,
     folder: Path,

@@ -2,8 +2,9 @@
 protocols of base.py, chosen by name (POLICYQA_STORE).
 
 Adding an engine is adding its module and its name to ENGINES. The module defines `connect(url, api_key)`
-returning a base.Store (a base.SegmentStore too when a snapshot may be a list of segments, so that updates
-write only what changed); it may import base.py, lexical.py and vectors.py, and no other engine's module.
+returning a base.Store; a base.SegmentStore too when a snapshot may be a list of segments (then an update
+writes only what changed; otherwise every update writes a whole snapshot). It may use the shared helpers
+(base.py, lexical.py, vectors.py) and its own, never another engine's module.
 """
 
 from __future__ import annotations
