@@ -22,7 +22,7 @@ from policyqa.embed import Embedder, load_embedder
 from policyqa.search.evaluation import evaluate, read_questions
 from policyqa.search.ranking import SearchOptions, search
 from policyqa.snapshot import index as index_mod
-from policyqa.snapshot import pipeline
+from policyqa.snapshot.refresh import refresh
 
 
 def measure(model: str, sentences: str, qa: Path, corpus: Path, model_dir: Path | None) -> dict[str, object]:
@@ -34,7 +34,7 @@ def measure(model: str, sentences: str, qa: Path, corpus: Path, model_dir: Path 
     questions = read_questions(qa)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        report = pipeline.build(corpus, Path(tmp), embedder)
+        report = refresh(corpus, Path(tmp), embedder)
         build = time.perf_counter() - t
         idx = index_mod.load(Path(tmp), embedder)
         out: dict[str, object] = {

@@ -19,7 +19,7 @@ from policyqa.embed import Embedder, load_embedder
 from policyqa.ingest import loaders as ingest
 from policyqa.ingest.chunk import ChunkSettings, chunk_document, sentence_texts
 from policyqa.ingest.segment import split_sentences
-from policyqa.snapshot import pipeline
+from policyqa.snapshot.refresh import refresh
 
 
 def seed_sentences() -> list[str]:
@@ -70,26 +70,26 @@ def run(quick: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         idx = Path(tmp) / "index"
         began = time.perf_counter()
-        full = pipeline.build(corpus, idx, embedder)
+        full = refresh(corpus, idx, embedder)
         full_s = time.perf_counter() - began
         raw_same_s = raw_encode(embedder, everything)
         raw_passages_s = raw_encode(embedder, passages)
 
         work = Path(tmp) / "corpus"
         shutil.copytree(corpus, work)
-        pipeline.build(work, idx, embedder)  # same content, other folder: everything is reused
+        refresh(work, idx, embedder)  # same content, other folder: everything is reused
         target = work / "brief-0500.txt" if n > 500 else work / "brief-0100.txt"
         target.write_text(target.read_text(encoding="utf-8") + "\n三、补充说明\n本期新增一条说明。\n", encoding="utf-8")
         began = time.perf_counter()
-        one = pipeline.build(work, idx, embedder)
+        one = refresh(work, idx, embedder)
         one_s = time.perf_counter() - began
         (work / "brief-new.txt").write_text("新增简报\n\n一、内容\n新增一份文档用于测试。\n", encoding="utf-8")
         began = time.perf_counter()
-        added = pipeline.build(work, idx, embedder)
+        added = refresh(work, idx, embedder)
         add_s = time.perf_counter() - began
         target.unlink()
         began = time.perf_counter()
-        removed = pipeline.build(work, idx, embedder)
+        removed = refresh(work, idx, embedder)
         remove_s = time.perf_counter() - began
 
     cps = full.chunks / full_s

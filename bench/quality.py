@@ -23,8 +23,9 @@ from policyqa.ingest import loaders as ingest
 from policyqa.models import Chunk, Hit
 from policyqa.search.evaluation import Report, evaluate, read_questions
 from policyqa.search.ranking import SearchOptions, SearchResult, search
+from policyqa.snapshot import build as whole
 from policyqa.snapshot import index as index_mod
-from policyqa.snapshot import pipeline
+from policyqa.snapshot.refresh import refresh
 
 
 def naive(corpus: Path, embedder: Embedder) -> tuple[list[Chunk], object]:
@@ -56,7 +57,7 @@ def run_quality(qa: Path, corpus: Path, embedder: Embedder) -> list[tuple[Report
 
     with tempfile.TemporaryDirectory() as tmp:
         built = Path(tmp) / "index"
-        pipeline.build(corpus, built, embedder)
+        refresh(corpus, built, embedder)
         idx = index_mod.load(built, embedder)
         for name, opts in [
             ("policyqa (hybrid)", SearchOptions()),
@@ -67,8 +68,8 @@ def run_quality(qa: Path, corpus: Path, embedder: Embedder) -> list[tuple[Report
             timed(name, lambda q, o=opts: search(idx, embedder, q, 10, o), idx.chunks)
 
         plain = Path(tmp) / "plain"
-        with mock.patch.object(pipeline, "_dictionary", lambda docs: set()):
-            pipeline.build(corpus, plain, embedder)
+        with mock.patch.object(whole, "_dictionary", lambda docs: set()):
+            refresh(corpus, plain, embedder)
         idx2 = index_mod.load(plain, embedder)
         timed("hybrid, no domain dictionary", lambda q: search(idx2, embedder, q, 10), idx2.chunks)
         idx3 = index_mod.load(plain, embedder)

@@ -18,7 +18,7 @@ How the corpus is made (`synthesise`):
 - Vectors: each sentence vector is the real sentence's vector plus Gaussian noise (sigma 0.005 a dimension,
   about 0.1 in norm), normalised; the passage vector is the normalised mean of its sentence vectors plus the
   same noise, normalised again.
-- The snapshot is written by `pipeline._write_snapshot` with every passage's Words given as `known`, so no
+- The snapshot is written by `write_snapshot` with every passage's Words given as `known`, so no
   segmentation runs; all of this is `write_corpus`, the one function to adapt when that signature changes.
 
 Timed phases take /tmp/cpu.lock exclusively (--lock), generation and writing take it shared. Search is timed
@@ -52,8 +52,9 @@ from policyqa.ingest.identity import _YEAR, divisions, places_in
 from policyqa.ingest.segment import Segmenter, normalize, normalize_query, split_sentences
 from policyqa.models import Chunk
 from policyqa.snapshot import index as index_mod
-from policyqa.snapshot import pipeline
-from policyqa.snapshot.index import DocInfo
+from policyqa.snapshot import layout
+from policyqa.snapshot.build import write_snapshot
+from policyqa.snapshot.documents import DocInfo
 from policyqa.store.base import Vectors, Words
 from policyqa.store.faiss import FaissStore
 
@@ -85,7 +86,7 @@ def real_pool(folders: Sequence[Path]) -> Pool:
     dictionary: set[str] = set()
     stripped = 0
     for root in folders:
-        snap = index_mod.current_snapshot(root)
+        snap = layout.current_snapshot(root)
         if snap is None:
             continue
         seg = Segmenter((snap / "dictionary.txt").read_text(encoding="utf-8").split())
@@ -94,7 +95,7 @@ def real_pool(folders: Sequence[Path]) -> Pool:
             stored = {row[0]: row[2] for row in map(json.loads, fh)}
         vectors, ptr = np.load(snap / "sentences.npy"), np.load(snap / "sentence_ptr.npy")
         heads: dict[str, list[str]] = {}
-        for i, c in enumerate(index_mod._read_chunks(snap)):
+        for i, c in enumerate(layout.read_chunks(snap)):
             spans = sentence_spans(c)
             if not spans or int(ptr[i + 1] - ptr[i]) != len(spans):
                 continue
@@ -215,7 +216,7 @@ def synthesise(pool: Pool, n: int, seed: int = 1, vectors: bool = True) -> Corpu
 def write_corpus(index_dir: Path, corpus: Corpus, dim: int = 384) -> str:
     """Publish the corpus as a snapshot through the real write path (no segmentation: every Words known)."""
     meta = {
-        "format_version": index_mod.FORMAT_VERSION,
+        "format_version": layout.FORMAT_VERSION,
         "store": "faiss",
         "model": "multilingual-e5-small",
         "dim": dim,
@@ -226,7 +227,7 @@ def write_corpus(index_dir: Path, corpus: Corpus, dim: int = 384) -> str:
         "errors": [],
     }
     known = {c.chunk_id: w for c, w in zip(corpus.chunks, corpus.words, strict=True)}
-    return pipeline._write_snapshot(
+    return write_snapshot(
         index_dir, meta, corpus.chunks, corpus.groups, dim, Segmenter(corpus.dictionary), known, corpus.texts,
         FaissStore(),
     )  # fmt: skip
@@ -498,7 +499,7 @@ def main() -> None:
     if not args.no_lexical:
         from lexical_scale import report as lexical_report
 
-        snapshot = str(index_mod.current_snapshot(work))
+        snapshot = str(layout.current_snapshot(work))
         print(lexical_report(args.passages, child(["--lexical", snapshot, "--qcache", str(args.qcache)], args.lock)))
 
 

@@ -6,7 +6,7 @@ bytes it wrote, and the searches served and failed meanwhile; and the index's di
 The large index is real documents replicated: every document of a built index (`--source`, e.g. the 64
 documents of ../shared/devset) is copied under `copyNNNNN/` in a temporary corpus folder, with its passages,
 their words and their vectors (plus noise of 0.01, normalised) written straight into a snapshot through
-pipeline._write_snapshot, so nothing is parsed or embedded to make it. The vectors come from the source
+write_snapshot, so nothing is parsed or embedded to make it. The vectors come from the source
 index's model; the snapshot is labelled with the default model's name so the engine serves it (the
 question and the new document are embedded by the default model, as a user's would be).
 
@@ -38,9 +38,10 @@ from policyqa.ingest.loaders import document_id
 from policyqa.ingest.segment import Segmenter
 from policyqa.models import Chunk
 from policyqa.search import ranking as search_mod
-from policyqa.snapshot import index as index_mod
-from policyqa.snapshot import pipeline
-from policyqa.snapshot.index import FORMAT_VERSION, DocInfo
+from policyqa.snapshot import layout
+from policyqa.snapshot.build import write_snapshot
+from policyqa.snapshot.documents import DocInfo
+from policyqa.snapshot.layout import FORMAT_VERSION
 from policyqa.store.base import Vectors, Words
 from policyqa.store.faiss import FaissStore
 
@@ -49,10 +50,10 @@ QUESTIONS = ["南京有几个国家级创新型产业集群？", "稳岗补贴�
 
 def replicate(source: Path, corpus_src: Path, work: Path, passages: int, model: str, dim: int) -> None:
     """A corpus folder and an index of about `passages` passages: the source index's documents, copied."""
-    folder = index_mod.current_snapshot(source)
+    folder = layout.current_snapshot(source)
     assert folder is not None, f"no index in {source}"
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    chunks = index_mod._read_chunks(folder)
+    chunks = layout.read_chunks(folder)
     store = FaissStore()
     vectors = store.vectors(folder)
     words = {}
@@ -60,7 +61,7 @@ def replicate(source: Path, corpus_src: Path, work: Path, passages: int, model: 
         for line in fh:
             cid, passage, sentences = json.loads(line)
             words[cid] = Words(passage, sentences)
-    texts = {d: index_mod.read_text(folder, d) for d in dict.fromkeys(c.doc_id for c in chunks)}
+    texts = {d: layout.read_text(folder, d) for d in dict.fromkeys(c.doc_id for c in chunks)}
     corpus, index_dir = work / "corpus", work / "index"
     shutil.rmtree(work, ignore_errors=True)
     corpus.mkdir(parents=True)
@@ -109,7 +110,7 @@ def replicate(source: Path, corpus_src: Path, work: Path, passages: int, model: 
     }
     segmenter = Segmenter((folder / "dictionary.txt").read_text(encoding="utf-8").split())
     began = time.perf_counter()
-    pipeline._write_snapshot(index_dir, new_meta, out_chunks, groups, dim, segmenter, known, out_texts, store)
+    write_snapshot(index_dir, new_meta, out_chunks, groups, dim, segmenter, known, out_texts, store)
     print(f"wrote {len(out_chunks):,} passages in {time.perf_counter() - began:.0f} s", flush=True)
 
 

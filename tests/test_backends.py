@@ -15,7 +15,7 @@ from policyqa.errors import ModelError, ModelMismatchError
 from policyqa.ingest.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
 from policyqa.ingest.loaders import parse
 from policyqa.snapshot import index as index_mod
-from policyqa.snapshot import pipeline
+from policyqa.snapshot.refresh import refresh
 
 from .conftest import SEED, TINY
 
@@ -121,13 +121,13 @@ def test_an_index_built_with_one_backend_refuses_another(default: SentenceTransf
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "tiny.txt").write_text(TINY, encoding="utf-8")
-    pipeline.build(corpus, tmp_path / "index", default)  # sentences encoded on their own
+    refresh(corpus, tmp_path / "index", default)  # sentences encoded on their own
     assert index_mod.load(tmp_path / "index", default).meta["model"] == "multilingual-e5-small:onnx-int8"
     fp32 = load_embedder(DEFAULT_MODEL + ":torch", bundle.default_cache_root())
     with pytest.raises(ModelMismatchError, match="onnx-int8"):
         index_mod.load(tmp_path / "index", fp32)
     # an index of fp32 torch, the default before, keeps its bare name and says how to keep serving it
     assert fp32.name == DEFAULT_MODEL
-    pipeline.build(corpus, tmp_path / "old", fp32)
+    refresh(corpus, tmp_path / "old", fp32)
     with pytest.raises(ModelMismatchError, match=f"POLICYQA_MODEL={DEFAULT_MODEL}:torch"):
         index_mod.load(tmp_path / "old", default)

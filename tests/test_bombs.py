@@ -17,7 +17,7 @@ import pytest
 from policyqa.errors import DocumentError, UploadError
 from policyqa.ingest import corpus, sandbox
 from policyqa.ingest.limits import MIB, Limits
-from policyqa.snapshot import pipeline
+from policyqa.snapshot.refresh import refresh
 
 W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 CONTENT_TYPES = (
@@ -124,7 +124,7 @@ def test_a_slow_parse_is_stopped_at_the_time_limit() -> None:
 
 def test_a_bomb_in_the_corpus_folder_is_skipped_by_name(corpus: Path, tmp_path: Path, embedder) -> None:
     (corpus / "bomb.html").write_bytes(nested_html(300_000))
-    report = pipeline.build(corpus, tmp_path / "idx", embedder)
+    report = refresh(corpus, tmp_path / "idx", embedder)
     assert report.documents == 2 and any("bomb.html" in e and "POLICYQA_MAX_HTML_DEPTH" in e for e in report.errors)
 
 

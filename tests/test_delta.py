@@ -1,4 +1,4 @@
-"""Updates that write only what changed (delta.py): segments shared by hard links, deletions, merges, and the
+"""Updates that write only what changed (snapshot/update.py): segments shared by hard links, deletions, merges, and the
 same answers as one index over the same passages."""
 
 import hashlib
@@ -16,7 +16,9 @@ import pytest
 from policyqa.embed import HashEmbedder
 from policyqa.ingest.identity import Identities
 from policyqa.search.ranking import search
-from policyqa.snapshot import delta, index, pipeline
+from policyqa.snapshot import index, layout, steps, update
+from policyqa.snapshot.documents import document_rows
+from policyqa.snapshot.refresh import refresh
 from policyqa.store.base import Words
 from policyqa.store.lexical import BM25
 
@@ -32,12 +34,12 @@ OCEAN = """海洋经济发展规划
 """
 
 
-def build(corpus: Path, idx: Path, embedder: HashEmbedder, **kw: object) -> pipeline.BuildReport:
-    return pipeline.build(corpus, idx, embedder, delta_from=1, **kw)  # type: ignore[arg-type]
+def build(corpus: Path, idx: Path, embedder: HashEmbedder, **kw: object) -> steps.BuildReport:
+    return refresh(corpus, idx, embedder, delta_from=1, **kw)  # type: ignore[arg-type]
 
 
 def snapshot_meta(idx: Path) -> dict:
-    folder = index.current_snapshot(idx)
+    folder = layout.current_snapshot(idx)
     assert folder is not None
     return json.loads((folder / "meta.json").read_text(encoding="utf-8"))
 
@@ -45,7 +47,7 @@ def snapshot_meta(idx: Path) -> dict:
 def live_words(ix: index.Index) -> list[Words]:
     """The words of the served passages, in their order, read from the segments' words.jsonl."""
     by_id: dict[str, Words] = {}
-    for _, sub, _ in index.segments(ix.folder, ix.meta):
+    for _, sub, _ in layout.segments(ix.folder, ix.meta):
         for line in (sub / "words.jsonl").read_text(encoding="utf-8").splitlines():
             chunk_id, passage, sentences = json.loads(line)
             by_id[chunk_id] = Words(passage, sentences)
@@ -69,7 +71,7 @@ def sources(ix: index.Index, embedder: HashEmbedder, query: str) -> list[str]:
 def test_an_added_document_is_a_new_segment_beside_the_linked_old_one(corpus: Path, tmp_path: Path, embedder) -> None:
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
-    first = index.current_snapshot(idx)
+    first = layout.current_snapshot(idx)
     assert first is not None and "segments" not in snapshot_meta(idx)
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
     report = build(corpus, idx, embedder)
@@ -88,7 +90,7 @@ def test_an_added_document_is_a_new_segment_beside_the_linked_old_one(corpus: Pa
 
 
 def test_a_changed_and_a_removed_document_stop_answering(corpus: Path, tmp_path: Path, embedder, monkeypatch) -> None:
-    monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)  # keep the segment with what it no longer answers for
+    monkeypatch.setattr(update, "MERGE_DELETED", 0.99)  # keep the segment with what it no longer answers for
     idx = tmp_path / "idx"
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
     build(corpus, idx, embedder)
@@ -113,7 +115,7 @@ def test_a_changed_and_a_removed_document_stop_answering(corpus: Path, tmp_path:
 def test_each_segment_keeps_its_documents_and_meta_lists_none(
     corpus: Path, tmp_path: Path, embedder, monkeypatch
 ) -> None:
-    monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)
+    monkeypatch.setattr(update, "MERGE_DELETED", 0.99)
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
@@ -123,7 +125,7 @@ def test_each_segment_keeps_its_documents_and_meta_lists_none(
     build(corpus, idx, embedder)
     meta = snapshot_meta(idx)
     assert "documents" not in meta  # an update does not write every document's row again
-    folder = index.current_snapshot(idx)
+    folder = layout.current_snapshot(idx)
     assert folder is not None
     held = {
         s["name"]: sorted(
@@ -140,7 +142,7 @@ def test_each_segment_keeps_its_documents_and_meta_lists_none(
     }
     listed = index.documents(idx)
     assert [d.source for d in listed] == ["measures.txt", "ocean.txt"]
-    assert "1200亿元" in (index.read_text(folder, listed[1].doc_id) or {}).get("text", "")  # the new version's row
+    assert "1200亿元" in (layout.read_text(folder, listed[1].doc_id) or {}).get("text", "")  # the new version's row
     assert listed[1].sha256 == hashlib.sha256((corpus / "ocean.txt").read_bytes()).hexdigest()
     ix = index.load(idx, embedder)
     assert sorted(ix.documents) == ["measures.txt", "ocean.txt"] and ix.documents["ocean.txt"].chunks > 0
@@ -152,7 +154,7 @@ def test_a_snapshot_listing_documents_in_meta_still_loads_and_updates(corpus: Pa
     build(corpus, idx, embedder)
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
     build(corpus, idx, embedder)
-    folder = index.current_snapshot(idx)
+    folder = layout.current_snapshot(idx)
     assert folder is not None
     meta = snapshot_meta(idx)
     rows = [d.as_dict() for d in index.documents(idx)]
@@ -163,7 +165,7 @@ def test_a_snapshot_listing_documents_in_meta_still_loads_and_updates(corpus: Pa
     ix = index.load(idx, embedder)
     assert sorted(ix.documents) == ["measures.txt", "ocean.txt", "sub/datacenter.md"]
     (corpus / "more.md").write_text(TINY2.replace("数据中心", "算力中心"), encoding="utf-8")
-    report = pipeline.build(corpus, idx, embedder, delta_from=1, previous=ix)
+    report = refresh(corpus, idx, embedder, delta_from=1, previous=ix)
     assert report.documents == 4 and "documents" not in snapshot_meta(idx)
     after = index.load(idx, embedder, previous=ix)
     assert sorted(after.documents) == ["measures.txt", "more.md", "ocean.txt", "sub/datacenter.md"]
@@ -175,7 +177,7 @@ def test_an_update_from_the_loaded_snapshot_equals_one_read_from_disk(
 ) -> None:
     """A service hands its loaded snapshot to the update (documents, each segment's rows); `policyqa build`
     reads them from disk. Both must publish the same snapshot."""
-    monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)
+    monkeypatch.setattr(update, "MERGE_DELETED", 0.99)
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
     a, b = tmp_path / "a", tmp_path / "b"
     for idx in (a, b):
@@ -251,7 +253,7 @@ def test_a_file_touched_but_not_changed_writes_nothing(corpus: Path, tmp_path: P
 
 
 def test_too_many_segments_are_merged_and_answers_stay(corpus: Path, tmp_path: Path, embedder, monkeypatch) -> None:
-    monkeypatch.setattr(delta, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(update, "MAX_SEGMENTS", 3)
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
     for n in range(5):
@@ -262,7 +264,7 @@ def test_too_many_segments_are_merged_and_answers_stay(corpus: Path, tmp_path: P
     assert len(ix.documents) == 7 and len(ix.chunks) == snapshot_meta(idx)["chunks"]
     assert {c.source for c in ix.chunks} == {d.source for d in ix.documents.values()}
     assert_scores_as_one_index(ix, "稳岗补贴 丙市 高新技术企业")
-    whole = pipeline.build(corpus, tmp_path / "whole", embedder, force=True)
+    whole = refresh(corpus, tmp_path / "whole", embedder, force=True)
     assert whole.chunks == len(ix.chunks)
 
 
@@ -284,7 +286,7 @@ def test_a_large_merge_is_left_by_a_quick_update_for_a_job_of_its_own(
 ) -> None:
     """Writing a large segment again takes minutes at a million passages: an update a user waits for
     (defer_over set) publishes its change without it and says a merge is pending; the next build merges."""
-    monkeypatch.setattr(delta, "MERGE_NOW", 2)  # passages: every segment here is "large"
+    monkeypatch.setattr(update, "MERGE_NOW", 2)  # passages: every segment here is "large"
     idx = tmp_path / "idx"
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
     build(corpus, idx, embedder)
@@ -303,7 +305,7 @@ def test_a_large_merge_is_left_by_a_quick_update_for_a_job_of_its_own(
 
 
 def test_a_loaded_snapshot_reuses_the_segments_it_shares(corpus: Path, tmp_path: Path, embedder, monkeypatch) -> None:
-    monkeypatch.setattr(delta, "MERGE_DELETED", 0.99)  # segments that no longer answer for some documents
+    monkeypatch.setattr(update, "MERGE_DELETED", 0.99)  # segments that no longer answer for some documents
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
@@ -328,7 +330,7 @@ def test_a_loaded_snapshot_reuses_the_segments_it_shares(corpus: Path, tmp_path:
     last = index.load(idx, embedder, previous=after)
     assert {d for s in last.meta["segments"] for d in s["deleted"]}
     ids, centres, owner = last.centroids
-    assert (ids, owner.tolist()) == (index.document_rows(last.chunks)[0], index.document_rows(last.chunks)[1].tolist())
+    assert (ids, owner.tolist()) == (document_rows(last.chunks)[0], document_rows(last.chunks)[1].tolist())
     assert np.allclose(centres, last.vectors.centroids(owner, len(ids)), atol=1e-5)
     whole = Identities.build(last.chunks, last.segmenter)
     assert last.identities.idf == pytest.approx(whole.idf)
@@ -341,16 +343,16 @@ def test_a_whole_build_after_updates_reuses_every_vector(corpus: Path, tmp_path:
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
     build(corpus, idx, embedder)
     (corpus / "new.md").write_text(TINY2.replace("数据中心", "算力中心"), encoding="utf-8")
-    report = pipeline.build(corpus, idx, embedder)  # below delta_from: a whole snapshot, no segments
+    report = refresh(corpus, idx, embedder)  # below delta_from: a whole snapshot, no segments
     assert report.changed and "segments" not in snapshot_meta(idx)
     assert report.embedded == len([c for c in index.load(idx, embedder).chunks if c.source == "new.md"])
 
 
 def test_small_corpora_still_get_whole_snapshots(corpus: Path, tmp_path: Path, embedder) -> None:
     idx = tmp_path / "idx"
-    pipeline.build(corpus, idx, embedder)
+    refresh(corpus, idx, embedder)
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")
-    pipeline.build(corpus, idx, embedder)
+    refresh(corpus, idx, embedder)
     assert "segments" not in snapshot_meta(idx)
 
 
@@ -396,9 +398,9 @@ def test_identities_are_read_back_not_segmented_again(corpus: Path, tmp_path: Pa
 def test_the_corpus_is_listed_alike_from_any_root_spelling(corpus: Path, monkeypatch) -> None:
     (corpus / ".hidden").mkdir()
     (corpus / ".hidden" / "x.txt").write_text(OCEAN, encoding="utf-8")
-    absolute = pipeline.file_stats(corpus)
+    absolute = steps.file_stats(corpus)
     monkeypatch.chdir(corpus)
-    assert pipeline.file_stats(Path(".")) == absolute
+    assert steps.file_stats(Path(".")) == absolute
     monkeypatch.chdir(corpus.parent)
-    assert pipeline.file_stats(Path(corpus.name)) == absolute
+    assert steps.file_stats(Path(corpus.name)) == absolute
     assert set(absolute) == {"measures.txt", "sub/datacenter.md"}

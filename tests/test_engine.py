@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from policyqa.engine import Engine
-from policyqa.snapshot import pipeline
+from policyqa.snapshot.refresh import refresh
 
 
 def sources(engine: Engine, q: str) -> list[str]:
@@ -45,7 +45,7 @@ def test_poll_picks_up_dropped_files_and_outside_builds(corpus: Path, tmp_path: 
     assert sources(engine, "充电桩建设补贴")[0] == "new.txt"
 
     (corpus / "new.txt").unlink()
-    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)  # another process publishes a snapshot
+    refresh(corpus, tmp_path / "idx", embedder, store=store)  # another process publishes a snapshot
     engine._seen = None  # the outside build saw the change; the engine only reloads
     engine.poll()
     assert "new.txt" not in sources(engine, "充电桩建设补贴")
@@ -85,9 +85,9 @@ def test_a_replaced_snapshot_is_freed_although_what_was_loaded_is_frozen(
 def test_an_upload_publishes_first_and_a_large_merge_follows_as_a_job(
     corpus: Path, tmp_path: Path, embedder, monkeypatch
 ) -> None:
-    from policyqa.snapshot import delta
+    from policyqa.snapshot import update
 
-    monkeypatch.setattr(delta, "MERGE_NOW", 0)  # passages: every merge is large
+    monkeypatch.setattr(update, "MERGE_NOW", 0)  # passages: every merge is large
     engine = Engine(corpus, tmp_path / "idx", embedder)
     engine.delta_from = 1
     engine.update()

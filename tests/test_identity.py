@@ -9,7 +9,8 @@ from policyqa.ingest.identity import Identities, Mentions, conflicting_places, p
 from policyqa.ingest.segment import Segmenter, normalize
 from policyqa.models import Chunk
 from policyqa.search.ranking import search
-from policyqa.snapshot import index, pipeline
+from policyqa.snapshot import index
+from policyqa.snapshot.refresh import refresh
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTICES = ROOT / "tests" / "data" / "multidoc"
@@ -92,7 +93,7 @@ def test_the_year_a_question_names_picks_its_document_and_a_missing_year_is_flag
     for name in ("notice-2024-青山市科技创新券.txt", "notice-2025-青山市科技创新券.txt"):
         (corpus / name).write_bytes((NOTICES / name).read_bytes())
     embedder = HashEmbedder(64)
-    pipeline.build(corpus, tmp_path / "index", embedder)
+    refresh(corpus, tmp_path / "index", embedder)
     ix = index.load(tmp_path / "index", embedder)
     for year, figure in (("2024", "30%"), ("2025", "40%")):
         result = search(ix, embedder, f"青山市{year}年企业用创新券买检验检测服务补贴比例是多少？", 3)

@@ -8,7 +8,9 @@ from pathlib import Path
 from policyqa.embed import HashEmbedder
 from policyqa.ingest import loaders as ingest
 from policyqa.ingest.metadata import Metadata, extract
-from policyqa.snapshot import index, pipeline
+from policyqa.snapshot import index, layout
+from policyqa.snapshot.documents import DocInfo
+from policyqa.snapshot.refresh import refresh
 
 NOTICE = """某市人民政府办公厅关于印发某市数据要素发展若干措施的通知
 
@@ -99,7 +101,7 @@ def test_metadata_round_trips_and_old_entries_read_empty() -> None:
     assert Metadata.from_dict(json.loads(json.dumps(m.as_dict()))) == m
     assert Metadata.from_dict(None) == Metadata()
     assert (
-        index.DocInfo.from_dict(
+        DocInfo.from_dict(
             {"doc_id": "a", "source": "a", "sha256": "", "size": 0, "chunks": 0, "indexed_at": 0}
         ).metadata
         == Metadata()
@@ -112,19 +114,19 @@ def test_the_index_stores_metadata_and_an_old_index_gains_it_without_embedding(
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "notice.txt").write_text(NOTICE, encoding="utf-8")
-    pipeline.build(corpus, tmp_path / "index", embedder)
+    refresh(corpus, tmp_path / "index", embedder)
     [doc] = index.documents(tmp_path / "index")
     assert doc.metadata.doc_number == "某府办规〔2024〕13号"
 
     # an index written before metadata existed: the next update writes a snapshot with it, embedding nothing
-    snap = index.current_snapshot(tmp_path / "index")
+    snap = layout.current_snapshot(tmp_path / "index")
     assert snap is not None
     meta_path = snap / "meta.json"
     data = json.loads(meta_path.read_text(encoding="utf-8"))
     for d in data["documents"]:
         del d["metadata"]
     meta_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    report = pipeline.build(corpus, tmp_path / "index", embedder)
+    report = refresh(corpus, tmp_path / "index", embedder)
     assert report.changed and report.embedded == 0
     assert index.documents(tmp_path / "index")[0].metadata.issuer == "某市人民政府办公厅"
-    assert pipeline.build(corpus, tmp_path / "index", embedder).changed is False
+    assert refresh(corpus, tmp_path / "index", embedder).changed is False

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from policyqa.snapshot import index, pipeline
+from policyqa.snapshot import index, layout
+from policyqa.snapshot.refresh import refresh
 
 from .conftest import app_client
 
@@ -54,15 +55,15 @@ def test_unknown_removed_and_malformed_ids(client: TestClient, corpus: Path) -> 
 
 def test_an_index_without_texts_gains_them_on_its_next_update(corpus: Path, tmp_path: Path, embedder) -> None:
     folder = tmp_path / "idx"
-    pipeline.build(corpus, folder, embedder)
-    snap = index.current_snapshot(folder)
+    refresh(corpus, folder, embedder)
+    snap = layout.current_snapshot(folder)
     assert snap is not None
     meta = json.loads((snap / "meta.json").read_text(encoding="utf-8"))
     for name in ("texts.jsonl", "texts.offsets.json"):  # as a snapshot written before texts were kept
         (snap / name).unlink()
         del meta["files"][name]
     (snap / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-    report = pipeline.build(corpus, folder, embedder)
+    report = refresh(corpus, folder, embedder)
     assert report.changed and report.embedded == 0
     ix = index.read(folder)
     assert all(ix.text(d.doc_id) for d in ix.documents.values())
@@ -70,9 +71,9 @@ def test_an_index_without_texts_gains_them_on_its_next_update(corpus: Path, tmp_
 
 def test_a_document_that_fails_to_parse_keeps_its_text(corpus: Path, tmp_path: Path, embedder) -> None:
     folder = tmp_path / "idx"
-    pipeline.build(corpus, folder, embedder)
+    refresh(corpus, folder, embedder)
     (corpus / "sub" / "datacenter.md").write_bytes(b"\x00\x01binary garbage\xff" * 50)
-    pipeline.build(corpus, folder, embedder)  # the file fails; its indexed passages and text stay
+    refresh(corpus, folder, embedder)  # the file fails; its indexed passages and text stay
     ix = index.read(folder)
     kept = next(d for d in ix.documents.values() if d.source == "sub/datacenter.md")
     entry = ix.text(kept.doc_id)

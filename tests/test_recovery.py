@@ -16,7 +16,8 @@ import pytest
 from policyqa.embed import HashEmbedder
 from policyqa.engine import Engine
 from policyqa.errors import IndexMissingError, ModelMismatchError
-from policyqa.snapshot import index, pipeline
+from policyqa.snapshot import index, layout
+from policyqa.snapshot.refresh import refresh
 
 
 def _truncate(name: str, keep: Callable[[bytes], int]) -> Callable[[Path], None]:
@@ -46,10 +47,10 @@ DAMAGE = {
 
 def two_snapshots(corpus: Path, idx: Path, embedder: HashEmbedder) -> tuple[str, Path]:
     """An older whole snapshot and the current one, which the caller damages."""
-    older = pipeline.build(corpus, idx, embedder).snapshot
+    older = refresh(corpus, idx, embedder).snapshot
     (corpus / "new.txt").write_text("新能源补贴办法\n\n第一条 充电桩建设补贴每个5000元。\n", encoding="utf-8")
-    pipeline.build(corpus, idx, embedder)
-    current = index.current_snapshot(idx)
+    refresh(corpus, idx, embedder)
+    current = layout.current_snapshot(idx)
     assert current is not None and current.name != older
     return older, current
 
@@ -69,7 +70,7 @@ def test_a_damaged_snapshot_is_passed_over_and_build_repairs_it(
     engine = Engine.start(corpus, idx, "hash:64", None)
     assert engine.index is not None and engine.index.name == served.name
 
-    report = pipeline.build(corpus, idx, embedder)  # repairs instead of crashing
+    report = refresh(corpus, idx, embedder)  # repairs instead of crashing
     assert report.changed and report.snapshot not in (older, current.name)
     assert report.repaired
     fresh = index.load(idx, embedder)
@@ -109,19 +110,19 @@ def test_cli_build_repairs_and_search_warns(corpus: Path, tmp_path: Path, embedd
 
 def test_another_model_is_refused_not_silently_rebuilt(corpus: Path, tmp_path: Path, embedder) -> None:
     idx = tmp_path / "idx"
-    first = pipeline.build(corpus, idx, embedder).snapshot
+    first = refresh(corpus, idx, embedder).snapshot
     other = HashEmbedder(32)
     with pytest.raises(ModelMismatchError, match="--rebuild-for-model"):
-        pipeline.build(corpus, idx, other)
+        refresh(corpus, idx, other)
     with pytest.raises(ModelMismatchError):
         Engine.start(corpus, idx, "hash:32", None)
-    assert index.current_snapshot(idx).name == first  # type: ignore[union-attr]
+    assert layout.current_snapshot(idx).name == first  # type: ignore[union-attr]
     env = {**os.environ, "POLICYQA_MODEL": "hash:32"}
     cmd = [sys.executable, "-m", "policyqa", "build", "--corpus", str(corpus), "--index", str(idx)]
     refused = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "--rebuild-for-model" in refused.stderr
     assert subprocess.run([*cmd, "--rebuild-for-model"], env=env, capture_output=True).returncode == 0
-    assert json.loads((index.current_snapshot(idx) / "meta.json").read_text())["dim"] == 32  # type: ignore[operator]
+    assert json.loads((layout.current_snapshot(idx) / "meta.json").read_text())["dim"] == 32  # type: ignore[operator]
 
 
 def test_the_service_serves_the_whole_snapshot_and_says_why(corpus: Path, tmp_path: Path, embedder, server_factory):
@@ -161,4 +162,4 @@ def test_the_service_rebuilds_when_nothing_loads_and_refuses_another_model(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert resp.status_code == 503 and "--rebuild-for-model" in resp.json()["error"]
-    assert index.current_snapshot(idx).name == health["snapshot"]  # type: ignore[union-attr]
+    assert layout.current_snapshot(idx).name == health["snapshot"]  # type: ignore[union-attr]

@@ -5,7 +5,8 @@ import pytest
 
 from policyqa.errors import QueryError
 from policyqa.search.ranking import _answer, clean_query, rrf, search
-from policyqa.snapshot import index, pipeline
+from policyqa.snapshot import index
+from policyqa.snapshot.refresh import refresh
 from policyqa.store.faiss import ArrayLexical, FaissVectors
 
 
@@ -24,7 +25,7 @@ def test_clean_query_rejects_empty_and_long() -> None:
 
 
 def test_search_returns_cited_passages(corpus: Path, tmp_path: Path, embedder, store) -> None:
-    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
+    refresh(corpus, tmp_path / "idx", embedder, store=store)
     ix = index.load(tmp_path / "idx", embedder, store)
     result = search(ix, embedder, "新认定的高新技术企业有一次性奖励吗？", k=3)
     top = result.hits[0]
@@ -40,7 +41,7 @@ def test_search_returns_cited_passages(corpus: Path, tmp_path: Path, embedder, s
 
 
 def test_confidence_flags_questions_the_corpus_cannot_answer(corpus: Path, tmp_path: Path, embedder, store) -> None:
-    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
+    refresh(corpus, tmp_path / "idx", embedder, store=store)
     ix = index.load(tmp_path / "idx", embedder, store)
     sure = search(ix, embedder, "新认定的高新技术企业奖励多少？", k=3).confidence
     assert sure is not None and sure.confident and sure.coverage == 1.0 and sure.missing == ()
@@ -50,7 +51,7 @@ def test_confidence_flags_questions_the_corpus_cannot_answer(corpus: Path, tmp_p
 
 
 def test_dense_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Path, embedder) -> None:
-    pipeline.build(corpus, tmp_path / "idx", embedder)
+    refresh(corpus, tmp_path / "idx", embedder)
     ix = index.load(tmp_path / "idx", embedder)
     store = ix.vectors
     assert isinstance(store, FaissVectors)
@@ -80,7 +81,7 @@ def test_the_heading_lines_opening_a_passage_are_never_the_answer() -> None:
 
 
 def test_lexical_leg_blends_passage_and_best_sentence(corpus: Path, tmp_path: Path, embedder) -> None:
-    pipeline.build(corpus, tmp_path / "idx", embedder)
+    refresh(corpus, tmp_path / "idx", embedder)
     ix = index.load(tmp_path / "idx", embedder)
     store = ix.lexical
     assert isinstance(store, ArrayLexical)

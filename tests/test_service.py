@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from policyqa.embed import HashEmbedder
-from policyqa.snapshot import index, pipeline
+from policyqa.snapshot import index, layout
 
 from .conftest import STORES, TINY
 
@@ -188,7 +188,7 @@ def test_kill_9_during_builds_leaves_the_old_snapshot_serving(tmp_path: Path, se
     env = {**os.environ, "POLICYQA_MODEL": "hash:64"}
     build = [sys.executable, "-m", "policyqa", "build", "--corpus", str(corpus), "--index", str(idx)]
     subprocess.run(build, env=env, check=True, capture_output=True)
-    old = index.current_snapshot(idx)
+    old = layout.current_snapshot(idx)
     assert old is not None
     srv = server_factory(corpus, idx, POLICYQA_ADMIN_TOKEN=TOKEN)
 
@@ -198,7 +198,7 @@ def test_kill_9_during_builds_leaves_the_old_snapshot_serving(tmp_path: Path, se
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         killed += proc.wait() == -signal.SIGKILL
-        current = index.current_snapshot(idx)
+        current = layout.current_snapshot(idx)
         assert current is not None
         loaded = index.load(idx, HashEmbedder(64))  # whole and consistent, whichever snapshot it is
         assert len(loaded.chunks) == len(index.load(idx, HashEmbedder(64)).chunks) > 0
@@ -211,11 +211,11 @@ def test_kill_9_during_builds_leaves_the_old_snapshot_serving(tmp_path: Path, se
     time.sleep(0.8)
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait()
-    on_disk = index.current_snapshot(idx)
+    on_disk = layout.current_snapshot(idx)
     assert on_disk is not None
     again = server_factory(corpus, idx)
     assert sources(again.url, "人才公寓资助")
     assert httpx.get(f"{again.url}/api/health").json()["snapshot"] in (srv_snapshot, on_disk.name)
     subprocess.run(build, env=env, check=True, capture_output=True)  # and the next build completes
     snapshots = [p for p in (idx / "snapshots").iterdir() if not p.name.startswith(".")]
-    assert len(snapshots) <= pipeline.KEEP_SNAPSHOTS
+    assert len(snapshots) <= layout.KEEP_SNAPSHOTS

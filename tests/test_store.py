@@ -13,7 +13,8 @@ from qdrant_client.http.exceptions import ResponseHandlingException
 from policyqa.engine import Engine
 from policyqa.errors import IndexMismatchError, StoreError
 from policyqa.search.ranking import search
-from policyqa.snapshot import index, pipeline
+from policyqa.snapshot import index, layout
+from policyqa.snapshot.refresh import refresh
 from policyqa.store.qdrant import ALIAS, QdrantStore
 
 from .conftest import app_client
@@ -58,17 +59,17 @@ def test_a_server_gets_a_collection_per_snapshot_and_the_alias_follows(
     server = Server()
     store = QdrantStore(url="http://qdrant.invalid:6333")
     monkeypatch.setattr(store, "client", lambda path=None: server.client)
-    first = pipeline.build(corpus, tmp_path / "idx", embedder, store=store).snapshot
+    first = refresh(corpus, tmp_path / "idx", embedder, store=store).snapshot
     (corpus / "new.txt").write_text("新能源补贴办法\n\n第一条 充电桩建设补贴每个5000元。\n", encoding="utf-8")
-    second = pipeline.build(corpus, tmp_path / "idx", embedder, store=store).snapshot
+    second = refresh(corpus, tmp_path / "idx", embedder, store=store).snapshot
     aliases = {a.alias_name: a.collection_name for a in server.client.get_aliases().aliases}
     assert aliases == {ALIAS: f"{ALIAS}-{second}"}
-    assert not any(p.is_dir() for p in index.current_snapshot(tmp_path / "idx").iterdir())  # nothing local
+    assert not any(p.is_dir() for p in layout.current_snapshot(tmp_path / "idx").iterdir())  # nothing local
     for _ in range(2):  # older snapshots are pruned, and their collections dropped
         (corpus / "new.txt").write_text(f"新能源补贴办法\n\n第一条 补贴{_}元。\n", encoding="utf-8")
-        pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
+        refresh(corpus, tmp_path / "idx", embedder, store=store)
     names = {c.name for c in server.client.get_collections().collections}
-    assert f"{ALIAS}-{first}" not in names and len(names) == pipeline.KEEP_SNAPSHOTS
+    assert f"{ALIAS}-{first}" not in names and len(names) == layout.KEEP_SNAPSHOTS
     ix = index.load(tmp_path / "idx", embedder, store)
     with pytest.raises(IndexMismatchError, match="on a Qdrant server"):
         index.load(tmp_path / "idx", embedder, QdrantStore())  # the same snapshot, read in local mode
@@ -79,7 +80,7 @@ def test_a_store_down_at_start_is_not_damage_and_the_watcher_loads_it_when_back(
     corpus: Path, tmp_path: Path, embedder, monkeypatch
 ) -> None:
     store = QdrantStore()
-    pipeline.build(corpus, tmp_path / "idx", embedder, store=store)
+    refresh(corpus, tmp_path / "idx", embedder, store=store)
     opened = QdrantStore.open
 
     def down(self: QdrantStore, folder: Path, owners: Any) -> Any:

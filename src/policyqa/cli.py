@@ -85,10 +85,10 @@ def _build(settings: Settings, force: bool = False, show_progress: bool = False)
     _require_corpus(settings)  # before the model loads, and before the index folder is made
     engine = _engine(settings)
     progress = _Progress() if sys.stderr.isatty() or show_progress else None
-    from policyqa.snapshot import pipeline
+    from policyqa.snapshot.refresh import refresh
 
     try:
-        report = pipeline.build(
+        report = refresh(
             settings.corpus_dir,
             settings.index_dir,
             engine.embedder,
@@ -140,12 +140,13 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_documents(args: argparse.Namespace) -> int:
-    from policyqa.snapshot import index
+    from policyqa.snapshot.documents import listing
+    from policyqa.snapshot.index import catalogue
 
     settings = _settings(args)
-    snapshot, docs = index.catalogue(settings.index_dir)
+    snapshot, docs = catalogue(settings.index_dir)
     if args.json:
-        print(json.dumps(index.listing(snapshot, docs), ensure_ascii=False, indent=2))
+        print(json.dumps(listing(snapshot, docs), ensure_ascii=False, indent=2))
         return 0
     for d in docs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed_at))

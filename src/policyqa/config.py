@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from policyqa.ingest.limits import Limits
+
+# Settings renamed when the store became a choice of engines: the old name is still read, with a warning
+RENAMED = {"POLICYQA_STORE_URL": "POLICYQA_QDRANT_URL", "POLICYQA_STORE_API_KEY": "POLICYQA_QDRANT_API_KEY"}
 
 
 @dataclass(frozen=True)
@@ -25,13 +29,13 @@ class Settings:
     max_body_bytes: int = 16 * 1024  # request bodies other than uploads (search JSON)
     header_seconds: float = 10.0  # a client must send its request headers within this time
     store: str = "faiss"  # where vectors and BM25 are kept: faiss (files of the snapshot) or qdrant
-    qdrant_url: str = ""  # a Qdrant server or cluster (without one: a local collection in the snapshot folder)
-    qdrant_api_key: str = ""
-    delta_from: int = 20_000  # passages: from this size on, an update writes only what changed (delta.py)
+    store_url: str = ""  # the store's server or cluster (without one: its data in the snapshot folder)
+    store_api_key: str = ""
+    delta_from: int = 20_000  # passages: from this size on, an update writes only what changed (snapshot/update.py)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = _renamed(dict(os.environ if env is None else env))
         settings = cls(
             corpus_dir=Path(env.get("POLICYQA_CORPUS_DIR") or cls.corpus_dir),
             index_dir=Path(env.get("POLICYQA_INDEX_DIR") or cls.index_dir),
@@ -54,8 +58,21 @@ class Settings:
             max_body_bytes=int(env.get("POLICYQA_MAX_BODY_BYTES") or cls.max_body_bytes),
             header_seconds=float(env.get("POLICYQA_HEADER_SECONDS") or cls.header_seconds),
             store=(env.get("POLICYQA_STORE") or cls.store).strip().lower(),
-            qdrant_url=env.get("POLICYQA_QDRANT_URL", ""),
-            qdrant_api_key=env.get("POLICYQA_QDRANT_API_KEY", ""),
+            store_url=env.get("POLICYQA_STORE_URL", ""),
+            store_api_key=env.get("POLICYQA_STORE_API_KEY", ""),
             delta_from=int(env.get("POLICYQA_DELTA_FROM") or cls.delta_from),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+
+def _renamed(env: dict[str, str]) -> dict[str, str]:
+    """The environment with each renamed setting under its new name: an old name set while the new one is not
+    is read, and one line on stderr says which name to use instead."""
+    old = {new: former for new, former in RENAMED.items() if env.get(former) and not env.get(new)}
+    if old:
+        logging.getLogger("policyqa").warning(
+            "%s deprecated: set %s instead",
+            " and ".join(old.values()) + (" is" if len(old) == 1 else " are"),
+            " and ".join(old),
+        )
+    return env | {new: env[former] for new, former in old.items()}

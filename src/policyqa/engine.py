@@ -28,9 +28,10 @@ from policyqa.messages import chinese
 from policyqa.search.filters import Filters
 from policyqa.search.ranking import SearchOptions, SearchResult, search
 from policyqa.snapshot import index as index_mod
-from policyqa.snapshot import pipeline
-from policyqa.snapshot.index import Index, current_snapshot
-from policyqa.snapshot.pipeline import BuildReport
+from policyqa.snapshot.index import Index
+from policyqa.snapshot.layout import check_meta, current_snapshot
+from policyqa.snapshot.refresh import refresh
+from policyqa.snapshot.steps import BuildReport, file_stats
 from policyqa.store import default_store
 from policyqa.store.base import Store, Vectors
 
@@ -72,7 +73,7 @@ class Job:
 
 def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
     """What a change to the corpus folder changes: each file's path, size and modification time."""
-    return signature(pipeline.file_stats(corpus_dir)) if corpus_dir.is_dir() else ()
+    return signature(file_stats(corpus_dir)) if corpus_dir.is_dir() else ()
 
 
 def signature(stats: dict[str, list[int]]) -> tuple[tuple[str, int, int], ...]:
@@ -161,7 +162,7 @@ class Engine:
             try:
                 ix = pending.result()
                 engine.damage = ix.damage
-                index_mod.check_meta(ix.meta, engine.embedder.name, engine.embedder.dim)
+                check_meta(ix.meta, engine.embedder.name, engine.embedder.dim)
                 engine.index = settled(ix)
             except ModelMismatchError:
                 if not allow_model_change:
@@ -211,11 +212,11 @@ class Engine:
         """Bring the index up to date with the corpus and serve the result (in the calling thread). Documents
         with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
-            stats = pipeline.file_stats(self.corpus_dir) if self.corpus_dir.is_dir() else None
+            stats = file_stats(self.corpus_dir) if self.corpus_dir.is_dir() else None
             self._seen = signature(stats) if stats is not None else ()
             if force:
                 self._vectors.clear()
-            report = pipeline.build(
+            report = refresh(
                 self.corpus_dir,
                 self.index_dir,
                 self.embedder,
@@ -394,7 +395,7 @@ class Engine:
             try:
                 with self._update_lock:
                     ix = index_mod.read_snapshot(folder, self.store, self.index)
-                    index_mod.check_meta(ix.meta, self.embedder.name, self.embedder.dim)
+                    check_meta(ix.meta, self.embedder.name, self.embedder.dim)
                     self.index = settled(ix.warm())
             except StoreError as exc:  # down, not damaged: look again next time
                 log.warning("%s; serving the previous snapshot", exc)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from policyqa.errors import LIST_DOCUMENTS, FilterError
-from policyqa.snapshot.index import DocInfo, Index
+from policyqa.snapshot.documents import DocInfo
+from policyqa.snapshot.index import Index
 from policyqa.store.base import Scope
 
 _DOC_ID = re.compile(r"[0-9a-f]{12}")

@@ -1,34 +1,10 @@
 """The served index: a published snapshot read back (passages, documents, words, and the store's vectors and
-BM25), and where the snapshots are.
-
-Layout of the index folder:
-    CURRENT                 name of the snapshot being served (replaced atomically)
-    snapshots/<name>/       meta.json, chunks.jsonl, words.jsonl (the BM25 words of each passage and its
-                            sentences, reused while the dictionary stays the same), dictionary.txt,
-                            rows.json (each document's passage rows), identities.json (what identity.py
-                            reads of each document, so a load need not segment them again), centroids.npy
-                            (each document's mean passage vector), texts.jsonl +
-                            texts.offsets.json (each document's cleaned text and outline, for 查看原文), and
-                            what the store keeps
-                            there (store/faiss.py: the vectors and BM25 arrays; store/qdrant.py: a local
-                            collection, or nothing when it is on a server)
-A snapshot of a large corpus updated by a few documents is instead a list of segments (meta.json's
-"segments"): segments/<segment>/ holds the per-passage files above for some documents and their rows
-(documents.json), written once and hard-linked into every later snapshot that keeps it; meta.json names the
-documents each segment no longer answers for, and lists no documents itself (an update writes the rows of
-the documents it changed, not tens of thousands). A build (pipeline.py) writes a new snapshot folder,
-fsyncs it, renames it into place and only then swaps CURRENT, so a crash at any point leaves the previous
-snapshot whole and served.
-"""
+BM25), whole or segment by segment (layout.py says where each file is)."""
 
 from __future__ import annotations
 
-import json
-import re
-import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress
 from pathlib import Path
@@ -36,95 +12,37 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.embed import SELECTORS, Embedder
-from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, StoreError
+from policyqa.embed import Embedder
+from policyqa.errors import IndexMismatchError, IndexMissingError, StoreError
 from policyqa.ingest.identity import DocIdentity, Identities, describe
-from policyqa.ingest.metadata import Metadata
 from policyqa.ingest.segment import Segmenter
 from policyqa.models import Chunk
+from policyqa.snapshot.documents import (
+    DocInfo,
+    document_rows,
+    lists_documents,
+    live_documents,
+    read_documents,
+    snapshot_documents,
+)
+from policyqa.snapshot.layout import (
+    CENTROIDS,
+    candidates,
+    check_format,
+    check_meta,
+    check_sizes,
+    damaged,
+    load_meta,
+    read_chunks,
+    read_dictionary,
+    read_meta,
+    read_text,
+    saved_identities,
+    segments,
+    store_of,
+)
 from policyqa.store import default_store
-from policyqa.store.base import LexicalStore, Store, VectorStore
-from policyqa.store.faiss import mean_vectors
-
-FORMAT_VERSION = 3
-CENTROIDS = "centroids.npy"  # each document's mean passage vector, documents in the order of their passages
-IDENTITIES = "identities.json"  # doc_id -> what identity.describe found (read back instead of segmenting again)
-DOCUMENTS = "documents.json"  # a segment's documents (DocInfo rows); a snapshot of segments lists none itself
-BARE = "bare"  # meta.json of a snapshot of segments: the rows of documents without passages (in no segment)
-DEFAULT_STORE = "faiss"  # snapshots written before the store was recorded in meta.json
-
-
-@dataclass(frozen=True)
-class DocInfo:
-    doc_id: str
-    source: str
-    sha256: str
-    size: int
-    chunks: int
-    indexed_at: float
-    title: str = ""
-    metadata: Metadata = field(default_factory=Metadata)  # read at ingestion (metadata.extract)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DocInfo:
-        """From meta.json; snapshots written before metadata existed read as having none."""
-        return cls(**{**data, "metadata": Metadata.from_dict(data.get("metadata"))})
-
-    def as_dict(self) -> dict[str, Any]:
-        # by hand, as Metadata.as_dict: every document's row is written when a large index is first updated
-        return {**{f: getattr(self, f) for f in self.__dataclass_fields__}, "metadata": self.metadata.as_dict()}
-
-    def row(self) -> dict[str, Any]:
-        """The document as the API and `policyqa documents --json` list it (indexed_at in UTC, ISO 8601)."""
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.indexed_at))
-        return {**self.as_dict(), "indexed_at": when}
-
-
-def document_rows(chunks: list[Chunk]) -> tuple[list[str], np.ndarray]:
-    """The documents of these passages in the order of their first passage, and each passage's document
-    number among them."""
-    ids = list(dict.fromkeys(c.doc_id for c in chunks))
-    row = {d: n for n, d in enumerate(ids)}
-    return ids, np.array([row[c.doc_id] for c in chunks], np.int64)
-
-
-def read_documents(folder: Path) -> list[DocInfo]:
-    """A segment's documents.json: those whose passages it holds (deleted ones too)."""
-    return [DocInfo.from_dict(d) for d in json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))]
-
-
-def snapshot_documents(folder: Path, meta: dict[str, Any]) -> dict[str, DocInfo]:
-    """A snapshot's documents by source: meta.json's list, or (a snapshot of segments) each segment's
-    documents that it still answers for, and those without passages."""
-    if _lists_documents(meta):
-        return {d["source"]: DocInfo.from_dict(d) for d in meta.get("documents", [])}
-    return _live_documents(((deleted, read_documents(sub)) for _, sub, deleted in segments(folder, meta)), meta)
-
-
-def _lists_documents(meta: dict[str, Any]) -> bool:
-    """Whether meta.json lists the snapshot's documents: a whole snapshot, or one of segments written before
-    segments kept their own."""
-    return "documents" in meta or "segments" not in meta
-
-
-def _live_documents(parts: Iterable[tuple[frozenset[str], list[DocInfo]]], meta: dict[str, Any]) -> dict[str, DocInfo]:
-    """A segment answers for the documents of its passages that it has not deleted (a document without
-    passages is in no segment: meta.json's "bare" lists them)."""
-    found = {
-        info.source: info for deleted, docs in parts for info in docs if info.chunks and info.doc_id not in deleted
-    }
-    found.update((d["source"], DocInfo.from_dict(d)) for d in meta.get(BARE, []))
-    return dict(sorted(found.items()))
-
-
-def saved_identities(folder: Path) -> dict[str, dict[str, object]]:
-    """A snapshot's or segment's identities.json ({} when it has none: a snapshot from before, described
-    again)."""
-    try:
-        found: dict[str, dict[str, object]] = json.loads((folder / IDENTITIES).read_text(encoding="utf-8"))
-        return found
-    except (OSError, ValueError):
-        return {}
+from policyqa.store.base import LexicalStore, SegmentStore, Store, VectorStore
 
 
 @dataclass(frozen=True)
@@ -134,8 +52,8 @@ class Part:
     worked out from them once: each document's identity and centroid."""
 
     chunks: list[Chunk]
-    vectors: Any  # FaissVectors
-    lexical: Any  # ArrayLexical
+    vectors: VectorStore  # as its SegmentStore opened it: every row
+    lexical: LexicalStore
     known: dict[str, Any] = field(default_factory=dict)  # "identities", "centroids": worked out when first asked
     folder: Path | None = None  # where its files are
 
@@ -194,7 +112,7 @@ class Part:
             if self.folder is not None and (self.folder / CENTROIDS).is_file():
                 saved = np.load(self.folder / CENTROIDS)
             if saved is None or len(saved) != len(ids):  # a snapshot from before: worked out again
-                saved = mean_vectors(self.vectors.vectors, owner, len(ids))
+                saved = self.vectors.centroids(owner, len(ids))
             self.known["centroids"] = dict(zip(ids, saved, strict=True))
         found: dict[str, np.ndarray] = self.known["centroids"]
         return found
@@ -274,48 +192,6 @@ class Index:
 # --- reading ------------------------------------------------------------------------------------
 
 
-_SNAPSHOT_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,80}")
-
-
-def _pointer(index_dir: Path) -> tuple[str | None, str | None]:
-    """The snapshot name in CURRENT, or why there is none that can be trusted."""
-    pointer = index_dir / "CURRENT"
-    if not pointer.is_file():
-        return None, None
-    try:
-        name = pointer.read_bytes().decode("utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, f"CURRENT is unreadable ({type(exc).__name__})"
-    if not _SNAPSHOT_NAME.fullmatch(name):
-        return None, f"CURRENT does not hold a snapshot name ({name[:40]!r})"
-    return name, None
-
-
-def current_snapshot(index_dir: Path) -> Path | None:
-    name, _ = _pointer(index_dir)
-    if name is None:
-        return None
-    folder = index_dir / "snapshots" / name
-    return folder if (folder / "meta.json").is_file() else None
-
-
-def candidates(index_dir: Path) -> tuple[list[Path], list[str]]:
-    """Snapshot folders to try, best first: CURRENT's, then the others newest first (names sort by time);
-    and what is wrong with CURRENT when it cannot be followed."""
-    name, problem = _pointer(index_dir)
-    folder = index_dir / "snapshots"
-    others = (
-        sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True)
-        if (folder.is_dir())
-        else []
-    )
-    notes = [problem] if problem else []
-    first = [folder / name] if name and (folder / name).is_dir() else []
-    if name and not first:
-        notes.append(f"CURRENT names snapshot {name}, which is not on disk")
-    return first + [p for p in others if not first or p != first[0]], notes
-
-
 def require(index_dir: Path) -> None:
     """Raise IndexMissingError when there is no snapshot to try at all (reads CURRENT, nothing more): a command
     can say so before it loads the model. What read() finds damaged is still found by read()."""
@@ -340,72 +216,10 @@ def catalogue(index_dir: Path) -> tuple[str, list[DocInfo]]:
     folders, _ = candidates(index_dir)
     for folder in folders:
         try:
-            return folder.name, list(snapshot_documents(folder, _read_meta(folder)).values())
+            return folder.name, list(snapshot_documents(folder, read_meta(folder)).values())
         except (IndexMismatchError, TypeError, KeyError, OSError, ValueError):
             continue
     raise IndexMissingError(f"no index in {index_dir}; build it with `policyqa build`")
-
-
-def listing(snapshot: str | None, docs: Iterable[DocInfo]) -> dict[str, Any]:
-    """The documents as JSON, by source: what GET /api/documents and `policyqa documents --json` print."""
-    return {"documents": [d.row() for d in sorted(docs, key=lambda d: d.source)], "snapshot": snapshot}
-
-
-def _load_meta(folder: Path) -> dict[str, Any]:
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    if not isinstance(meta, dict):
-        raise ValueError("meta.json does not hold an object")
-    return meta
-
-
-def _read_meta(folder: Path) -> dict[str, Any]:
-    try:
-        return _load_meta(folder)
-    except (OSError, ValueError) as exc:
-        raise IndexMismatchError(f"index at {folder} is unreadable; rebuild it with `policyqa build`") from exc
-
-
-def check_meta(meta: dict[str, Any], model: str, dim: int) -> None:
-    """Refuse an index that this code or this model would answer wrongly from."""
-    _check_format(meta)
-    if meta.get("model") != model or meta.get("dim") != dim:
-        raise ModelMismatchError(
-            f"index was built with model {meta.get('model')!r} ({meta.get('dim')}-d) but {model!r} ({dim}-d) "
-            "is configured; rebuild it for the new model with `policyqa build --rebuild-for-model`, "
-            f"or set POLICYQA_MODEL={SELECTORS.get(str(meta.get('model')), meta.get('model'))} to use the index's model"
-        )
-
-
-_CHUNK_FIELDS = frozenset(f.name for f in fields(Chunk))
-
-
-def _read_chunks(folder: Path) -> list[Chunk]:
-    """A snapshot's passages. This is most of a cold start at a million passages, so each line is parsed by
-    orjson and its dict becomes the frozen Chunk's attributes as it is, without the dataclass's __init__
-    (one object.__setattr__ per field): 2.1 times faster than json and Chunk(**row). A line with other
-    fields than a Chunk's is damage, as Chunk(**row) would have found."""
-    import orjson
-
-    new, loads, out = object.__new__, orjson.loads, []
-    with (folder / "chunks.jsonl").open("rb") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            row = loads(line)
-            if not isinstance(row, dict) or row.keys() != _CHUNK_FIELDS:
-                raise ValueError(f"chunks.jsonl in {folder} holds a line that is not a passage")
-            chunk = new(Chunk)
-            chunk.__dict__.update(row)
-            out.append(chunk)
-    return out
-
-
-def _check_format(meta: dict[str, Any]) -> None:
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"index format {meta.get('format_version')} is not the supported format {FORMAT_VERSION}; "
-            "rebuild it with `policyqa build`"
-        )
 
 
 def load(index_dir: Path, embedder: Embedder, store: Store | None = None, previous: Index | None = None) -> Index:
@@ -430,7 +244,7 @@ def read(index_dir: Path, store: Store | None = None, previous: Index | None = N
         except StoreError:  # the store is down, not the snapshot damaged: the caller retries later
             raise
         except Exception as exc:
-            damage.append(f"snapshot {folder.name} is damaged ({_why(exc)})")
+            damage.append(damaged(folder, exc))
             continue
         index.damage = tuple(damage)
         return index
@@ -439,52 +253,50 @@ def read(index_dir: Path, store: Store | None = None, previous: Index | None = N
     raise _missing(index_dir, damage)
 
 
-def _why(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
-
-
-def _check_sizes(folder: Path, meta: dict[str, Any]) -> None:
-    """Every file as long as when it was written (meta.json lists them): finds truncation anywhere."""
-    for name, size in (meta.get("files") or {}).items():
-        actual = (folder / name).stat().st_size
-        if actual != size:
-            raise ValueError(f"{name} is {actual} bytes, {size} were written")
-
-
-def store_of(meta: dict[str, Any]) -> str:
-    """The engine that keeps a snapshot's vectors and BM25."""
-    return str(meta.get("store") or DEFAULT_STORE)
-
-
 def read_snapshot(folder: Path, store: Store | None = None, previous: Index | None = None) -> Index:
     """One snapshot folder, read whole; any damage raises (IndexMismatchError only for another format or
     another store). Segments that `previous` (a snapshot loaded before) has loaded are reused, not read."""
-    meta = _load_meta(folder)
-    _check_format(meta)  # files of another format may not be there to read
+    meta = load_meta(folder)
+    check_format(meta)  # files of another format may not be there to read
     store = store or default_store()
     if store_of(meta) != store.name:
         raise IndexMismatchError(
             f"index at {folder} was built for the {store_of(meta)} store, not {store.name} (POLICYQA_STORE); "
             "build it again with `policyqa build`"
         )
-    _check_sizes(folder, meta)
-    words = (folder / "dictionary.txt").read_text(encoding="utf-8").split()
-    documents = _documents(meta, previous) if _lists_documents(meta) else None
+    check_sizes(folder, meta)
+    segmenter = Segmenter(read_dictionary(folder))
+    documents = _documents(meta, previous) if lists_documents(meta) else None
     if "segments" not in meta:
-        chunks = _read_chunks(folder)
-        if meta.get("chunks", len(chunks)) != len(chunks):
-            raise ValueError(f"{len(chunks)} passages, {meta.get('chunks')} in meta.json")
-        cached = previous.parts.get(folder.name) if previous is not None else None
-        if cached is not None:
-            vectors, lexical = cached.vectors, cached.lexical
-        else:
-            vectors, lexical = store.open(folder, [c.doc_id for c in chunks])
-        whole = Index(folder, meta, chunks, vectors, lexical, Segmenter(words), documents or {})
-        if getattr(store, "segmented", False):  # the first update links this folder as a segment: keep it loaded
-            known = {"documents": list(whole.documents.values())}
-            whole.parts = {folder.name: cached or Part(chunks, vectors, lexical, known, folder)}
-        return whole
-    return _read_segments(folder, meta, store, Segmenter(words), documents, previous)
+        return _read_whole(folder, meta, store, segmenter, documents or {}, previous)
+    if not isinstance(store, SegmentStore):
+        raise ValueError(f"a snapshot of segments, and the {store.name} store keeps none")
+    return _read_segments(folder, meta, store, segmenter, documents, previous)
+
+
+def _read_whole(
+    folder: Path,
+    meta: dict[str, Any],
+    store: Store,
+    segmenter: Segmenter,
+    documents: dict[str, DocInfo],
+    previous: Index | None,
+) -> Index:
+    """A snapshot without segments. A store of segments keeps it as one too: the first update links this
+    folder as a segment, and the service keeps it loaded."""
+    chunks = read_chunks(folder)
+    if meta.get("chunks", len(chunks)) != len(chunks):
+        raise ValueError(f"{len(chunks)} passages, {meta.get('chunks')} in meta.json")
+    cached = previous.parts.get(folder.name) if previous is not None else None
+    if cached is not None:
+        vectors, lexical = cached.vectors, cached.lexical
+    else:
+        vectors, lexical = store.open(folder, [c.doc_id for c in chunks])
+    whole = Index(folder, meta, chunks, vectors, lexical, segmenter, documents)
+    if isinstance(store, SegmentStore):
+        known = {"documents": list(whole.documents.values())}
+        whole.parts = {folder.name: cached or Part(chunks, vectors, lexical, known, folder)}
+    return whole
 
 
 def _documents(meta: dict[str, Any], previous: Index | None) -> dict[str, DocInfo]:
@@ -503,32 +315,22 @@ def _documents(meta: dict[str, Any], previous: Index | None) -> dict[str, DocInf
     return out
 
 
-def segments(folder: Path, meta: dict[str, Any]) -> list[tuple[str, Path, frozenset[str]]]:
-    """A snapshot's segments: name, folder and the doc_ids it no longer answers for (a snapshot without
-    segments is one, in its own folder)."""
-    if "segments" not in meta:
-        return [(folder.name, folder, frozenset())]
-    return [(s["name"], folder / "segments" / s["name"], frozenset(s["deleted"])) for s in meta["segments"]]
-
-
 def _read_segments(
     folder: Path,
     meta: dict[str, Any],
-    store: Store,
+    store: SegmentStore,
     segmenter: Segmenter,
     documents: dict[str, DocInfo] | None,
     previous: Index | None,
 ) -> Index:
     """A snapshot of segments; its documents are its segments' (`documents` None) or meta.json's (a snapshot
     written before segments kept their own)."""
-    from policyqa.store.segments import JoinedLexical, JoinedVectors, Numbering
-
     parts: dict[str, Part] = {}
     lives: list[np.ndarray] = []
     for name, sub, deleted in segments(folder, meta):
         part = previous.parts.get(name) if previous is not None else None
         if part is None:
-            rows = _read_chunks(sub)
+            rows = read_chunks(sub)
             vectors, lexical = store.open(sub, [c.doc_id for c in rows])
             part = Part(rows, vectors, lexical, folder=sub)
         parts[name] = part
@@ -537,43 +339,8 @@ def _read_segments(
     if meta.get("chunks", len(chunks)) != len(chunks):
         raise ValueError(f"{len(chunks)} live passages, {meta.get('chunks')} in meta.json")
     if documents is None:
-        documents = _live_documents(((d, parts[n].documents(sub)) for n, sub, d in segments(folder, meta)), meta)
-    numbering = Numbering(lives)
-    masks = [None if live.all() else live for live in lives]
-    vector_parts = [p.vectors.with_live(m) for p, m in zip(parts.values(), masks, strict=True)]
-    lexical_parts = [p.lexical.with_live(m) for p, m in zip(parts.values(), masks, strict=True)]
-    joined = Index(
-        folder,
-        meta,
-        chunks,
-        JoinedVectors(vector_parts, numbering),
-        JoinedLexical(lexical_parts, numbering),
-        segmenter,
-        documents,
-    )
+        documents = live_documents(((d, parts[n].documents(sub)) for n, sub, d in segments(folder, meta)), meta)
+    vectors, lexical = store.join([(p.vectors, p.lexical) for p in parts.values()], lives)
+    joined = Index(folder, meta, chunks, vectors, lexical, segmenter, documents)
     joined.parts = parts
     return joined
-
-
-def read_text(folder: Path, doc_id: str, meta: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """One document's entry in a snapshot's texts.jsonl (None: not there, or a snapshot from before); in a
-    snapshot of segments, in the segment that answers for the document."""
-    try:
-        meta = meta if meta is not None else _load_meta(folder)
-    except (OSError, ValueError):
-        return None
-    for _, sub, deleted in reversed(segments(folder, meta)):
-        if doc_id in deleted:
-            continue
-        try:
-            offsets = json.loads((sub / "texts.offsets.json").read_text(encoding="utf-8"))
-            if doc_id not in offsets:
-                continue
-            at, size = offsets[doc_id]
-            with (sub / "texts.jsonl").open("rb") as fh:
-                fh.seek(at)
-                entry: dict[str, Any] = json.loads(fh.read(size))
-            return entry
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-    return None

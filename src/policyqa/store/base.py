@@ -1,5 +1,6 @@
-"""The store seam: what search and confidence ask of a snapshot's vectors and words, and what a build hands
-to an engine to keep. One file per engine beside this one implements it (faiss.py, qdrant.py).
+"""The store seam: what search and confidence ask of a snapshot's vectors and words, what a build hands to an
+engine to keep, and what an engine that keeps a snapshot as segments offers an incremental update. One file
+per engine beside this one implements it (faiss.py, qdrant.py), named in store/__init__.py's ENGINES.
 
 Passages are numbered by their row in the snapshot's chunks.jsonl; every engine answers in those numbers.
 A `Scope` restricts a query to the passages of some documents (a search filter) and away from others
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -89,6 +90,9 @@ class Store(Protocol):
     """One engine: writes a snapshot's vectors and words, and opens them again for searching."""
 
     name: str
+    # every snapshot it writes is wholly in its folder (no server): a build that has moved to another engine
+    # reads its vectors back rather than embedding every passage again
+    files_only: bool
 
     def write(
         self, folder: Path, dim: int, vectors: Sequence[Vectors], words: Sequence[Words], owners: Sequence[str]
@@ -111,4 +115,23 @@ class Store(Protocol):
 
     def discard(self, name: str) -> None:
         """Forget what the engine keeps outside the snapshot folder for a pruned snapshot."""
+        ...
+
+
+@runtime_checkable
+class SegmentStore(Store, Protocol):
+    """An engine that keeps a snapshot as a list of segments, so an update writes only what changed
+    (snapshot/update.py): each segment is a folder it wrote with `write`, opened on its own, and a snapshot
+    of several is their live rows joined into one numbering (segment by segment, live rows in order)."""
+
+    def vectors(self, folder: Path, rows: Sequence[int] | None = None) -> list[Vectors]:
+        """The vectors of every passage of a segment (or of the given rows), in order: an update keeps those
+        of the passages it did not change, and a merge writes them again."""
+        ...
+
+    def join(
+        self, parts: Sequence[tuple[VectorStore, LexicalStore]], lives: Sequence[np.ndarray]
+    ) -> tuple[VectorStore, LexicalStore]:
+        """One snapshot's stores over segments it opened (`open`), each answering for the rows its `lives`
+        mask marks; BM25 scores with the statistics of all live passages, as one index over them would."""
         ...

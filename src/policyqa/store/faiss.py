@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.store.base import Scope, Vectors, Words
+from policyqa.store.base import LexicalStore, Scope, SegmentStore, Vectors, VectorStore, Words
 from policyqa.store.lexical import BM25, Collection, best
+from policyqa.store.segments import JoinedLexical, JoinedVectors, join_segments
+from policyqa.store.vectors import mean_vectors, sample_rows
 
 # Dense index type by corpus size, from bench/scale.py (see bench/RESULTS.md): exact search below the
 # switch; HNSW above it, where exact search starts to cost a noticeable share of a question's encode.
 HNSW_FROM = 20_000
 HNSW_M = 32
-BACKGROUND = 1024
 
 
 def search_effort(n: int) -> int:
@@ -75,27 +76,6 @@ class Owners:
         mask: np.ndarray = allowed[codes] if len(codes) else np.zeros(0, bool)
         self._last = (scope, mask)
         return mask
-
-
-def sample_rows(n: int, at_most: int = BACKGROUND) -> np.ndarray:
-    """Evenly spread row numbers, at most `at_most` of them (the same rows on every engine)."""
-    return np.unique(np.linspace(0, n - 1, min(n, at_most)).astype(np.int64)) if n else np.zeros(0, np.int64)
-
-
-def mean_vectors(vectors: np.ndarray, owner: np.ndarray, groups: int, block: int = 65_536) -> np.ndarray:
-    """Each group's mean vector, normalised (a group without vectors stays zero); rows with owner -1 count
-    for none. Summed a block of rows at a time, runs of one owner at once (a document's passages are
-    consecutive), so a memory-mapped fp16 array is read once and never held whole in fp32."""
-    sums = np.zeros((groups, vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
-    for lo in range(0, len(owner), block):
-        part, rows = owner[lo : lo + block], np.asarray(vectors[lo : lo + block], np.float32)
-        starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
-        runs, who = np.add.reduceat(rows, starts, axis=0) if len(rows) else rows, part[starts]
-        keep = who >= 0
-        np.add.at(sums, who[keep], runs[keep])
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    out: np.ndarray = sums / np.where(norms > 0, norms, 1.0)
-    return out
 
 
 class FaissVectors:
@@ -235,10 +215,11 @@ class ArrayLexical:
 
 
 class FaissStore:
-    """Vectors and BM25 as files of the snapshot folder: a snapshot is whole when its folder is."""
+    """Vectors and BM25 as files of the snapshot folder (or of each of its segments: a SegmentStore): a snapshot
+    is whole when its folder is."""
 
     name = "faiss"
-    segmented = True  # a snapshot may share the unchanged segments of the one before (pipeline.py)
+    files_only = True
 
     def write(
         self, folder: Path, dim: int, vectors: Sequence[Vectors], words: Sequence[Words], owners: Sequence[str]
@@ -304,6 +285,16 @@ class FaissStore:
             for i in wanted
         ]
 
+    def join(
+        self, parts: Sequence[tuple[VectorStore, LexicalStore]], lives: Sequence[np.ndarray]
+    ) -> tuple[JoinedVectors, JoinedLexical]:
+        """Segments this engine opened, seen as one store (a snapshot may share the unchanged segments of the
+        one before it: snapshot/update.py)."""
+        own = [(v, lex) for v, lex in parts if isinstance(v, FaissVectors) and isinstance(lex, ArrayLexical)]
+        if len(own) != len(parts):
+            raise TypeError("the FAISS store joins only segments it opened")
+        return join_segments(own, lives)
+
     def publish(self, name: str) -> None:
         """Nothing to do: CURRENT names the folder that holds everything."""
 
@@ -311,6 +302,6 @@ class FaissStore:
         """Nothing to do: pruning the folder removes everything."""
 
 
-def connect(url: str = "", api_key: str = "") -> FaissStore:
+def connect(url: str = "", api_key: str = "") -> SegmentStore:
     """FAISS has no server: everything is in the snapshot folder."""
     return FaissStore()

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from policyqa.errors import IndexMismatchError, StoreError
-from policyqa.store.base import Scope, Vectors, Words
-from policyqa.store.faiss import mean_vectors, sample_rows
+from policyqa.store.base import Scope, Store, Vectors, Words
+from policyqa.store.vectors import mean_vectors, sample_rows
 
 ALIAS = "policyqa"  # names the served snapshot's collection on a server; collections are policyqa-<snapshot>
 LOCAL = "qdrant"  # the local-mode folder inside a snapshot
@@ -55,6 +55,7 @@ class QdrantStore:
     """Writes and opens snapshots' collections; `url` empty: local mode in the snapshot folder."""
 
     name = "qdrant"
+    files_only = False  # a snapshot may be on a server that a build with another engine does not know of
 
     def __init__(self, url: str = "", api_key: str = "") -> None:
         self.url = url
@@ -198,7 +199,7 @@ class QdrantStore:
         if bool(catalogue.get("server")) != bool(self.url):
             written = "on a Qdrant server" if catalogue.get("server") else "in Qdrant's local mode"
             raise IndexMismatchError(
-                f"index at {folder} was built {written}, and POLICYQA_QDRANT_URL says otherwise; "
+                f"index at {folder} was built {written}, and POLICYQA_STORE_URL says otherwise; "
                 "build it again with `policyqa build`"
             )
         return catalogue
@@ -423,5 +424,5 @@ class QdrantLexical:
         return t is not None and self.df[t] > 0
 
 
-def connect(url: str = "", api_key: str = "") -> QdrantStore:
+def connect(url: str = "", api_key: str = "") -> Store:
     return QdrantStore(url, api_key)

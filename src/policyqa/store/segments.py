@@ -1,6 +1,6 @@
-"""Several segments of one snapshot seen as one store (FAISS engine).
+"""Several segments of one snapshot seen as one store (the FAISS engine's join, base.SegmentStore).
 
-A snapshot that shares the unchanged data of the one before it (pipeline.py) is a list of immutable
+A snapshot that shares the unchanged data of the one before it (snapshot/update.py) is a list of immutable
 segments, each a folder written once by FaissStore.write, and the documents each no longer answers for
 (deleted, or changed and written again in a later segment). Passages are numbered as Index.chunks lists
 them: segment by segment, live rows only. BM25 scores every segment with the statistics of all live
@@ -11,12 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from policyqa.store.base import Scope
-from policyqa.store.faiss import ArrayLexical, FaissVectors, mean_vectors, sample_rows
 from policyqa.store.lexical import BM25, Collection
+from policyqa.store.vectors import mean_vectors, sample_rows
+
+if TYPE_CHECKING:  # the FAISS engine's segment stores; faiss.py imports this module
+    from policyqa.store.faiss import ArrayLexical, FaissVectors
+
+
+def join_segments(
+    parts: Sequence[tuple[FaissVectors, ArrayLexical]], lives: Sequence[np.ndarray]
+) -> tuple[JoinedVectors, JoinedLexical]:
+    """Segments as one store: each answers for the rows its `lives` mask marks, numbered segment by segment."""
+    numbering = Numbering(lives)
+    masks = [None if live.all() else live for live in lives]
+    vectors = [v.with_live(m) for (v, _), m in zip(parts, masks, strict=True)]
+    lexical = [lex.with_live(m) for (_, lex), m in zip(parts, masks, strict=True)]
+    return JoinedVectors(vectors, numbering), JoinedLexical(lexical, numbering)
 
 
 class Numbering:

@@ -16,7 +16,8 @@ from policyqa.api.schemas import Documents, DocumentText, Removed, Uploaded
 from policyqa.engine import Engine
 from policyqa.errors import NotFoundError, TooLargeError
 from policyqa.ingest import corpus as corpus_mod
-from policyqa.snapshot.index import DocInfo, Index, listing
+from policyqa.snapshot.documents import DocInfo, listing
+from policyqa.snapshot.index import Index
 
 router = APIRouter()
 DocId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$", description="12 hex digits")]
