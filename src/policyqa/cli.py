@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from policyqa.config import Settings
 from policyqa.errors import LIST_DOCUMENTS, CorpusError, PolicyQAError
+from policyqa.ingest import formats
 
 if TYPE_CHECKING:
     from policyqa.search.evaluation import Report
@@ -367,7 +368,7 @@ def parser() -> argparse.ArgumentParser:
         description="Copy files into the corpus under safe names (type taken from the content) and update the "
         "index incrementally. Example: policyqa add 通知.pdf 办法.docx",
     )
-    a.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".txt .md .html .docx or .pdf files")
+    a.add_argument("files", nargs="+", type=Path, metavar="FILE", help=f"{formats.extensions()} files")
     a.add_argument(
         "--replace", action="store_true", help="replace documents of the same name (default: store under a new name)"
     )
@@ -440,7 +441,7 @@ def parser() -> argparse.ArgumentParser:
         description="Show a file as the index would hold it: title, metadata, sections, what each removal rule "
         "took, and the passages. Example: policyqa inspect corpus/通知.pdf --json",
     )
-    n.add_argument("file", type=Path, metavar="FILE", help="a .txt .md .html .docx or .pdf file, in the corpus or not")
+    n.add_argument("file", type=Path, metavar="FILE", help=f"a {formats.extensions()} file, in the corpus or not")
     n.add_argument("--json", action="store_true", help='print {"source", "title", "removed", "passages", ...}')
     n.add_argument("--full", action="store_true", help="print whole passages instead of their first 120 characters")
     n.add_argument("--corpus", type=Path, help="corpus folder, for the source path (default: corpus)")

@@ -471,7 +471,7 @@ def build(
         keep = {s for s in [*failed, *deferred] if s in prev_docs}
         if not docs and not keep:
             detail = f" ({'; '.join(errors)})" if errors else ""
-            raise CorpusError(f"no documents found in {corpus}{detail}; add .txt, .md, .html, .docx or .pdf files")
+            raise CorpusError(ingest.no_documents(corpus, detail))
 
         old_vectors: dict[str, Vectors] = {}
         kept: list[tuple[Chunk, Vectors]] = []
