@@ -76,8 +76,8 @@ def recognise(data: bytes) -> Format | None:
     signed = [f for f in FORMATS if f.signature and data.startswith(f.signature)]
     if signed:  # a PDF or an archive is never read as text, whatever else it holds
         return next((f for f in signed if f.looks is None or f.looks(data)), None)
-    looked = sorted((f for f in FORMATS if not f.signature and f.looks is not None), key=lambda f: f.fallback)
-    return next((f for f in looked if f.looks is not None and f.looks(data)), None)
+    unsigned = sorted((f for f in FORMATS if not f.signature), key=lambda f: f.fallback)
+    return next((f for f in unsigned if f.looks is not None and f.looks(data)), None)
 
 
 def sniff(data: bytes) -> str | None:
