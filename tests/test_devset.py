@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from policyqa.ingest import loaders as ingest
+from policyqa.ingest import plaintext
 from policyqa.ingest.inspection import Inspection, inspect_file
 
 from .conftest import ROOT, SEED
@@ -52,7 +52,7 @@ def test_every_line_of_a_text_file_is_kept_or_removed_by_a_rule(path: Path) -> N
     removed = {squash(text) for _, text in found.document.removed}
     lost = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        for piece in ingest.unflatten(line.strip()):
+        for piece in plaintext.unflatten(line.strip()):
             bare = squash(re.sub(r"^#{1,6}\s+", "", piece.strip()))
             if bare and bare not in kept and bare not in removed:
                 lost.append(piece)

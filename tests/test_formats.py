@@ -7,6 +7,7 @@ import io
 import pytest
 
 from policyqa.errors import DocumentError
+from policyqa.ingest import formats
 from policyqa.ingest import loaders as ingest
 from policyqa.ingest.chunk import chunk_document
 
@@ -132,7 +133,7 @@ def test_broken_and_empty_files_name_themselves(data: bytes, name: str) -> None:
 
 
 def test_sniff_detects_types_from_content() -> None:
-    assert ingest.sniff(make_pdf(1)) == ".pdf"
-    assert ingest.sniff(make_docx()) == ".docx"
-    assert ingest.sniff(HTML.encode()) == ".html"
-    assert ingest.sniff("普通文本".encode()) == ".txt"
+    assert formats.sniff(make_pdf(1)) == ".pdf"
+    assert formats.sniff(make_docx()) == ".docx"
+    assert formats.sniff(HTML.encode()) == ".html"
+    assert formats.sniff("普通文本".encode()) == ".txt"

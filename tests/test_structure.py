@@ -147,3 +147,22 @@ def test_the_deprecation_line_reaches_stderr_from_the_cli(tmp_path: Path) -> Non
     cmd = [sys.executable, "-m", "policyqa", "documents", "--index", str(tmp_path / "none")]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert "POLICYQA_QDRANT_URL is deprecated: set POLICYQA_STORE_URL instead" in done.stderr
+
+
+def test_no_function_is_longer_than_sixty_lines() -> None:
+    """Functions short enough to read at once (STYLE.md): a longer one is split into named steps."""
+    long = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > 60:
+                    long.append(f"{name}.{node.name}: {size} lines")
+    assert long == []
+
+
+def test_every_module_and_package_says_what_it_holds() -> None:
+    """Each module and package opens with a docstring whose first line says what it holds."""
+    for name, path in MODULES.items():
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        assert doc and doc.splitlines()[0].strip(), name

@@ -9,10 +9,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from policyqa.config import Settings
 from policyqa.errors import LIST_DOCUMENTS, CorpusError, PolicyQAError
+from policyqa.ingest import formats
 
 if TYPE_CHECKING:
     from policyqa.search.evaluation import Report
@@ -337,136 +338,173 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# The object add_subparsers returns: argparse does not name its type in public.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="policyqa",
         description="Ask questions of Chinese policy documents; get ranked, cited passages. Works offline.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _build_command,
+        _add_command,
+        _remove_command,
+        _documents_command,
+        _search_command,
+        _eval_command,
+        _inspect_command,
+        _serve_command,
+    ):
+        add(sub)
+    return p
 
-    def folders(cmd: argparse.ArgumentParser) -> None:
-        cmd.add_argument("--corpus", type=Path, help="corpus folder (default: corpus, or $POLICYQA_CORPUS_DIR)")
-        cmd.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
 
-    def progress(cmd: argparse.ArgumentParser) -> None:
-        cmd.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+def _folder_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--corpus", type=Path, help="corpus folder (default: corpus, or $POLICYQA_CORPUS_DIR)")
+    _index_option(cmd)
 
-    b = sub.add_parser(
+
+def _index_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
+
+
+def _progress_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+
+
+def _build_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
         "build",
         help="build or update the index from the corpus",
         description="Build or update the index. Example: policyqa build --corpus corpus --index index",
     )
-    folders(b)
-    b.add_argument("--force", action="store_true", help="re-embed every chunk instead of reusing unchanged ones")
-    b.add_argument(
+    _folder_options(cmd)
+    cmd.add_argument("--force", action="store_true", help="re-embed every chunk instead of reusing unchanged ones")
+    cmd.add_argument(
         "--rebuild-for-model",
         action="store_true",
         help="rebuild an index made with another model for the configured one (refused without this flag)",
     )
-    progress(b)
-    b.set_defaults(func=cmd_build)
+    _progress_option(cmd)
+    cmd.set_defaults(func=cmd_build)
 
-    a = sub.add_parser(
+
+def _add_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
         "add",
         help="add documents to the corpus and update the index",
         description="Copy files into the corpus under safe names (type taken from the content) and update the "
         "index incrementally. Example: policyqa add 通知.pdf 办法.docx",
     )
-    a.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".txt .md .html .docx or .pdf files")
-    a.add_argument(
+    cmd.add_argument("files", nargs="+", type=Path, metavar="FILE", help=f"{formats.extensions()} files")
+    cmd.add_argument(
         "--replace", action="store_true", help="replace documents of the same name (default: store under a new name)"
     )
-    folders(a)
-    progress(a)
-    a.set_defaults(func=cmd_add)
+    _folder_options(cmd)
+    _progress_option(cmd)
+    cmd.set_defaults(func=cmd_add)
 
-    r = sub.add_parser(
+
+def _remove_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
         "remove",
         help="remove documents from the corpus and the index",
         description="Delete documents by doc_id (see `policyqa documents` or GET /api/documents) and update "
         "the index. Example: policyqa remove 231b70be986a",
     )
-    r.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="12-hex-digit document id")
-    folders(r)
-    progress(r)
-    r.set_defaults(func=cmd_remove)
+    cmd.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="12-hex-digit document id")
+    _folder_options(cmd)
+    _progress_option(cmd)
+    cmd.set_defaults(func=cmd_remove)
 
-    d = sub.add_parser(
+
+def _documents_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
         "documents",
         help="list the indexed documents with their doc_id",
         description="List the documents of the index. Example: policyqa documents",
     )
-    d.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
-    d.add_argument("--json", action="store_true", help="print JSON")
-    d.set_defaults(func=cmd_documents)
+    _index_option(cmd)
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.set_defaults(func=cmd_documents)
 
-    s = sub.add_parser(
+
+def _search_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
         "search",
         help="search the index from the shell",
         description='Search the index. Example: policyqa search "南京有几个国家级创新型产业集群？" -k 3 '
         "--after 2020-01-01 --issuer 人民政府",
     )
-    s.add_argument("query", help="the question, in Chinese or English")
-    s.add_argument("-k", type=int, default=5, metavar="N", help=f"passages to show (1-{MAX_K})")
-    s.add_argument("--json", action="store_true", help="print the same JSON as the HTTP API")
-    s.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
-    s.add_argument("--doc-id", action="append", metavar="DOC_ID", help="only this document (repeatable)")
-    s.add_argument("--folder", help="only documents under this corpus folder, e.g. 广州")
-    s.add_argument("--issuer", help="only documents whose 发文机关 contains this, e.g. 医疗保障局")
-    s.add_argument("--after", metavar="YYYY-MM-DD", help="only documents dated on or after this day")
-    s.add_argument("--before", metavar="YYYY-MM-DD", help="only documents dated on or before this day")
-    s.add_argument("--group", action="store_true", help="the best passage of each document, more from it below")
-    s.set_defaults(func=cmd_search)
+    cmd.add_argument("query", help="the question, in Chinese or English")
+    cmd.add_argument("-k", type=int, default=5, metavar="N", help=f"passages to show (1-{MAX_K})")
+    cmd.add_argument("--json", action="store_true", help="print the same JSON as the HTTP API")
+    _index_option(cmd)
+    cmd.add_argument("--doc-id", action="append", metavar="DOC_ID", help="only this document (repeatable)")
+    cmd.add_argument("--folder", help="only documents under this corpus folder, e.g. 广州")
+    cmd.add_argument("--issuer", help="only documents whose 发文机关 contains this, e.g. 医疗保障局")
+    cmd.add_argument("--after", metavar="YYYY-MM-DD", help="only documents dated on or after this day")
+    cmd.add_argument("--before", metavar="YYYY-MM-DD", help="only documents dated on or before this day")
+    cmd.add_argument("--group", action="store_true", help="the best passage of each document, more from it below")
+    cmd.set_defaults(func=cmd_search)
 
-    e = sub.add_parser(
+
+def _eval_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
         "eval",
         help="measure retrieval on a QA file",
         description="Evaluate retrieval: hit@1/3/5, MRR@10, nDCG@10 and the misses. "
         "Example: policyqa eval ../shared/devset/qa.jsonl --legs --group-by origin --group-by source",
     )
-    e.add_argument("qa", type=Path, help='JSON lines: {"q": "...", "must": ["substring"], "source": "file"}')
-    e.add_argument("--json", action="store_true", help="print the reports as JSON")
-    e.add_argument("--legs", action="store_true", help="also run the dense and the lexical leg alone")
-    e.add_argument(
+    cmd.add_argument("qa", type=Path, help='JSON lines: {"q": "...", "must": ["substring"], "source": "file"}')
+    cmd.add_argument("--json", action="store_true", help="print the reports as JSON")
+    cmd.add_argument("--legs", action="store_true", help="also run the dense and the lexical leg alone")
+    cmd.add_argument(
         "--group-by",
         action="append",
         metavar="FIELD",
         help="also a row per group of questions: the first word of FIELD (origin: NCPPolicies, STARD ...; "
         "source: its file-name prefix); repeatable",
     )
-    e.add_argument("--min-hit1", type=float, metavar="X", help="exit 1 when the overall hit@1 is below X")
-    e.add_argument("--min-hit5", type=float, metavar="X", help="exit 1 when the overall hit@5 is below X")
-    e.add_argument("--index", type=Path, help="index folder (default: index, or $POLICYQA_INDEX_DIR)")
-    e.set_defaults(func=cmd_eval)
+    cmd.add_argument("--min-hit1", type=float, metavar="X", help="exit 1 when the overall hit@1 is below X")
+    cmd.add_argument("--min-hit5", type=float, metavar="X", help="exit 1 when the overall hit@5 is below X")
+    _index_option(cmd)
+    cmd.set_defaults(func=cmd_eval)
 
-    n = sub.add_parser(
+
+def _inspect_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
         "inspect",
         help="show what the index would hold for one file, without building",
         description="Show a file as the index would hold it: title, metadata, sections, what each removal rule "
         "took, and the passages. Example: policyqa inspect corpus/通知.pdf --json",
     )
-    n.add_argument("file", type=Path, metavar="FILE", help="a .txt .md .html .docx or .pdf file, in the corpus or not")
-    n.add_argument("--json", action="store_true", help='print {"source", "title", "removed", "passages", ...}')
-    n.add_argument("--full", action="store_true", help="print whole passages instead of their first 120 characters")
-    n.add_argument("--corpus", type=Path, help="corpus folder, for the source path (default: corpus)")
-    n.set_defaults(func=cmd_inspect)
+    cmd.add_argument("file", type=Path, metavar="FILE", help=f"a {formats.extensions()} file, in the corpus or not")
+    cmd.add_argument("--json", action="store_true", help='print {"source", "title", "removed", "passages", ...}')
+    cmd.add_argument("--full", action="store_true", help="print whole passages instead of their first 120 characters")
+    cmd.add_argument("--corpus", type=Path, help="corpus folder, for the source path (default: corpus)")
+    cmd.set_defaults(func=cmd_inspect)
 
-    v = sub.add_parser(
+
+def _serve_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
         "serve",
         help="serve the web page and the HTTP API",
         description="Serve the page and API; builds the index on first start. "
         "Example: policyqa serve --host 127.0.0.1 --port 8000",
     )
-    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    v.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    v.add_argument(
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    cmd.add_argument(
         "--rebuild-for-model",
         action="store_true",
         help="rebuild an index made with another model (default: refuse to serve it; $POLICYQA_REBUILD_FOR_MODEL)",
     )
-    folders(v)
-    v.set_defaults(func=cmd_serve)
-    return p
+    _folder_options(cmd)
+    cmd.set_defaults(func=cmd_serve)
 
 
 def _say(exc: PolicyQAError) -> None:

@@ -113,7 +113,7 @@ class Engine:
         self.damage: tuple[str, ...] = ()  # snapshots that failed to load at start or since, with why
         self.allow_model_change = False  # rebuild an index made with another model instead of refusing it
         self.limits: Limits | None = None  # what parsing one corpus file may cost (None: the defaults)
-        self.delta_from: int | None = None  # passages from which updates write only what changed (delta.py)
+        self.delta_from: int | None = None  # passages from which updates write only what changed (snapshot/update.py)
         self._update_lock = threading.Lock()
         self._jobs_lock = threading.Condition()
         self._queue: list[Job] = []

@@ -1,7 +1,8 @@
 """Chinese messages for people, beside the API's English `error` (kept for machines, logs and the CLI).
 
 One table of the library's error sentences, matched in order; what they name (a file, a count, a setting)
-is carried over as it is, except where a template writes `{n:bytes}`: only byte counts read as sizes. An
+is carried over as it is, except where a template writes `{n:bytes}`: only byte counts read as sizes;
+`{formats}` is the list of formats people may upload. An
 error that matches none gets its status's general message, so every error a person can see on the page is
 in Chinese.
 """
@@ -9,6 +10,8 @@ in Chinese.
 from __future__ import annotations
 
 import re
+
+from policyqa.ingest import formats
 
 # (pattern over the English error, Chinese template over its groups)
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -31,14 +34,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"request body is over the limit of (\d+) bytes"), "请求内容太长（上限 {0:bytes}）。"),
     (re.compile(r"^(.+?): the file is empty"), "文件 {0} 是空的。"),
-    (
-        re.compile(r"^(.+?): the file is neither text"),
-        "文件 {0} 的格式不受支持，请上传 .txt、.md、.html、.docx 或 .pdf 文件。",
-    ),
-    (
-        re.compile(r"^(.+?): unsupported file type"),
-        "文件 {0} 的格式不受支持，请上传 .txt、.md、.html、.docx 或 .pdf 文件。",
-    ),
+    (re.compile(r"^(.+?): the file is neither text"), "文件 {0} 的格式不受支持，请上传 {formats} 文件。"),
+    (re.compile(r"^(.+?): unsupported file type"), "文件 {0} 的格式不受支持，请上传 {formats} 文件。"),
     (re.compile(r"^(.+?): too many documents of that name"), "同名文档 {0} 太多，请先删除一些，或选择替换。"),
     (
         re.compile(r"^(.+?): .*over the limit of (\d+) \(POLICYQA_MAX_HTML_DEPTH\)"),
@@ -147,7 +144,8 @@ def chinese(error: str, status: int = 422, field: str | None = None) -> str:
     for pattern, template in _RULES:
         found = pattern.search(error)
         if found:
-            return template.format(*(_Named(g or "") for g in found.groups()))
+            named = (_Named(g or "") for g in found.groups())
+            return template.format(*named, formats=formats.extensions("、", " 或 "))
     if field and field in _BY_FIELD:
         return _BY_FIELD[field]
     return _BY_STATUS.get(status, "出错了，请稍后重试。" if status >= 500 else "请求无效，请检查后重试。")

@@ -23,6 +23,7 @@ from policyqa.errors import (
     TooLargeError,
     UploadError,
 )
+from policyqa.ingest import formats
 from policyqa.messages import chinese
 from policyqa.search.ranking import MAX_QUERY
 
@@ -138,7 +139,7 @@ def _too_large(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _refused(request: Request, exc: Exception) -> JSONResponse:
-    return error(422, str(exc), field="file", rule="a readable .txt .md .html .docx or .pdf file")
+    return error(422, str(exc), field="file", rule=f"a readable {formats.extensions()} file")
 
 
 def _not_found(request: Request, exc: Exception) -> JSONResponse:

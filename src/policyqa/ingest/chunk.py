@@ -104,74 +104,96 @@ def chunk_document(doc: Document, settings: ChunkSettings | None = None) -> list
     """Passages of one document. The headings above a section travel in its first passage's text (and in
     every passage's breadcrumb). A law's articles are never cut between passages unless one alone is too
     long: consecutive short articles of one chapter share a passage, named by their range (第十条至第十二条)."""
-    settings = settings or ChunkSettings()
-    chunks: list[Chunk] = []
-
-    def emit(section: tuple[str, ...], text: str, start: int, end: int, kind: str, page: int) -> None:
-        crumb = SEPARATOR.join(section)
-        cid = chunk_id(doc.doc_id, crumb, text)
-        chunks.append(Chunk(cid, doc.doc_id, doc.source, doc.title, crumb, text, start, end, kind, page))
-
-    group: list[Block] = []  # the paragraphs of one section
-    headings: list[Block] = []  # the headings met since the last paragraph
-    opening: int | None = None  # where the headings that open the group's first passage start
-    # whole articles waiting to be packed: (section, start, end, page), consecutive, under one parent
-    articles: list[tuple[tuple[str, ...], int, int, int]] = []
-
-    def pack_articles() -> None:
-        if articles:
-            first, last = articles[0], articles[-1]
-            section = (*first[0][:-1], _article_label(first[0][-1], last[0][-1]))
-            emit(section, doc.text[first[1] : last[2]], first[1], last[2], "text", first[3])
-            articles.clear()
-
-    def flush() -> None:
-        nonlocal opening
-        if group:
-            section = group[0].section
-            article = bool(section) and bool(_ARTICLE.match(section[-1]))
-            spans = _pack(doc, group, settings, whole_blocks=article)
-            if opening is not None:  # the headings open the first passage, outside its size
-                spans[0] = (opening, *spans[0][1:])
-            if article and len(spans) == 1:
-                start, end, page = spans[0]
-                if articles and (
-                    articles[-1][0][:-1] != section[:-1]
-                    or end - articles[0][1] > settings.maximum
-                    or (articles[-1][2] - articles[0][1] >= settings.minimum and end - articles[0][1] > settings.target)
-                ):
-                    pack_articles()
-                articles.append((section, start, end, page))
-            else:
-                pack_articles()
-                for start, end, page in spans:
-                    emit(section, doc.text[start:end], start, end, "text", page)
-        group.clear()
-        opening = None
-
+    chunker = _Chunker(doc, settings or ChunkSettings())
     for block in doc.blocks:
-        if block.kind == "heading":
-            flush()
-            pack_articles()
-            headings.append(block)
-            continue
+        chunker.add(block)
+    chunker.close()
+    return chunker.chunks
+
+
+# A whole article waiting to share a passage: (section, start, end, page).
+_Article = tuple[tuple[str, ...], int, int, int]
+
+
+class _Chunker:
+    """Chunking one document, block by block: the paragraphs of the open section, the headings met since the
+    last paragraph, and the whole short articles (consecutive, under one parent) waiting to be packed."""
+
+    def __init__(self, doc: Document, settings: ChunkSettings) -> None:
+        self.doc, self.settings = doc, settings
+        self.chunks: list[Chunk] = []
+        self.group: list[Block] = []  # the paragraphs of one section
+        self.headings: list[Block] = []  # the headings met since the last paragraph
+        self.opening: int | None = None  # where the headings that open the group's first passage start
+        self.articles: list[_Article] = []
+
+    def add(self, block: Block) -> None:
         if block.kind == "paragraph":
-            if group and group[-1].section != block.section:
-                flush()
-            on_path = [h for h in headings if block.section[: len(h.section)] == h.section]
-            if on_path and not group:
-                opening = on_path[0].start
-            headings.clear()
-            group.append(block)
-            continue
-        flush()
-        pack_articles()
-        headings.clear()
-        if block.kind == "table_row":
-            emit(block.section, block.table or block.text, block.start, block.end, "table_row", block.page)
-    flush()
-    pack_articles()
-    return chunks
+            self.paragraph(block)
+        elif block.kind == "heading":
+            self.close()
+            self.headings.append(block)
+        else:
+            self.close()
+            self.headings.clear()
+            if block.kind == "table_row":
+                self.emit(block.section, block.table or block.text, block.start, block.end, "table_row", block.page)
+
+    def paragraph(self, block: Block) -> None:
+        if self.group and self.group[-1].section != block.section:
+            self.flush()
+        on_path = [h for h in self.headings if block.section[: len(h.section)] == h.section]
+        if on_path and not self.group:
+            self.opening = on_path[0].start
+        self.headings.clear()
+        self.group.append(block)
+
+    def close(self) -> None:
+        """End the open section and the run of articles (at a heading, a table, the document's end)."""
+        self.flush()
+        self.pack_articles()
+
+    def emit(self, section: tuple[str, ...], text: str, start: int, end: int, kind: str, page: int) -> None:
+        doc, crumb = self.doc, SEPARATOR.join(section)
+        cid = chunk_id(doc.doc_id, crumb, text)
+        self.chunks.append(Chunk(cid, doc.doc_id, doc.source, doc.title, crumb, text, start, end, kind, page))
+
+    def flush(self) -> None:
+        """The open section's paragraphs as passages; a whole short article waits to share one."""
+        if self.group:
+            section = self.group[0].section
+            article = bool(section) and bool(_ARTICLE.match(section[-1]))
+            spans = _pack(self.doc, self.group, self.settings, whole_blocks=article)
+            if self.opening is not None:  # the headings open the first passage, outside its size
+                spans[0] = (self.opening, *spans[0][1:])
+            if article and len(spans) == 1:
+                self.queue_article((section, *spans[0]))
+            else:
+                self.pack_articles()
+                for start, end, page in spans:
+                    self.emit(section, self.doc.text[start:end], start, end, "text", page)
+        self.group.clear()
+        self.opening = None
+
+    def queue_article(self, article: _Article) -> None:
+        """Queue a whole article; the queue is packed first when the article would not fit beside it (another
+        chapter, past the maximum, or past the target once the queue holds the minimum)."""
+        section, _, end, _ = article
+        queued, limits = self.articles, self.settings
+        if queued and (
+            queued[-1][0][:-1] != section[:-1]
+            or end - queued[0][1] > limits.maximum
+            or (queued[-1][2] - queued[0][1] >= limits.minimum and end - queued[0][1] > limits.target)
+        ):
+            self.pack_articles()
+        self.articles.append(article)
+
+    def pack_articles(self) -> None:
+        if self.articles:
+            first, last = self.articles[0], self.articles[-1]
+            section = (*first[0][:-1], _article_label(first[0][-1], last[0][-1]))
+            self.emit(section, self.doc.text[first[1] : last[2]], first[1], last[2], "text", first[3])
+            self.articles.clear()
 
 
 MIN_SENTENCE = 8

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from policyqa.errors import LIST_DOCUMENTS, DocumentError, NotFoundError, TooLargeError, UploadError
+from policyqa.ingest import formats, sandbox
 from policyqa.ingest import loaders as ingest
-from policyqa.ingest import sandbox
 from policyqa.ingest.limits import Limits
 
 MAX_NAME = 120
 MAX_NAME_BYTES = 200  # file systems allow 255 bytes; leave room for a collision suffix
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
-_TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-_HTML_SUFFIXES = {".html", ".htm"}
 _DOC_ID = re.compile(r"^[0-9a-f]{12}$")
 
 
@@ -45,15 +43,12 @@ def safe_name(name: str, data: bytes) -> str:
     """
     base = PureWindowsPath(PurePosixPath(clean_name(name or "")).name).name
     base = _UNSAFE.sub("_", base).strip().lstrip(".").strip()
-    kind = ingest.sniff(data)
-    if kind in (".bin", ".zip"):
-        raise UploadError(
-            f"{name}: the file is neither text, HTML, Word (.docx) nor PDF; use one of .txt .md .html .docx .pdf"
-        )
+    found = formats.recognise(data)
+    if found is None:
+        raise UploadError(f"{name}: the file is neither {formats.kinds()}; use one of {formats.extensions(' ', ' ')}")
     stem, suffix = os.path.splitext(base)
-    suffix = suffix.lower()
-    if (kind == ".txt" and suffix in _TEXT_SUFFIXES) or (kind == ".html" and suffix in _HTML_SUFFIXES):
-        kind = suffix
+    named = formats.by_name(base)  # text saved as .md stays .md, and a page saved as .htm stays .htm
+    kind = suffix.lower() if named is not None and named.family == found.family else found.extensions[0]
     stem = stem.strip(" ._") or "document"
     stem = stem[: MAX_NAME - len(kind)]
     while len(stem.encode("utf-8")) > MAX_NAME_BYTES - len(kind):

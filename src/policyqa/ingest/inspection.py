@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from policyqa.errors import DocumentError
-from policyqa.ingest import loaders as ingest
-from policyqa.ingest import sandbox
+from policyqa.ingest import formats, sandbox
 from policyqa.ingest.chunk import ChunkSettings, chunk_document
 from policyqa.ingest.limits import Limits
 from policyqa.ingest.metadata import extract
@@ -109,10 +108,10 @@ def inspect_file(
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{name}: cannot read ({exc.strerror})") from exc
-    suffix = path.suffix.lower()
-    if suffix not in ingest.LOADERS:
-        sniffed = ingest.sniff(data)
-        if sniffed not in ingest.LOADERS:
-            raise DocumentError(f"{name}: unsupported file type {suffix or '(none)'}; use .txt .md .html .docx or .pdf")
+    if not formats.supported(path.name):
+        sniffed = formats.sniff(data)
+        if sniffed is None:
+            suffix = path.suffix.lower() or "(none)"
+            raise DocumentError(f"{name}: unsupported file type {suffix}; use {formats.extensions()}")
         name = PurePosixPath(name).with_suffix(sniffed).as_posix()
     return inspect_document(sandbox.parse(data, name, limits), settings)

@@ -3,7 +3,7 @@
 Each check reads only what a file declares or what streams out of it a piece at a time, so a bomb costs a
 few megabytes to refuse: DOCX parts by their inflated size and paragraph count, PDF streams by their
 inflated size and the document by its page count, HTML by its nesting depth and element count. The error
-names the limit and the setting that raises it.
+names the limit and the setting that raises it. Each format's entry in formats.py names its check.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 from policyqa.errors import DocumentError
@@ -39,17 +38,6 @@ def _over(source: str, what: str, value: str, limit: str, setting: str) -> Docum
 
 def _mib(n: int) -> str:
     return f"{n / MIB:.0f} MiB" if n >= MIB else f"{n} bytes"
-
-
-def check(data: bytes, source: str, limits: Limits) -> None:
-    """Raise DocumentError naming the limit when the file would cost more than `limits` to parse."""
-    suffix = Path(source).suffix.lower()
-    if suffix == ".docx":
-        check_docx(data, source, limits)
-    elif suffix == ".pdf":
-        check_pdf(data, source, limits)
-    elif suffix in (".html", ".htm"):
-        check_html(data, source, limits)
 
 
 _DOCX_NODE = re.compile(rb"<w:(?:p|tc)[\s>/]")

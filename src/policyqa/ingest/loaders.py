@@ -1,4 +1,5 @@
-"""Files -> Document: per-format loaders, repair of extraction artefacts, and policy structure."""
+"""Files -> Document: a format's units (formats.py) cleaned of extraction artefacts and given their policy
+structure (sections, tables), and the corpus folder's documents."""
 
 from __future__ import annotations
 
@@ -7,258 +8,18 @@ import os
 import re
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from policyqa.errors import CorpusError, DocumentError
-from policyqa.ingest import webpage
-from policyqa.ingest.segment import NUMERALS, TERMINAL, split_sentences
+from policyqa.ingest import formats
+from policyqa.ingest.numbering import STYLES, heading_style, is_numbered
+from policyqa.ingest.segment import join_pieces, split_sentences, terminated
 from policyqa.models import Block, Document, Unit
 
 # Files under the corpus that are never documents (evaluation sets, notes for operators).
 SKIP_DIRS = frozenset({"eval", ".git", "__pycache__"})
-
-
-# --- loaders --------------------------------------------------------------------------------------
-
-
-def decode(data: bytes, name: str) -> str:
-    """Bytes -> text: UTF-8 (with or without BOM) when it is valid, else what charset-normalizer detects.
-
-    Chinese files that are not UTF-8 are nearly always GB18030/GBK (or Big5); GB18030 is the fallback when
-    detection has no answer, since it decodes every GBK file too.
-    """
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data, cp_isolation=["gb18030", "gbk", "gb2312", "big5", "utf_16", "utf_8"]).best()
-    if best is not None:
-        return str(best)
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"{name}: cannot determine the text encoding; save it as UTF-8") from exc
-
-
-CELL_MAX = 60  # a tab-separated line whose cells are all this short is a table row even on its own
-
-
-def _is_row(lines: list[str], i: int) -> bool:
-    """A line with tabs is a table row when a neighbouring line has tabs too, or when all its cells are short:
-    a long paragraph with a stray tab (a flattened notice: 来源：…\t正文…) is text."""
-    if "\t" not in lines[i].strip():
-        return False
-    around = [lines[j] for j in (i - 1, i + 1) if 0 <= j < len(lines) and lines[j].strip()]
-    return any("\t" in line.strip() for line in around) or max(map(len, lines[i].split("\t"))) <= CELL_MAX
-
-
-def _lines_to_units(text: str) -> list[Unit]:
-    units: list[Unit] = []
-    gap = 0
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
-            gap += 1
-            continue
-        if "\t" in line.strip() and not _is_row(lines, i):
-            line = line.replace("\t", " ")
-        if "\t" in line.strip():
-            units.append(Unit(line.rstrip(), "row", cells=[c.strip() for c in line.split("\t")], gap=gap))
-        else:
-            pieces = unflatten(line.strip())
-            flat = len(pieces) > 1
-            units.extend(Unit(p, gap=gap if n == 0 else 1, flattened=flat) for n, p in enumerate(pieces))
-        gap = 0
-    return units
-
-
-# A space between Chinese characters or punctuation: in a long line of Chinese text it is where a paragraph
-# break was flattened (spaces next to Latin words and numbers stay).
-_FLAT_BREAK = re.compile(r"(?<=[^\x00-\x7f])[ \u3000\xa0]+(?=[^\x00-\x7f])")
-# Numbering that starts a new item right after a sentence or a colon, inside a flattened paragraph.
-_INLINE_NUMBER = re.compile(
-    r"(?<=[。；;：:！？!?])(?=(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[）)]"
-    rf"|第[{NUMERALS}\d]+[章节条]"
-    r"|\d{1,2}[、．.](?!\d)))"
-)
-FLATTENED = 200  # a line this long with several flattened breaks is a whole document on one line
-
-
-def unflatten(line: str) -> list[str]:
-    """A document whose paragraph breaks were flattened into spaces, back into paragraphs: split at the
-    flattened breaks, then before numbering that follows a sentence end (一、 （一） 第X条 1.)."""
-    if len(line) < FLATTENED or len(_FLAT_BREAK.findall(line)) < 3:
-        return [line]
-    pieces: list[str] = []
-    for piece in _FLAT_BREAK.split(line):
-        if pieces and len(pieces[-1]) <= 2:  # letter-spaced words (财 政 部) are not paragraphs
-            pieces[-1] = f"{pieces[-1]} {piece}"
-        else:
-            pieces.append(piece)
-    out: list[str] = []
-    for piece in pieces:
-        out.extend(p.strip() for p in _INLINE_NUMBER.split(piece))
-    return [p for p in out if p]
-
-
-def load_txt(data: bytes, name: str) -> list[Unit]:
-    """Plain text; Markdown headings (`## 第一章 总则`) saved as .txt, or uploaded under such a name, are
-    still headings when the text has at least two of them (one line starting with `# ` may be anything)."""
-    units = _lines_to_units(decode(data, name))
-    marked = [(u, m) for u in units if u.kind == "line" and (m := _MD_HEADING.match(u.text)) and m.group(2)]
-    if len(marked) >= 2:
-        for u, m in marked:
-            u.text, u.kind, u.level = m.group(2), "heading", len(m.group(1))
-    return units
-
-
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_MD_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
-_MD_COMMENT = re.compile(r"^<!--.*-->$")
-
-
-def load_md(data: bytes, name: str) -> list[Unit]:
-    units: list[Unit] = []
-    for unit in _lines_to_units(decode(data, name)):
-        m = _MD_HEADING.match(unit.text)
-        if _MD_COMMENT.match(unit.text):
-            units.append(Unit(unit.text, "removed", rule="markup comment"))
-        elif m:
-            units.append(Unit(m.group(2), "heading", level=len(m.group(1)), gap=unit.gap))
-        elif unit.text.startswith("|") and unit.text.endswith("|"):
-            if not _MD_RULE.match(unit.text):
-                cells = [c.strip() for c in unit.text.strip("|").split("|")]
-                units.append(Unit("\t".join(cells), "row", cells=cells, gap=unit.gap))
-        elif units and unit.gap == 0 and units[-1].kind == "line" and not re.match(r"^([-*+]|\d+\.)\s", unit.text):
-            units[-1].text = _join(units[-1].text, unit.text)  # a paragraph wrapped over several lines
-        else:
-            units.append(Unit(re.sub(r"^[-*+]\s+", "", unit.text), gap=unit.gap))
-    return units
-
-
-def load_docx(data: bytes, name: str) -> list[Unit]:
-    """Paragraphs with heading styles as headings, and tables as rows, in document order."""
-    import io
-
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
-    document = docx.Document(io.BytesIO(data))
-    units: list[Unit] = []
-    for element in document.element.body.iterchildren():
-        tag = element.tag.rsplit("}", 1)[-1]
-        if tag == "p":
-            para = Paragraph(element, document)
-            text = para.text.strip()
-            if not text:
-                continue
-            style = (para.style.name if para.style is not None else "") or ""
-            m = re.match(r"^(Heading|标题)\s*(\d)", style)
-            if style == "Title":
-                units.append(Unit(text, "heading", level=0))
-            elif m:
-                units.append(Unit(text, "heading", level=int(m.group(2))))
-            else:
-                units.append(Unit(text))
-        elif tag == "tbl":
-            for row in Table(element, document).rows:
-                cells = [re.sub(r"\s+", " ", c.text).strip() for c in row.cells]
-                cells = [c for i, c in enumerate(cells) if i == 0 or c != cells[i - 1] or not c]  # merged cells
-                if any(cells):
-                    units.append(Unit("\t".join(cells), "row", cells=cells))
-            units.append(Unit("", "end"))
-    return units
-
-
-def load_pdf(data: bytes, name: str) -> list[Unit]:
-    """Text lines with page numbers, wrapped lines joined into paragraphs, tables as rows."""
-    import io
-
-    import pdfplumber
-
-    units: list[Unit] = []
-    with pdfplumber.open(io.BytesIO(data)) as pdf:
-        for number, page in enumerate(pdf.pages, 1):
-            tables = page.find_tables()
-            boxes = [t.bbox for t in tables]
-
-            def outside(obj: dict[str, float], boxes: list[tuple[float, float, float, float]] = boxes) -> bool:
-                return not any(b[0] <= obj["x0"] and obj["x1"] <= b[2] and b[1] <= obj["top"] <= b[3] for b in boxes)
-
-            items: list[tuple[float, Unit | list[Unit]]] = []
-            lines = page.filter(outside).extract_text_lines() if boxes else page.extract_text_lines()
-            for line in lines:
-                items.append((line["top"], Unit(line["text"].strip(), page=number, width=line["x1"] - line["x0"])))
-            for table in tables:
-                rows = [[re.sub(r"\s+", "", c or "") for c in row] for row in table.extract()]
-                items.append((table.bbox[1], [Unit("\t".join(r), "row", cells=r, page=number) for r in rows if any(r)]))
-            for _, item in sorted(items, key=lambda it: it[0]):
-                if isinstance(item, list):
-                    units.extend(item)
-                    units.append(Unit("", "end", page=number))
-                elif item.text:
-                    units.append(item)
-    return _join_pdf_lines(units)
-
-
-def _join_pdf_lines(units: list[Unit]) -> list[Unit]:
-    """A PDF line that fills the line width and does not end a sentence continues in the next line."""
-    widths = [u.width for u in units if u.kind == "line"]
-    full = max(widths) * 0.85 if widths else 0.0
-    out: list[Unit] = []
-    last_full = False  # the last line appended or joined filled the width
-    for u in units:
-        prev = out[-1] if out else None
-        if (
-            prev is not None
-            and u.kind == "line"
-            and prev.kind == "line"
-            and last_full
-            and not _terminated(prev.text)
-            and not _is_numbered(u.text)
-        ):
-            prev.text = _join(prev.text, u.text)
-        else:
-            out.append(Unit(u.text, u.kind, u.level, list(u.cells), u.gap, u.page))
-        last_full = u.kind == "line" and u.width >= full
-    return out
-
-
-LOADERS: dict[str, Callable[[bytes, str], list[Unit]]] = {
-    ".txt": load_txt,
-    ".md": load_md,
-    ".markdown": load_md,
-    ".html": webpage.load_html,
-    ".htm": webpage.load_html,
-    ".docx": load_docx,
-    ".pdf": load_pdf,
-}
-
-
-def sniff(data: bytes) -> str:
-    """The file type a content says it is (by magic bytes), as an extension: .pdf .docx .html .txt."""
-    head = data[:2048].lstrip().lower()
-    if data.startswith(b"%PDF"):
-        return ".pdf"
-    if data.startswith(b"PK\x03\x04"):
-        return ".docx" if b"word/" in data[:65536] else ".zip"
-    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in head or b"<head" in head:
-        return ".html"
-    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return ".bin"
-    return ".txt"
-
-
-def supported(name: str) -> bool:
-    """Whether a file of this name is a document policyqa reads (by its extension)."""
-    return os.path.splitext(name)[1].lower() in LOADERS
 
 
 # --- cleaning -------------------------------------------------------------------------------------
@@ -271,22 +32,11 @@ _PAGE_NUMBER = re.compile(
 )
 
 
-def _join(left: str, right: str) -> str:
-    """Join two pieces of one sentence: no space between CJK characters, one between Latin words."""
-    if left and right and left[-1].isascii() and left[-1].isalnum() and right[0].isascii() and right[0].isalnum():
-        return f"{left} {right}"
-    return left + right
-
-
-def _terminated(text: str) -> bool:
-    return bool(text) and text.rstrip()[-1] in TERMINAL
-
-
 def _drop_repeats(units: list[Unit]) -> list[Unit]:
     """Mark page numbers and running headers or footers (short lines that repeat on many pages) removed."""
     counts = Counter(u.text for u in units if u.kind == "line" and len(u.text) <= 40 and not u.flattened)
     pages = len({u.page for u in units})
-    repeated = {t for t, n in counts.items() if n >= 3 and (pages >= 3 or n >= 4) and not _terminated(t)}
+    repeated = {t for t, n in counts.items() if n >= 3 and (pages >= 3 or n >= 4) and not terminated(t)}
     for u in units:
         if u.flattened:
             continue  # page furniture exists only where there were pages
@@ -317,7 +67,7 @@ def _drop_contents(units: list[Unit]) -> None:
                     break
                 entries.append(v)  # the rows of a contents table
                 continue
-            short = v.kind in ("line", "heading") and len(v.text) <= 40 and not _terminated(v.text)
+            short = v.kind in ("line", "heading") and len(v.text) <= 40 and not terminated(v.text)
             if _LEADER.search(v.text) or (short and (not entries or v.text != entries[0].text)):
                 entries.append(v)
             else:
@@ -328,10 +78,6 @@ def _drop_contents(units: list[Unit]) -> None:
             for v in [u, *entries]:
                 v.kind, v.rule = "removed", "table of contents"
             return
-
-
-def _is_numbered(text: str) -> bool:
-    return heading_style(text) is not None
 
 
 _DAY = r"[\d一二三四五六七八九十]{1,3}"
@@ -346,16 +92,16 @@ def _captions(units: list[Unit]) -> None:
     usual = statistics.median(gaps) if gaps else 1
     found: set[int] = set()
     for i, u in enumerate(lines):
-        if u.kind != "line" or i == 0 or len(u.text) > 50 or _is_numbered(u.text) or _DOC_NUMBER.search(u.text):
+        if u.kind != "line" or i == 0 or len(u.text) > 50 or is_numbered(u.text) or _DOC_NUMBER.search(u.text):
             continue
         if u.flattened:
             continue  # captions are a layout artefact: a flattened text has no layout left
-        if _terminated(u.text) and not u.text.startswith("图"):
+        if terminated(u.text) and not u.text.startswith("图"):
             continue  # a whole sentence is body text, whatever words it holds
         if _CREDIT.search(u.text):
             found.add(i)
             continue
-        if _terminated(u.text) or "。" in u.text:
+        if terminated(u.text) or "。" in u.text:
             continue
         if u.text.rstrip()[-1] in "：:":
             continue  # it introduces what follows: the addressees of a notice (各县人民政府：), a list's lead
@@ -370,10 +116,10 @@ def _captions(units: list[Unit]) -> None:
             prev is not None
             and prev.kind == "line"
             and len(prev.text) >= 30
-            and not _terminated(prev.text)
+            and not terminated(prev.text)
             and nxt is not None
             and nxt.kind == "line"
-            and not _is_numbered(nxt.text)
+            and not is_numbered(nxt.text)
         )
         if wide_gap or interrupts:
             found.add(i)
@@ -391,11 +137,11 @@ def _rejoin(units: list[Unit]) -> list[Unit]:
             and prev.kind == "line"
             and u.kind == "line"
             and len(prev.text) >= 30
-            and not _terminated(prev.text)
-            and not _is_numbered(u.text)
+            and not terminated(prev.text)
+            and not is_numbered(u.text)
             and re.search(r"[。；;，,]", prev.text)
         ):
-            prev.text = _join(prev.text, u.text)
+            prev.text = join_pieces(prev.text, u.text)
             continue
         out.append(Unit(u.text, u.kind, u.level, list(u.cells), u.gap, u.page, flattened=u.flattened))
     return out
@@ -403,32 +149,12 @@ def _rejoin(units: list[Unit]) -> list[Unit]:
 
 # --- policy structure -----------------------------------------------------------------------------
 
-_CN = NUMERALS
-_STYLES: list[tuple[str, re.Pattern[str]]] = [
-    ("volume", re.compile(rf"^第[{_CN}\d]+(分)?编")),
-    ("chapter", re.compile(rf"^第[{_CN}\d]+章")),
-    ("part", re.compile(rf"^第[{_CN}\d]+节")),
-    ("article", re.compile(rf"^第[{_CN}\d]+条")),
-    ("cn", re.compile(rf"^[{_CN}]+[、．.](?!\d)")),
-    ("cn_paren", re.compile(rf"^[（(][{_CN}]+[）)]")),
-    ("num", re.compile(r"^\d{1,2}[.．、](?!\d)")),
-    ("num_paren", re.compile(r"^[（(]\d{1,2}[）)]")),
-    ("circled", re.compile(r"^[①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳]")),
-    ("ordinal", re.compile(r"^(其[一二三四五六七八九十]|[一二三四五六七八九十]是)")),
-]
 _STRUCTURAL = frozenset({"volume", "chapter", "part"})
 # Punctuation that a title does not hold: a numbered line with any of it is a sentence, not a heading
 # (a comma it may hold: （一）优化协同创新机制，营造良好发展生态).
 _SENTENCE_PUNCT = re.compile(r"[。；;！？!?：:]")
 _FIRST_SENTENCE = re.compile(r"^[^。！？!?]*[。！？!?]")
 TITLE_MAX = 40
-
-
-def heading_style(text: str) -> str | None:
-    for style, pattern in _STYLES:
-        if pattern.match(text):
-            return style
-    return None
 
 
 def reads_as_title(text: str) -> bool:
@@ -454,7 +180,7 @@ def _sentence_label(sentence: str) -> str:
 # (编 章 节 条) and of official documents (GB/T 9704: 一、 （一） 1. （1）), whatever order they first appear in.
 _RANKS = {
     **{f"h{n}": n for n in range(7)},
-    **{style: 10 + n for n, (style, _) in enumerate(_STYLES)},
+    **{style: 10 + n for n, (style, _) in enumerate(STYLES)},
 }
 
 
@@ -524,7 +250,7 @@ def _paragraph(writer: _Writer, sections: _Sections, unit: Unit, following: Unit
     text, page = unit.text, unit.page
     style = heading_style(text)
     if style == "article":
-        m = _STYLES[3][1].match(text)
+        m = STYLES[3][1].match(text)
         assert m is not None
         sections.enter(style, text[: m.end()])
     elif style and _is_heading(text, style, following):
@@ -600,7 +326,7 @@ def _clean(units: list[Unit], layout: bool) -> tuple[list[Unit], list[tuple[str,
 
 def _is_title(unit: Unit) -> bool:
     return unit.kind == "title" or (
-        unit.kind in ("line", "heading") and len(unit.text) <= 60 and not _terminated(unit.text)
+        unit.kind in ("line", "heading") and len(unit.text) <= 60 and not terminated(unit.text)
     )
 
 
@@ -643,7 +369,7 @@ def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str, l
                 j += 1
             table_title = ""
             prev = writer.blocks[-1] if writer.blocks else None
-            if prev is not None and prev.kind == "paragraph" and len(prev.text) <= 40 and not _terminated(prev.text):
+            if prev is not None and prev.kind == "paragraph" and len(prev.text) <= 40 and not terminated(prev.text):
                 table_title = prev.text
                 writer.blocks[-1] = Block("heading", prev.text, prev.start, prev.end, prev.section, "", prev.page)
             _table(writer, sections, units[i:j], table_title or (sections.path() or ("",))[-1])
@@ -678,27 +404,28 @@ def document_id(source: str) -> str:
 def load(path: Path, root: Path) -> Document:
     """Read one file of the corpus into a Document; raises DocumentError naming the file."""
     source = path.relative_to(root).as_posix()
-    loader = LOADERS.get(path.suffix.lower())
-    if loader is None:
+    found = formats.by_name(path.name)
+    if found is None:
         raise DocumentError(f"{source}: unsupported file type {path.suffix or '(none)'}")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{source}: cannot read ({exc.strerror})") from exc
-    return parse(data, source, loader)
+    return parse(data, source, found)
 
 
-def parse(data: bytes, source: str, loader: Callable[[bytes, str], list[Unit]] | None = None) -> Document:
-    loader = loader or LOADERS.get(Path(source).suffix.lower())
-    if loader is None:
+def parse(data: bytes, source: str, found: formats.Format | None = None) -> Document:
+    """A file's bytes as a Document, read as the format its name (or `found`) says; raises DocumentError."""
+    found = found or formats.by_name(source)
+    if found is None:
         raise DocumentError(f"{source}: unsupported file type")
     try:
-        units = loader(data, source)
+        units = found.load(data, source)
     except DocumentError:
         raise
     except Exception as exc:  # a parser library failing on a broken file
         raise DocumentError(f"{source}: cannot be read ({type(exc).__name__}: {exc})") from exc
-    doc = assemble(units, source, data, Path(source).stem, layout=loader in (load_txt, load_pdf))
+    doc = assemble(units, source, data, Path(source).stem, layout=found.layout)
     if not doc.text.strip():
         raise DocumentError(f"{source}: no text found (empty, or an image-only scan)")
     return doc
@@ -708,6 +435,11 @@ def require_corpus(root: Path) -> None:
     """Raise CorpusError unless the corpus folder exists (a mistyped --corpus must not become a new corpus)."""
     if not root.is_dir():
         raise CorpusError(f"corpus folder {root} does not exist; create it or pass --corpus DIR")
+
+
+def no_documents(corpus: Path, detail: str = "") -> str:
+    """What to say of a corpus folder that holds no document to index: the formats it may hold."""
+    return f"no documents found in {corpus}{detail}; add {formats.extensions(', ', ' or ')} files"
 
 
 def corpus_entries(root: Path) -> list[tuple[str, os.DirEntry[str]]]:
@@ -731,7 +463,7 @@ def corpus_entries(root: Path) -> list[tuple[str, os.DirEntry[str]]]:
             if entry.is_dir(follow_symlinks=False):
                 if entry.name not in SKIP_DIRS:
                     folders.append((entry.path, [*parts, entry.name]))
-            elif entry.is_file() and supported(entry.name):
+            elif entry.is_file() and formats.supported(entry.name):
                 found.append(([*parts, entry.name], entry))
     found.sort(key=lambda item: item[0])
     return [("/".join(parts), entry) for parts, entry in found]

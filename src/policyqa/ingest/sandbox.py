@@ -1,7 +1,7 @@
 """Parsing of untrusted files in a child process, under memory, CPU and wall-clock limits.
 
 `ingest.parse` runs in `python -m policyqa.ingest.sandbox`, which first applies the format-level limits
-(`limits.check`) and then parses under RLIMIT_AS and RLIMIT_CPU. A bomb costs the child, never the
+(`formats.check`) and then parses under RLIMIT_AS and RLIMIT_CPU. A bomb costs the child, never the
 service: the parent only sends bytes and receives a Document, and a child that dies or overruns is
 replaced. Frames on the pipes are an 8-byte length and a pickle (the child is our own code).
 """
@@ -165,7 +165,7 @@ def _address_space() -> int:
 def _serve(limits: Limits) -> None:
     import resource
 
-    from policyqa.ingest import limits as limits_mod
+    from policyqa.ingest import formats
     from policyqa.ingest import loaders as ingest
 
     # Frames go to the real stdout; anything a library prints goes to stderr instead.
@@ -185,7 +185,7 @@ def _serve(limits: Limits) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
         reply: tuple[str, Any]
         try:
-            limits_mod.check(data, source, limits)
+            formats.check(data, source, limits)
             reply = ("ok", ingest.parse(data, source))
         except (DocumentError, MemoryError, RecursionError) as exc:
             reply = _failure(exc, source, limits, _peak() > ceiling - 32 * MIB)

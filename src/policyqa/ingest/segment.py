@@ -59,6 +59,18 @@ def normalize_query(text: str) -> str:
     return re.sub(r"\s+", " ", simplify(text)).strip()
 
 
+def terminated(text: str) -> bool:
+    """Whether a text ends with the end of a sentence (。！？； …, or a closing quote after one)."""
+    return bool(text) and text.rstrip()[-1] in TERMINAL
+
+
+def join_pieces(left: str, right: str) -> str:
+    """Join two pieces of one sentence: no space between CJK characters, one between Latin words."""
+    if left and right and left[-1].isascii() and left[-1].isalnum() and right[0].isascii() and right[0].isalnum():
+        return f"{left} {right}"
+    return left + right
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Spans (start, end) of the sentences of `text`, covering it without gaps, whitespace trimmed."""
     spans: list[tuple[int, int]] = []

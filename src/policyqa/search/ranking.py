@@ -11,11 +11,13 @@ import numpy as np
 from policyqa.embed import Embedder
 from policyqa.errors import QueryError
 from policyqa.ingest.chunk import sentence_spans
+from policyqa.ingest.identity import Agreement
 from policyqa.ingest.segment import normalize, normalize_query, split_sentences
 from policyqa.models import Hit
 from policyqa.search.confidence import Confidence, assess
 from policyqa.search.filters import Filters, scope_of
 from policyqa.snapshot.index import Index
+from policyqa.store.base import Scope
 
 MAX_QUERY = 500
 RRF_K = 60
@@ -122,41 +124,76 @@ def search(
     n = len(index.chunks)
     if n == 0:
         return SearchResult(text, (), 0.0)
-    depth = min(max(opts.depth, k), n)
     matched_text = normalize_query(text)
-
     qvec = embedder.encode_queries([matched_text])[0]
     words = index.segmenter.query_words(matched_text)
-    scope = scope_of(index, filters, exclude)
-    # Both legs blend a passage's own score with its best sentence's (weight `sentence`): a passage answers
-    # through one sentence, and its whole vector or word count blurs it. Measured on corpus/eval/seed-qa.jsonl:
-    # dense alone hit@1 0.657 -> 0.806, BM25 alone 0.851 -> 0.881.
+    dense, lexical = _legs(index, qvec, words, min(max(opts.depth, k), n), opts, scope_of(index, filters, exclude))
+    fused = _fuse(dense, lexical, opts)
+    agree = index.identities.agreement(words, matched_text, (index.chunks[i].doc_id for i in fused))
+    if opts.mode == "hybrid":
+        fused = _document_signals(index, fused, agree, qvec, opts)
+    order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+    hits = _hits(index, order, fused, (dense, lexical), qvec, words, opts)
+    conflicts = agree[hits[0].chunk.doc_id].conflicts if hits else ()
+    confidence = assess(index, matched_text, words, qvec, hits[0] if hits else None, conflicts)
+    return SearchResult(text, tuple(hits), (time.perf_counter() - began) * 1000, confidence)
+
+
+def _legs(
+    index: Index, qvec: np.ndarray, words: list[str], depth: int, opts: SearchOptions, scope: Scope | None
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Candidates and their scores on the dense and the BM25 leg (a leg the mode leaves out has none).
+
+    Both legs blend a passage's own score with its best sentence's (weight `sentence`): a passage answers
+    through one sentence, and its whole vector or word count blurs it. Measured on corpus/eval/seed-qa.jsonl:
+    dense alone hit@1 0.657 -> 0.806, BM25 alone 0.851 -> 0.881."""
     lexical = index.lexical.top(words, depth, opts.sentence, scope) if opts.mode != "dense" else {}
     dense: dict[int, float] = {}
     if opts.mode != "lexical":
         ids = index.vectors.nearest(qvec, depth, scope)
         candidates = dict.fromkeys(ids + list(lexical))
         dense = index.vectors.scores(qvec, list(candidates), opts.sentence)
+    return dense, lexical
 
+
+def _fuse(dense: dict[int, float], lexical: dict[int, float], opts: SearchOptions) -> dict[int, float]:
     if opts.mode == "dense":
-        fused = dense
-    elif opts.mode == "lexical":
-        fused = lexical
-    elif opts.fusion == "rrf":
-        fused = rrf(sorted(dense, key=lambda i: -dense[i]), list(lexical))
-    else:
-        fused = weighted(dense, lexical, opts.alpha)
-    agree = index.identities.agreement(words, matched_text, (index.chunks[i].doc_id for i in fused))
-    if opts.document and opts.mode == "hybrid":
+        return dense
+    if opts.mode == "lexical":
+        return lexical
+    if opts.fusion == "rrf":
+        return rrf(sorted(dense, key=lambda i: -dense[i]), list(lexical))
+    return weighted(dense, lexical, opts.alpha)
+
+
+def _document_signals(
+    index: Index, fused: dict[int, float], agree: dict[str, Agreement], qvec: np.ndarray, opts: SearchOptions
+) -> dict[int, float]:
+    """Fused scores plus what the passage's document says: the question's agreement with its identity
+    (weight `document`) and its closeness to the document as a whole, its centroid (weight `topic`)."""
+    if opts.document:
         fused = {i: v + opts.document * agree[index.chunks[i].doc_id].score for i, v in fused.items()}
-    if opts.topic and opts.mode == "hybrid":
+    if opts.topic:
         _, centres, owner = index.centroids
         near = centres @ qvec
         lo, hi = float(near.min()), float(near.max())
         scaled = (near - lo) / (hi - lo) if hi > lo else np.ones_like(near)
         fused = {i: v + opts.topic * float(scaled[owner[i]]) for i, v in fused.items()}
-    order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+    return fused
 
+
+def _hits(
+    index: Index,
+    order: list[int],
+    fused: dict[int, float],
+    legs: tuple[dict[int, float], dict[int, float]],
+    qvec: np.ndarray,
+    words: list[str],
+    opts: SearchOptions,
+) -> list[Hit]:
+    """The ranked passages as Hits: each leg's score (scored now where the leg did not find it), the query's
+    words found in it, and the sentence that answers."""
+    dense, lexical = legs
     weights = {w: index.lexical.idf(w) for w in words}
     cosines = {**index.vectors.scores(qvec, [i for i in order if i not in dense], opts.sentence), **dense}
     bm25 = {**index.lexical.scores(words, [i for i in order if i not in lexical], opts.sentence), **lexical}
@@ -168,9 +205,7 @@ def search(
         closeness = index.vectors.closeness(qvec, i)
         start, end = _answer(chunk.text, list(matched), weights, sentence_spans(chunk), closeness, chunk.body_start)
         hits.append(Hit(chunk, fused[i], rank, cosines[i], bm25[i], matched, start, end))
-    conflicts = agree[hits[0].chunk.doc_id].conflicts if hits else ()
-    confidence = assess(index, matched_text, words, qvec, hits[0] if hits else None, conflicts)
-    return SearchResult(text, tuple(hits), (time.perf_counter() - began) * 1000, confidence)
+    return hits
 
 
 def hit_dict(hit: Hit) -> dict[str, object]:

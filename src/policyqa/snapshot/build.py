@@ -14,6 +14,7 @@ from typing import Any
 
 from policyqa.errors import CorpusError, IndexMismatchError, ModelMismatchError, StoreError
 from policyqa.ingest.chunk import chunk_document
+from policyqa.ingest.loaders import no_documents
 from policyqa.ingest.segment import Segmenter, domain_words, normalize
 from policyqa.models import Chunk, Document
 from policyqa.snapshot.documents import DocInfo, snapshot_documents, write_documents
@@ -197,7 +198,7 @@ def _plan(inputs: Inputs, prev: Previous | None, docs: list[Document], failed: d
     keep = {s for s in [*failed, *deferred] if s in before}
     if not docs and not keep:
         detail = f" ({'; '.join(failed.values())})" if failed else ""
-        raise CorpusError(f"no documents found in {inputs.corpus}{detail}; add .txt, .md, .html, .docx or .pdf files")
+        raise CorpusError(no_documents(inputs.corpus, detail))
     return Plan(docs, chunked, keep, deferred, failed, before)
 
 
