@@ -78,9 +78,14 @@ def test_engine_is_reusable_from_the_cli_path(tmp_path: Path) -> None:
         ("深圳对半导体企业的补贴标准是多少？", False),
         ("a", False),
         ("?", False),
+        ("今天南京的天气怎么样？", False),  # chit-chat that names the corpus's city
+        ("红烧肉怎么做才好吃？", False),
+        ("明天股市会涨吗？", False),
     ],
 )
 def test_confidence_flag(client: TestClient, question: str, confident: bool) -> None:
     body = client.get("/api/search", params={"q": question, "k": 3}).json()
     assert body["confident"] is confident, body["confidence"]
+    if "天气" in question or "股市" in question:
+        assert body["confidence"]["reason"] == "off_topic" and body["confidence"]["probability"] > 0.5
     assert body["results"], "the nearest passages are returned either way"

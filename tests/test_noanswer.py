@@ -54,7 +54,20 @@ def test_the_schema_lists_the_reasons(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     reason = schemas["ConfidenceOut"]["properties"]["reason"]
     codes = {c for option in reason["anyOf"] for c in option.get("enum", [])}
-    assert codes == set(REASONS) == {"conflict", "missing_words", "no_match", "filtered", "no_results"}
+    assert (
+        codes
+        == set(REASONS)
+        == {
+            "conflict",
+            "not_covered",
+            "off_topic",
+            "missing_words",
+            "no_figure",
+            "no_match",
+            "filtered",
+            "no_results",
+        }
+    )
 
 
 def test_reason_of_prefers_a_conflict_then_missing_words() -> None:
@@ -100,3 +113,20 @@ def test_the_cli_says_it_before_the_passages_and_marks_no_answer(
     api = client.get("/api/search", params={"q": question[0], "issuer": question[2], "k": 2}).json()
     assert json.loads(capsys.readouterr().out)["confidence"] == api["confidence"]
     assert api["confidence"]["reason"] == "conflict"
+
+
+def test_the_model_reads_laws_figures_and_its_own_encoder() -> None:
+    from policyqa.embed import HashEmbedder
+    from policyqa.search.noanswer import asked_units, default_model, named_absent, offtopic_questions
+
+    heads = ["中华人民共和国著作权法 著作权法 第一条", "广州市长期护理保险试行办法"]
+    assert named_absent("发明专利权受《专利法》保护多少年？", heads) == ["专利法"]
+    assert named_absent("《著作权法》保护哪些作品？", heads) == []
+    assert named_absent("有什么办法可以少交税？", heads) == []  # 办法 as "a way", not a regulation
+    money = asked_units("补贴多少钱？")
+    assert money is not None and money.search("每人补贴500元") and not money.search("按规定给予补贴")
+    assert asked_units("什么是职务作品？") is None
+    model = default_model()
+    assert model.encoder == "multilingual-e5-small" and len(model.features) == len(model.weights)
+    assert not model.applies_to(HashEmbedder())  # its cosines are the bundled encoder's, not any other's
+    assert len(offtopic_questions()) >= 100

@@ -101,8 +101,10 @@ def test_a_lone_letter_or_sign_is_never_a_confident_question() -> None:
     is close to any short passage, and in a corpus of English snippets it passed both."""
     from types import SimpleNamespace
 
+    from policyqa.embed import HashEmbedder
     from policyqa.models import Chunk, Hit
     from policyqa.search.confidence import assess
+    from policyqa.search.noanswer import Evidence
 
     background = np.zeros((4, 2), np.float32)
     background[:, 0] = [0.0, 0.1, 0.2, 0.3]
@@ -114,6 +116,11 @@ def test_a_lone_letter_or_sign_is_never_a_confident_question() -> None:
     chunk = Chunk("d#0", "d.txt", "d", "", "", "A fund of 1 billion yuan.", 0, 25, "text", 0)
     top = Hit(chunk, 1.0, 1, 0.9, None)
     qvec = np.array([1.0, 0.0], np.float32)
-    assert assess(index, "How large is the fund?", ["how", "large", "fund"], qvec, top).confident  # type: ignore[arg-type]
+
+    def evidence(question: str, words: list[str]) -> Evidence:
+        return Evidence(question, tuple(words), qvec, {0: 0.9}, {}, top, 0.0, ())
+
+    embedder = HashEmbedder()
+    assert assess(index, embedder, evidence("How large is the fund?", ["how", "large", "fund"])).confident  # type: ignore[arg-type]
     for lone in ("a", "?", "1"):
-        assert not assess(index, lone, [lone], qvec, top).confident  # type: ignore[arg-type]
+        assert not assess(index, embedder, evidence(lone, [lone])).confident  # type: ignore[arg-type]

@@ -114,6 +114,12 @@ def test_no_reliable_answer_is_said_first_and_nothing_is_highlighted(tmp_path: P
     assert page.locator("#status .notice").count() == 0
     assert "10亿元" in page.locator("#results li.result").first.locator("mark.answer").inner_text()
 
+    # chit-chat that shares a word with the corpus (南京) is not an answer either (issue 26)
+    search(page, srv.url, "今天南京的天气怎么样？")
+    expect(page.locator("#status .notice")).to_contain_text("未找到可靠答案")
+    expect(page.locator("#status .list-title")).to_contain_text("最接近的段落")
+    assert page.locator("#results mark.answer").count() == 0
+
 
 def test_admin_uploads_a_document_and_finds_it(corpus: Path, server_factory, page: Any) -> None:
     srv = server_factory(corpus, POLICYQA_ADMIN_TOKEN=TOKEN)

@@ -78,10 +78,14 @@ class ConfidenceOut(Out):
     missing: list[str] = Field(description="words of the question that no document contains")
     conflicts: list[str] = Field(description="years and places of the question that the first document contradicts")
     reason: Reason | None = Field(
-        description="why the answer is not confident (null when it is): a conflicting year or place, words no "
-        "document contains, nothing that stands out, filters that leave no document, or an empty index"
+        description="why the answer is not confident (null when it is): a conflicting year or place, a law or "
+        "document the corpus does not hold, an off-topic question, words no document contains, a figure the nearest "
+        "passage lacks, nothing that stands out, filters that leave no document, or an empty index"
     )
     reason_text: str | None = Field(description="the reason as a Chinese sentence for people (null when confident)")
+    probability: float | None = Field(
+        None, description="the no-answer model's probability that no passage answers (null where it does not decide)"
+    )
 
 
 class SearchResponse(Out):

@@ -30,8 +30,9 @@ from typing import Literal
 
 import numpy as np
 
+from policyqa.embed import Embedder
 from policyqa.ingest.segment import normalize
-from policyqa.models import Hit
+from policyqa.search.noanswer import Evidence, default_model, features, named_absent
 from policyqa.snapshot.index import Index
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -46,11 +47,16 @@ FOREIGN_CONTRAST = 2.7  # questions without Chinese: the first passage must stan
 FOREIGN_COSINE = 0.74  # ... and be at least this close (a weak signal: see the README)
 
 
-Reason = Literal["conflict", "missing_words", "no_match", "filtered", "no_results"]
+Reason = Literal[
+    "conflict", "not_covered", "off_topic", "missing_words", "no_figure", "no_match", "filtered", "no_results"
+]
 # The sentence people read for each code; conflict and missing_words also name what was not found.
 REASONS: dict[str, str] = {
     "conflict": "问题中的年份或地点与最接近的文档不符",
+    "not_covered": "问题提到的法规或文件不在资料库中",
+    "off_topic": "这个问题与资料库中的文档无关",
     "missing_words": "问题中的一些词在所有文档中都没有出现",
+    "no_figure": "最接近的段落里没有问题所问的数字或日期",
     "no_match": "没有哪一段明显切合这个问题，最接近的段落可能答非所问",
     "filtered": "筛选条件排除了所有文档，可以放宽筛选条件再试",
     "no_results": "索引中没有可检索的段落",
@@ -66,6 +72,8 @@ class Confidence:
     conflicts: tuple[str, ...] = ()  # years and places of the question that the first document contradicts
     reason: Reason | None = None  # why not confident: left out, reason_of decides; None when confident
     reason_text: str | None = None  # the reason as a sentence for people; left out, REASONS[reason]
+    probability: float | None = None  # the calibrated model's P(no passage answers); None: the simple rule
+    signals: tuple[tuple[str, float], ...] = ()  # what the model read (noanswer.features), for eval and fitting
 
     def __post_init__(self) -> None:
         if self.confident:
@@ -83,6 +91,7 @@ class Confidence:
             "conflicts": list(self.conflicts),
             "reason": self.reason,
             "reason_text": self.reason_text,
+            "probability": None if self.probability is None else round(self.probability, 4),
         }
 
 
@@ -142,18 +151,45 @@ def missing(index: Index, words: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in words if _CJK.search(w) and not seen(w)))
 
 
-def assess(
-    index: Index, question: str, words: list[str], qvec: np.ndarray, top: Hit | None, conflicts: tuple[str, ...] = ()
-) -> Confidence:
-    """Whether `top` is likely to answer; `conflicts` are the question's years and places that its
-    document contradicts (identity.py)."""
-    if top is None:  # the filters admitted no passage (an empty index has no Confidence): the words may be there
-        return Confidence(False, 0.0, 0.0, missing(index, words), conflicts, reason="filtered")
-    cos = top.dense if top.dense is not None else 0.0
-    z = contrast(index, qvec, cos)
-    cover = coverage(index, words, top.chunk.context)
-    if _CJK.search(question):
-        ok = cover + CONTRAST_WEIGHT * z >= THRESHOLD and not conflicts
-    else:  # a question needs a word: a lone letter or sign (a, ?, 1) is close to anything short
+def assess(index: Index, embedder: Embedder, ev: Evidence) -> Confidence:
+    """Whether the first passage of a search is likely to answer: the calibrated model (noanswer.py) for
+    Chinese questions searched with the encoder it was fitted on, the simple rule otherwise."""
+    words = list(ev.words)
+    if ev.top is None:  # the filters admitted no passage (an empty index has no Confidence): the words may be there
+        return Confidence(False, 0.0, 0.0, missing(index, words), ev.conflicts, reason="filtered")
+    cos = ev.top.dense if ev.top.dense is not None else 0.0
+    z = contrast(index, ev.qvec, cos)
+    cover = coverage(index, words, ev.top.chunk.context)
+    gone = missing(index, words)
+    if not _CJK.search(ev.question):  # a question needs a word: a lone letter or sign is close to anything short
         ok = any(len(w) > 1 for w in words) and z >= FOREIGN_CONTRAST and cos >= FOREIGN_COSINE
-    return Confidence(ok, cover, z, missing(index, words), conflicts)
+        return Confidence(ok, cover, z, gone, ev.conflicts)
+    model = default_model()
+    if not model.applies_to(embedder):
+        return Confidence(cover + CONTRAST_WEIGHT * z >= THRESHOLD and not ev.conflicts, cover, z, gone, ev.conflicts)
+    signals = features(index, embedder, ev, cover, gone)  # computed for every Chinese question: the fit reads them
+    p = model.probability(signals)
+    if p < model.threshold:
+        return Confidence(True, cover, z, gone, ev.conflicts, probability=p, signals=tuple(signals.items()))
+    code, text = _model_reason(index, ev, signals, gone)
+    return Confidence(False, cover, z, gone, ev.conflicts, code, text, p, tuple(signals.items()))
+
+
+def _model_reason(
+    index: Index, ev: Evidence, signals: dict[str, float], gone: tuple[str, ...]
+) -> tuple[Reason | None, str | None]:
+    """The most specific thing that can be said of a flagged question, in this order: a conflicting year or
+    place, a law the corpus does not hold, chit-chat, words no document holds, a figure the passage lacks.
+    None leaves it to reason_of (conflicts, missing words, or nothing that stands out)."""
+    if ev.conflicts:
+        return None, None
+    if signals["named_absent"]:
+        heads = [identity.text.head for identity in index.identities.docs.values()]
+        return "not_covered", f"资料库中没有{_quoted(f'《{n}》' for n in named_absent(ev.question, heads))}"
+    if signals["chat_hinge_top"] > 0:
+        return "off_topic", REASONS["off_topic"]
+    if gone:
+        return None, None
+    if signals["qty_miss_passage"]:
+        return "no_figure", REASONS["no_figure"]
+    return None, None

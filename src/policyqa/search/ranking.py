@@ -16,6 +16,7 @@ from policyqa.ingest.segment import normalize, normalize_query, split_sentences
 from policyqa.models import Hit
 from policyqa.search.confidence import Confidence, assess
 from policyqa.search.filters import Filters, scope_of
+from policyqa.search.noanswer import Evidence
 from policyqa.snapshot.index import Index
 from policyqa.store.base import Scope
 
@@ -134,8 +135,12 @@ def search(
         fused = _document_signals(index, fused, agree, qvec, opts)
     order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
     hits = _hits(index, order, fused, (dense, lexical), qvec, words, opts)
-    conflicts = agree[hits[0].chunk.doc_id].conflicts if hits else ()
-    confidence = assess(index, matched_text, words, qvec, hits[0] if hits else None, conflicts)
+    first = agree[hits[0].chunk.doc_id] if hits else None
+    evidence = Evidence(
+        text, tuple(words), qvec, dense, lexical, hits[0] if hits else None,
+        first.match if first else 0.0, first.conflicts if first else (),
+    )  # fmt: skip
+    confidence = assess(index, embedder, evidence)
     return SearchResult(text, tuple(hits), (time.perf_counter() - began) * 1000, confidence)
 
 
