@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policyqa.search.confidence import Reason
+from policyqa.store import ENGINES
 
 
 def valid_text(text: str) -> str:
@@ -43,7 +44,7 @@ class Out(BaseModel):
 class Health(Out):
     status: str = Field(description="ok")
     model: str
-    store: str = Field(description="where the vectors and BM25 are kept: faiss or qdrant")
+    store: str = Field(description=f"where the vectors and BM25 are kept: {' or '.join(ENGINES)}")
     snapshot: str
     documents: int
     chunks: int
