@@ -273,3 +273,47 @@ def test_an_operators_question_brings_its_passage_first_and_a_paraphrase_into_th
         assert found is not None and found <= 3, paraphrase
     # a question of something else keeps its own answer
     assert "国家级创新型产业集群2个" in search(ix, embedder, "南京有几个国家级创新型产业集群？", k=1).hits[0].chunk.text
+
+
+def test_inspect_shows_the_questions_a_build_attaches_to_each_passage(
+    law_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from policyqa import cli
+
+    operators_file(law_corpus, {"id": "o1", "q": "缓缴要交滞纳金吗", "source": "notice.txt", "contains": "免收滞纳金"})
+    law = law_corpus / "law-民法典-物权编(2020-05-28).md"
+    assert cli.main(["inspect", str(law), "--json", "--corpus", str(law_corpus)]) == 0
+    passages = json.loads(capsys.readouterr().out)["passages"]
+    asked = {q for p in passages if "第二百八十八条" in p["text"] for q in p["questions"]}
+    assert "邻居家门口近距离安装摄像头，是否侵犯我的隐私权？" in asked
+    assert cli.main(["inspect", str(law_corpus / "notice.txt"), "--corpus", str(law_corpus)]) == 0
+    assert "问: 缓缴要交滞纳金吗" in capsys.readouterr().out
+
+
+def test_search_prints_the_matched_known_question(
+    law_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from policyqa import cli
+
+    monkeypatch.setenv("POLICYQA_MODEL", "hash:64")
+    operators_file(law_corpus, {"id": "o1", "q": "缓缴要交滞纳金吗", "source": "notice.txt", "contains": "免收滞纳金"})
+    folders = ["--corpus", str(law_corpus), "--index", str(tmp_path / "idx")]
+    assert cli.main(["build", *folders]) == 0
+    capsys.readouterr()
+    assert cli.main(["search", "缓缴要交滞纳金吗", "-k", "1", "--index", str(tmp_path / "idx")]) == 0
+    assert "常见问题: 缓缴要交滞纳金吗" in capsys.readouterr().out
+    assert cli.main(["search", "缓缴要交滞纳金吗", "-k", "1", "--json", "--index", str(tmp_path / "idx")]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["matched_question"] == "缓缴要交滞纳金吗"
+
+
+@pytest.mark.parametrize("store", ["faiss", "qdrant"], indirect=True)
+def test_the_api_hit_says_which_known_question_it_matched(law_corpus: Path, tmp_path: Path, embedder, store) -> None:
+    from .conftest import app_client
+
+    operators_file(law_corpus, {"id": "o1", "q": "缓缴要交滞纳金吗", "source": "notice.txt", "contains": "免收滞纳金"})
+    for client in app_client(law_corpus, tmp_path / "idx", embedder, store):
+        got = client.get("/api/search", params={"q": "缓缴要交滞纳金吗", "k": 3}).json()["results"]
+        assert got[0]["matched_question"] == "缓缴要交滞纳金吗"
+        assert all("matched_question" in r for r in got)
+        got = client.get("/api/search", params={"q": "相邻关系", "k": 3, "group": "true"}).json()["results"]
+        assert all("matched_question" in r for r in got)
