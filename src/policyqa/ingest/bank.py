@@ -28,6 +28,7 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[1] / "data"
 SHIPPED = DATA / "stard-bank.jsonl"  # built from stard-train.jsonl by `python -m policyqa.learn`
 OPERATORS = Path(".policyqa") / "questions.jsonl"  # the operators' questions, relative to the corpus
+RULES = 1  # the attachment rules' version: a new one re-attaches the bank of every snapshot at the next build
 SHIPPED_ORIGIN = "stard"
 OPERATOR_ORIGIN = "operator"
 
@@ -211,7 +212,7 @@ def bank_state(corpus: Path) -> dict[str, str]:
         except OSError:
             return ""
 
-    return {"shipped": digest(SHIPPED), "operators": digest(corpus / OPERATORS)}
+    return {"shipped": digest(SHIPPED), "operators": digest(corpus / OPERATORS), "rules": str(RULES)}
 
 
 def stard_bank(rows: Iterable[dict[str, object]]) -> list[Known]:

@@ -55,9 +55,8 @@ NONE = Votes({}, [], {})
 def terms(index: Index, words: list[str], weight: float) -> list[str] | dict[str, float]:
     """The BM25 query: the question's words and, at `weight`, the statute words the wording table gives for
     them (only words some passage holds)."""
-    if not weight:
-        return words
-    return wording.expand(words, wording.shipped(), weight, index.lexical.known)
+    expanded = wording.expand(words, wording.shipped(), weight, index.lexical.known)
+    return expanded if len(expanded) > len(set(words)) else words  # plain words: the same scores, kept for _hits
 
 
 def _clip(x: float, gate: tuple[float, float]) -> float:

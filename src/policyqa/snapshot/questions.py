@@ -139,7 +139,3 @@ class KnownQuestions:
         rows = [[r for i in found.chunk_ids[n] for r in at.get(i, [])] for n in keep]
         lexical = BM25.build([segmenter.words_of(k.q) for k in known])
         return cls(known, rows, found.vectors[keep], lexical, found.unmatched)
-
-    def of_row(self, row: int) -> list[Known]:
-        """The known questions attached to a passage (by its row)."""
-        return [k for k, rows in zip(self.known, self.rows, strict=True) if row in rows]
