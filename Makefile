@@ -7,7 +7,7 @@ PORT ?= 8000
 # CPU build of torch; installed before anything that depends on torch, so no CUDA build is pulled in.
 TORCH ?= torch==2.13.0
 
-.PHONY: run test lint bench bench-quick clean
+.PHONY: run test lint learn bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(VENV)/.installed-dev
 
 test: lint
 	$(BIN)/pytest -q
+
+# Rebuild the learned files (question bank, wording table) from the shipped training data, deterministically.
+learn: $(VENV)/.installed
+	$(BIN)/python -m policyqa.learn
 
 # Benchmarks: print the figures and write bench/RESULTS.md (about 10 minutes; bench-quick about 5).
 bench: $(VENV)/.installed-dev

@@ -212,6 +212,8 @@ def _print_row(row: dict, label: str, sure: bool = True) -> None:  # type: ignor
     print(f"{label} [{float(row['score']):.4f}] {where}")
     if facts:
         print(f"   {facts}")
+    if row.get("matched_question"):
+        print(f"   常见问题: {row['matched_question']}")
     if sure:
         print(f"   答: {answer}")
     print("   " + text.replace("\n", "\n   ") + "\n")  # every line of the passage under its heading
@@ -289,7 +291,8 @@ def _print_eval(reports: list[Report], questions: int, index_name: str) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from policyqa.ingest.inspection import inspect_file
+    from policyqa.ingest.bank import corpus_bank
+    from policyqa.ingest.inspection import inspect_file, with_questions
 
     settings = _settings(args)
     path: Path = args.file
@@ -297,7 +300,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         source = path.resolve().relative_to(settings.corpus_dir.resolve()).as_posix()
     except ValueError:
         source = path.name
-    found = inspect_file(path, source, limits=settings.limits)
+    found = with_questions(inspect_file(path, source, limits=settings.limits), corpus_bank(settings.corpus_dir))
     if args.json:
         print(json.dumps(found.as_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -316,6 +319,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         where = f"[{p.kind}{f', page {p.page}' if p.page else ''}] {p.section}"
         text = p.text.replace("\n", " ")
         print(f"{n:>4}. {where}\n      {text if args.full else text[:120]}")
+        for asked in found.questions[n - 1] if found.questions else ():
+            print(f"      问: {asked}")
     return 0
 
 

@@ -104,3 +104,4 @@ class Hit:
     answer_start: int = 0
     answer_end: int = 0
     extra: dict[str, float] = field(default_factory=dict)
+    matched_question: str | None = None  # the known question that brought the passage (search/known.py)

@@ -69,6 +69,9 @@ class SearchHit(Out):
     matched_terms: list[str]
     dense: float | None
     lexical: float | None
+    matched_question: str | None = Field(
+        None, description="the known question (attached to this passage) the question was matched with; null when none"
+    )
     metadata: dict[str, Any] | None = None
     more: list[SearchHit] | None = Field(None, description="grouped: more passages of the same document")
 

@@ -4,11 +4,13 @@ rule took, the passages, and how much of the body the passages cover."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from policyqa.errors import DocumentError
 from policyqa.ingest import formats, sandbox
+from policyqa.ingest.bank import Known, Passage, attach
 from policyqa.ingest.chunk import ChunkSettings, chunk_document
 from policyqa.ingest.limits import Limits
 from policyqa.ingest.metadata import extract
@@ -31,6 +33,7 @@ class Inspection:
     passages: tuple[Chunk, ...]
     removals: tuple[Removal, ...]
     coverage: float  # share of the body's characters (whitespace aside) inside some passage
+    questions: tuple[tuple[str, ...], ...] = ()  # per passage, the known questions a build attaches to it
 
     @property
     def sections(self) -> list[str]:
@@ -51,8 +54,16 @@ class Inspection:
                 for r in self.removals
             },
             "passages": [
-                {"text": p.text, "section": p.section, "kind": p.kind, "page": p.page, "start": p.start, "end": p.end}
-                for p in self.passages
+                {
+                    "text": p.text,
+                    "section": p.section,
+                    "kind": p.kind,
+                    "page": p.page,
+                    "start": p.start,
+                    "end": p.end,
+                    "questions": list(self.questions[n]) if self.questions else [],
+                }
+                for n, p in enumerate(self.passages)
             ],
         }
 
@@ -95,6 +106,16 @@ def removals(doc: Document) -> tuple[Removal, ...]:
 def inspect_document(doc: Document, settings: ChunkSettings | None = None) -> Inspection:
     passages = chunk_document(doc, settings)
     return Inspection(doc, tuple(passages), removals(doc), coverage(doc, passages))
+
+
+def with_questions(found: Inspection, bank: Sequence[Known]) -> Inspection:
+    """The inspection with the known questions of `bank` that a build attaches to each passage."""
+    got = attach(bank, [Passage(p.source, p.title, p.section, p.text) for p in found.passages])
+    per: list[list[str]] = [[] for _ in found.passages]
+    for k, rows in zip(bank, got.rows, strict=True):
+        for r in rows:
+            per[r].append(k.q)
+    return replace(found, questions=tuple(tuple(dict.fromkeys(q)) for q in per))
 
 
 def inspect_file(

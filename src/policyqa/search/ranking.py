@@ -14,8 +14,10 @@ from policyqa.ingest.chunk import sentence_spans
 from policyqa.ingest.identity import Agreement
 from policyqa.ingest.segment import normalize, normalize_query, split_sentences
 from policyqa.models import Hit
+from policyqa.search import known
 from policyqa.search.confidence import Confidence, assess
 from policyqa.search.filters import Filters, scope_of
+from policyqa.search.known import KnownParams, Votes
 from policyqa.search.noanswer import Evidence
 from policyqa.snapshot.index import Index
 from policyqa.store.base import Scope
@@ -38,6 +40,14 @@ class SearchOptions:
     document: float = 0.2  # weight of the question's agreement with the passage's document (identity.py)
     topic: float = 0.2  # weight of the question's closeness to the passage's document as a whole (its centroid)
     sentence: float = 0.6  # on both legs, a passage scores (1 - this) * its own score + this * its best sentence's
+    # Learned from questions already answered (search/known.py, issue 25; measured on the dev set):
+    wording: float = 0.5  # weight of the statute words the wording table adds to the BM25 query (0: off)
+    known: float = 0.2  # weight of the vote of the known questions nearest the question (BM25 leg; 0: off)
+    operator: float = 1.0  # weight of an operator's known question close to the question (0: off)
+    known_dense: float = 0.0  # weight of the same vote by question-to-question cosine (off: it cost first places)
+
+    def known_params(self) -> KnownParams:
+        return KnownParams(lexical=self.known, dense=self.known_dense, operator=self.operator)
 
 
 @dataclass(frozen=True)
@@ -128,13 +138,15 @@ def search(
     matched_text = normalize_query(text)
     qvec = embedder.encode_queries([matched_text])[0]
     words = index.segmenter.query_words(matched_text)
-    dense, lexical = _legs(index, qvec, words, min(max(opts.depth, k), n), opts, scope_of(index, filters, exclude))
-    fused = _fuse(dense, lexical, opts)
+    dense, lexical, votes = _legs(
+        index, qvec, words, min(max(opts.depth, k), n), opts, scope_of(index, filters, exclude)
+    )
+    fused = votes.add(_fuse(dense, lexical, opts))
     agree = index.identities.agreement(words, matched_text, (index.chunks[i].doc_id for i in fused))
     if opts.mode == "hybrid":
         fused = _document_signals(index, fused, agree, qvec, opts)
     order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
-    hits = _hits(index, order, fused, (dense, lexical), qvec, words, opts)
+    hits = _hits(index, order, fused, (dense, lexical), qvec, words, opts, votes.matched)
     first = agree[hits[0].chunk.doc_id] if hits else None
     evidence = Evidence(
         text, tuple(words), qvec, dense, lexical, hits[0] if hits else None,
@@ -146,19 +158,23 @@ def search(
 
 def _legs(
     index: Index, qvec: np.ndarray, words: list[str], depth: int, opts: SearchOptions, scope: Scope | None
-) -> tuple[dict[int, float], dict[int, float]]:
+) -> tuple[dict[int, float], dict[int, float], Votes]:
     """Candidates and their scores on the dense and the BM25 leg (a leg the mode leaves out has none).
 
     Both legs blend a passage's own score with its best sentence's (weight `sentence`): a passage answers
     through one sentence, and its whole vector or word count blurs it. Measured on corpus/eval/seed-qa.jsonl:
-    dense alone hit@1 0.657 -> 0.806, BM25 alone 0.851 -> 0.881."""
-    lexical = index.lexical.top(words, depth, opts.sentence, scope) if opts.mode != "dense" else {}
+    dense alone hit@1 0.657 -> 0.806, BM25 alone 0.851 -> 0.881. In hybrid mode the BM25 query gains statute
+    wording, and the known questions near the question vote for their passages (search/known.py)."""
+    hybrid = opts.mode == "hybrid"
+    query = known.terms(index, words, opts.wording if hybrid else 0.0)
+    lexical = index.lexical.top(query, depth, opts.sentence, scope) if opts.mode != "dense" else {}
+    votes = known.votes(index, qvec, words, opts.known_params(), scope) if hybrid else known.NONE
     dense: dict[int, float] = {}
     if opts.mode != "lexical":
         ids = index.vectors.nearest(qvec, depth, scope)
-        candidates = dict.fromkeys(ids + list(lexical))
+        candidates = dict.fromkeys(ids + list(lexical) + votes.candidates)
         dense = index.vectors.scores(qvec, list(candidates), opts.sentence)
-    return dense, lexical
+    return dense, lexical, votes
 
 
 def _fuse(dense: dict[int, float], lexical: dict[int, float], opts: SearchOptions) -> dict[int, float]:
@@ -195,6 +211,7 @@ def _hits(
     qvec: np.ndarray,
     words: list[str],
     opts: SearchOptions,
+    matched_questions: dict[int, str] | None = None,
 ) -> list[Hit]:
     """The ranked passages as Hits: each leg's score (scored now where the leg did not find it), the query's
     words found in it, and the sentence that answers."""
@@ -209,7 +226,8 @@ def _hits(
         matched = tuple(dict.fromkeys(w for w in words if w in haystack))
         closeness = index.vectors.closeness(qvec, i)
         start, end = _answer(chunk.text, list(matched), weights, sentence_spans(chunk), closeness, chunk.body_start)
-        hits.append(Hit(chunk, fused[i], rank, cosines[i], bm25[i], matched, start, end))
+        asked = (matched_questions or {}).get(i)
+        hits.append(Hit(chunk, fused[i], rank, cosines[i], bm25[i], matched, start, end, matched_question=asked))
     return hits
 
 
@@ -233,6 +251,7 @@ def hit_dict(hit: Hit) -> dict[str, object]:
         "matched_terms": list(hit.matched_terms),
         "dense": None if hit.dense is None else round(hit.dense, 6),
         "lexical": None if hit.lexical is None else round(hit.lexical, 6),
+        "matched_question": hit.matched_question,
     }
 
 

@@ -38,12 +38,15 @@ from policyqa.snapshot.layout import (
     word_rows,
     write_dictionary,
 )
+from policyqa.snapshot.questions import state as questions_state
 from policyqa.snapshot.steps import (
     BuildReport,
     Inputs,
+    Publishing,
     doc_info,
     embed_new,
     file_stats,
+    known_questions,
     left_for_later,
     parse_files,
     passage_words,
@@ -114,7 +117,8 @@ def build(inputs: Inputs, force: bool, allow_model_change: bool, stats: dict[str
     texts += [e for s in sorted(plan.keep) if prev and (e := read_text(prev.folder, plan.before[s].doc_id))]
     meta = _meta(inputs, plan, len(chunks), infos, now, stats)
     dim = inputs.embedder.dim
-    name = write_snapshot(inputs.index_dir, meta, chunks, groups, dim, segmenter, known, texts, inputs.store)
+    finish = known_questions(inputs)
+    name = write_snapshot(inputs.index_dir, meta, chunks, groups, dim, segmenter, known, texts, inputs.store, finish)
     seconds = time.perf_counter() - inputs.began
     errors, deferred = tuple(plan.errors), tuple(plan.deferred)
     return BuildReport(name, len(infos), len(chunks), embedded.fresh, seconds, errors, True, tuple(repaired), deferred)
@@ -240,6 +244,7 @@ def _unchanged(
         and (prev.folder / "texts.jsonl").is_file()
         and store_of(prev.meta) == inputs.store.name
         and pointer(inputs.index_dir)[0] == prev.folder.name
+        and prev.meta.get("questions") == questions_state(inputs.corpus)
     )
 
 
@@ -293,12 +298,16 @@ def write_snapshot(
     known: dict[str, Words],
     texts: list[dict[str, Any]],
     store: Store,
+    finish: Publishing | None = None,
 ) -> str:
-    """Write and publish a whole snapshot of these passages (`known`: words already worked out, by chunk id)."""
+    """Write and publish a whole snapshot of these passages (`known`: words already worked out, by chunk id;
+    `finish`: what is added last, with the passages written, e.g. the known questions)."""
     with new_folder(index_dir, store) as (tmp, name):
         words = [known.get(c.chunk_id) or passage_words(c, segmenter) for c in chunks]
         write_part(tmp, chunks, groups, dim, words, texts, store, segmenter)
         # meta.json lists the documents too; this copy goes with the passages when an update links them
         write_documents(tmp, meta["documents"])
         write_dictionary(tmp, segmenter.words)
+        if finish is not None:
+            finish(tmp, meta)
     return publish(index_dir, tmp, name, meta, store)

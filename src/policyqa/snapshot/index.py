@@ -41,6 +41,7 @@ from policyqa.snapshot.layout import (
     segments,
     store_of,
 )
+from policyqa.snapshot.questions import KnownQuestions, read_questions
 from policyqa.store import default_store
 from policyqa.store.base import LexicalStore, SegmentStore, Store, VectorStore
 
@@ -143,7 +144,7 @@ class Index:
     def warm(self) -> Index:
         """Work out what searches share before the first one needs it (a service does this before it swaps
         the snapshot in, so no search waits for it)."""
-        _ = self.identities, self.centroids
+        _ = self.identities, self.centroids, self.known
         return self
 
     @cached_property
@@ -165,6 +166,11 @@ class Index:
             counts.subtract(w for d in deleted if d in found for w in found[d].words)
             docs.update((d, found[d]) for d in part.owners()[0] if d not in deleted)
         return Identities.of(docs, counts)
+
+    @cached_property
+    def known(self) -> KnownQuestions:
+        """The known questions attached to its passages (none for a snapshot written before them)."""
+        return KnownQuestions.of(read_questions(self.folder), self.chunks, self.segmenter)
 
     @cached_property
     def centroids(self) -> tuple[list[str], np.ndarray, np.ndarray]:

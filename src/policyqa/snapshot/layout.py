@@ -9,7 +9,9 @@ Layout of the index folder:
                             rows.json (each document's passage rows), identities.json (what identity.py
                             reads of each document, so a load need not segment them again), centroids.npy
                             (each document's mean passage vector), texts.jsonl +
-                            texts.offsets.json (each document's cleaned text and outline, for 查看原文), and
+                            texts.offsets.json (each document's cleaned text and outline, for 查看原文),
+                            questions.jsonl + questions.npy (the known questions attached to its passages:
+                            snapshot/questions.py), and
                             what the store keeps
                             there (store/faiss.py: the vectors and BM25 arrays; store/qdrant.py: a local
                             collection, or nothing when it is on a server)
@@ -47,7 +49,10 @@ IDENTITIES = "identities.json"  # doc_id -> what identity.describe found (read b
 DOCUMENTS = "documents.json"  # a segment's documents (DocInfo rows); a snapshot of segments lists none itself
 ROWS = "rows.json"  # doc_id -> [first row, chunk ids]: where each document's passages are
 BARE = "bare"  # meta.json of a snapshot of segments: the rows of documents without passages (in no segment)
-SNAPSHOT_FILES = {"meta.json", "dictionary.txt"}  # a snapshot's own files: not part of any segment
+QUESTIONS = "questions.jsonl"  # the known questions attached to the snapshot's passages (snapshot/questions.py)
+QUESTION_VECTORS = "questions.npy"  # their vectors, a row a line of questions.jsonl
+# a snapshot's own files: not part of any segment
+SNAPSHOT_FILES = {"meta.json", "dictionary.txt", QUESTIONS, QUESTION_VECTORS}
 DEFAULT_STORE = "faiss"  # snapshots written before the store was recorded in meta.json
 KEEP_SNAPSHOTS = 2
 

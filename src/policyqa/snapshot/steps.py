@@ -23,6 +23,7 @@ from policyqa.ingest.segment import Segmenter, split_sentences
 from policyqa.models import Chunk, Document
 from policyqa.snapshot.documents import DocInfo, document_rows
 from policyqa.snapshot.layout import CENTROIDS, IDENTITIES, ROWS
+from policyqa.snapshot.questions import attach_questions
 from policyqa.store.base import Store, Vectors, Words
 from policyqa.store.vectors import mean_vectors
 
@@ -57,6 +58,14 @@ class Inputs:
     progress: Progress | None
     defer_over: int | None  # a document with more passages than this to embed is left for a later build
     began: float  # time.perf_counter() when the build was asked for
+
+
+Publishing = Callable[[Path, dict[str, Any]], None]  # last step on a snapshot written aside: (its folder, meta)
+
+
+def known_questions(inputs: Inputs) -> Publishing:
+    """The bank attached to the passages of a snapshot about to be published (snapshot/questions.py)."""
+    return lambda folder, meta: attach_questions(folder, meta, inputs.corpus, inputs.embedder, inputs.index_dir)
 
 
 def file_stats(corpus: Path) -> dict[str, list[int]]:

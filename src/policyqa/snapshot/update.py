@@ -57,12 +57,14 @@ from policyqa.snapshot.layout import (
     store_of,
     word_rows,
 )
+from policyqa.snapshot.questions import state as questions_state
 from policyqa.snapshot.steps import (
     BuildReport,
     Inputs,
     doc_info,
     embed_new,
     file_stats,
+    known_questions,
     left_for_later,
     parse_files,
     passage_words,
@@ -185,7 +187,8 @@ def update(
     docs = [d for d in change.docs if d.source not in deferred]
     kept, merged, later = _keep(parts, change.replaced(docs), any(change.chunked[d.source] for d in docs), inputs)
     errors = tuple(change.failed.values())
-    if not (docs or change.gone or change.failed != meta.get("failed", {}) or merged):
+    asked = meta.get("questions") != questions_state(inputs.corpus)  # the bank changed (operators' questions)
+    if not (docs or change.gone or change.failed != meta.get("failed", {}) or merged or asked):
         seconds = time.perf_counter() - inputs.began
         return BuildReport(
             folder.name, len(change.before), int(meta["chunks"]), 0, seconds, errors, False, (), tuple(deferred), later
@@ -202,7 +205,8 @@ def update(
         new = _merge(new, part, store, by_id)
     with new_folder(inputs.index_dir, store) as (tmp, name):
         listed = _write(tmp, name, folder, kept, new, by_id, inputs, segmenter)
-    meta = _meta(meta, change, docs, deferred, stats, kept, new, listed, now)
+        meta = _meta(meta, change, docs, deferred, stats, kept, new, listed, now)
+        known_questions(inputs)(tmp, meta)
     publish(inputs.index_dir, tmp, name, meta, store)
     documents = len((change.before.keys() - set(change.gone)) | {d.source for d in docs})
     seconds = time.perf_counter() - inputs.began

@@ -9,12 +9,16 @@ A `Scope` restricts a query to the passages of some documents (a search filter) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+# A BM25 query: its words, or its words each with a weight (a word's term score is multiplied by it; a
+# query expanded with statute wording weighs the words it adds below 1).
+Terms = Sequence[str] | Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,11 @@ class VectorStore(Protocol):
 class LexicalStore(Protocol):
     """BM25 over the jieba words of one snapshot's passages and of their sentences."""
 
-    def top(self, words: Sequence[str], depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
+    def top(self, words: Terms, depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
         """The `depth` passages of highest blended score (own and best sentence's), only positive ones."""
         ...
 
-    def scores(self, words: Sequence[str], ids: Sequence[int], sentence: float) -> dict[int, float]:
+    def scores(self, words: Terms, ids: Sequence[int], sentence: float) -> dict[int, float]:
         """The blended BM25 score of each given passage."""
         ...
 

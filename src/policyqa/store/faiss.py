@@ -9,14 +9,14 @@ bench/RESULTS.md). A segment opened with a `live` mask answers as if its other r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from policyqa.store.base import LexicalStore, Scope, SegmentStore, Vectors, VectorStore, Words
+from policyqa.store.base import LexicalStore, Scope, SegmentStore, Terms, Vectors, VectorStore, Words
 from policyqa.store.lexical import BM25, Collection, best
 from policyqa.store.segments import JoinedLexical, JoinedVectors, join_segments
 from policyqa.store.vectors import mean_vectors, sample_rows
@@ -175,16 +175,16 @@ class ArrayLexical:
         self.live = live  # rows still in the snapshot (None: all of them)
         # collection-wide statistics when this is one segment of several (passages, sentences)
         self.collections: tuple[Collection, Collection] | None = None
-        self._last: tuple[tuple[tuple[str, ...], float], np.ndarray] | None = None
+        self._last: tuple[tuple[tuple[object, ...], float], np.ndarray] | None = None
 
     def with_live(self, live: np.ndarray | None) -> ArrayLexical:
         """The same arrays, answering for the `live` rows only."""
         return ArrayLexical(self.passages, self.sentences, self.sentence_owner, self.owners, live)
 
-    def blended(self, words: Sequence[str], sentence: float) -> np.ndarray:
+    def blended(self, words: Terms, sentence: float) -> np.ndarray:
         """Every passage's score: its own and its best sentence's, weighted by `sentence` (the last query's
         are kept: a search asks for the top and then for its hits' scores)."""
-        key = (tuple(words), sentence)
+        key = (tuple(words.items() if isinstance(words, Mapping) else words), sentence)
         last = self._last
         if last is not None and last[0] == key:
             return last[1]
@@ -197,13 +197,13 @@ class ArrayLexical:
         self._last = (key, out)
         return out
 
-    def top(self, words: Sequence[str], depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
+    def top(self, words: Terms, depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
         scores = self.blended(words, sentence)
         keep = self.live if scope is None else self.owners.admitted(scope) & (True if self.live is None else self.live)
         pool = scores if keep is None else np.where(keep, scores, 0.0)
         return dict(best(pool, depth))
 
-    def scores(self, words: Sequence[str], ids: Sequence[int], sentence: float) -> dict[int, float]:
+    def scores(self, words: Terms, ids: Sequence[int], sentence: float) -> dict[int, float]:
         scores = self.blended(words, sentence)
         return {i: float(scores[i]) for i in ids}
 

@@ -161,14 +161,16 @@ class BM25:
         part = self._term_parts(t, idf, collection)
         return docs, part if collection is None else np.float32(idf) * part
 
-    def scores(self, words: Sequence[str], collection: Collection | None = None) -> np.ndarray:
-        """BM25 score of every chunk for the query words (repeated words count once)."""
+    def scores(self, words: Sequence[str] | Mapping[str, float], collection: Collection | None = None) -> np.ndarray:
+        """BM25 score of every chunk for the query words (repeated words count once); words given with a weight
+        each add their term score times it."""
         out = np.zeros(self.size, np.float32)
         if not self.size:
             return out
-        for word in dict.fromkeys(words):
+        weights = words if isinstance(words, Mapping) else dict.fromkeys(words, 1.0)
+        for word, weight in weights.items():
             docs, part = self.contributions(word, collection)
-            out[docs] += part
+            out[docs] += part if weight == 1.0 else np.float32(weight) * part
         return out
 
     def top(self, words: Sequence[str], n: int, collection: Collection | None = None) -> list[tuple[int, float]]:

@@ -19,7 +19,7 @@ import json
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from policyqa.errors import IndexMismatchError, StoreError
-from policyqa.store.base import Scope, Store, Vectors, Words
+from policyqa.store.base import Scope, Store, Terms, Vectors, Words
 from policyqa.store.vectors import mean_vectors, sample_rows
 
 ALIAS = "policyqa"  # names the served snapshot's collection on a server; collections are policyqa-<snapshot>
@@ -380,13 +380,15 @@ class QdrantLexical:
     def ids(self) -> dict[str, int]:
         return {t: n for n, t in enumerate(self.terms)}
 
-    def _query(self, words: Sequence[str]) -> Any:
+    def _query(self, words: Terms) -> Any:
         from qdrant_client import models
 
-        indices = sorted({self.ids[w] for w in words if w in self.ids})
-        return models.SparseVector(indices=indices, values=[1.0] * len(indices)) if indices else None
+        weights = words if isinstance(words, Mapping) else dict.fromkeys(words, 1.0)
+        found = sorted((self.ids[w], float(f)) for w, f in weights.items() if w in self.ids)
+        indices, values = [i for i, _ in found], [f for _, f in found]
+        return models.SparseVector(indices=indices, values=values) if indices else None
 
-    def top(self, words: Sequence[str], depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
+    def top(self, words: Terms, depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
         query = self._query(words)
         if query is None:
             return {}
@@ -397,7 +399,7 @@ class QdrantLexical:
         order = sorted((i for i in blended if blended[i] > 0), key=lambda i: (-blended[i], i))[:depth]
         return {i: blended[i] for i in order}
 
-    def scores(self, words: Sequence[str], ids: Sequence[int], sentence: float) -> dict[int, float]:
+    def scores(self, words: Terms, ids: Sequence[int], sentence: float) -> dict[int, float]:
         query = self._query(words)
         ids = list(ids)
         if query is None or not ids:

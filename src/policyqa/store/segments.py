@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from policyqa.store.base import Scope
+from policyqa.store.base import Scope, Terms
 from policyqa.store.lexical import BM25, Collection
 from policyqa.store.vectors import mean_vectors, sample_rows
 
@@ -151,7 +151,7 @@ class JoinedLexical:
         for part in parts:
             part.collections = shared
 
-    def top(self, words: Sequence[str], depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
+    def top(self, words: Terms, depth: int, sentence: float, scope: Scope | None = None) -> dict[int, float]:
         found = [
             (score, int(self.at.to_live[s][row]))
             for s, part in enumerate(self.parts)
@@ -160,7 +160,7 @@ class JoinedLexical:
         found.sort(key=lambda f: (-f[0], f[1]))
         return {i: score for score, i in found[:depth]}
 
-    def scores(self, words: Sequence[str], ids: Sequence[int], sentence: float) -> dict[int, float]:
+    def scores(self, words: Terms, ids: Sequence[int], sentence: float) -> dict[int, float]:
         out: dict[int, float] = {}
         for s, pairs in self.at.split(ids).items():
             got = self.parts[s].scores(words, [row for _, row in pairs], sentence)
