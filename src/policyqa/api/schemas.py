@@ -244,6 +244,8 @@ class FeedbackMark(Out):
     helpful: bool
     snapshot: str
     time: str = Field(description="UTC, ISO 8601")
+    source: str | None = Field(None, description="the passage's file (null: not in the served index any more)")
+    passage: str | None = Field(None, description="the passage's first words")
 
 
 class FeedbackTally(Out):

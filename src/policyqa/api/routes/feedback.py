@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from policyqa.api.deps import Admin, State
 from policyqa.api.errors import Throttled
 from policyqa.api.schemas import FeedbackBody, FeedbackLog, FeedbackRecorded
+from policyqa.engine import Engine
 from policyqa.ingest import feedback
 
 router = APIRouter()
@@ -63,14 +64,33 @@ async def mark(request: Request, state: State, body: FeedbackBody) -> dict[str, 
     return {"recorded": True}
 
 
+EMPTY = {"source": None, "passage": None}
+EXCERPT = 80  # characters of a marked passage shown beside the mark
+
+
+def passages(eng: Engine | None, chunk_ids: set[str]) -> dict[str, dict[str, str | None]]:
+    """Where each marked passage is in the served index (its file and its first words); one marked in a
+    snapshot that has since dropped it is not there."""
+    ix = eng.index if eng is not None else None
+    if ix is None or not chunk_ids:
+        return {}
+    return {
+        c.chunk_id: {"source": c.source, "passage": " ".join(c.text.split())[:EXCERPT]}
+        for c in ix.chunks
+        if c.chunk_id in chunk_ids
+    }
+
+
 @router.get("/api/feedback", dependencies=[Admin], summary="Readers' marks", response_model=FeedbackLog)
 def marks(
     state: State,
     limit: Annotated[int, Query(ge=1, le=5000, description="the newest marks to list")] = 200,
 ) -> dict[str, Any]:
     found = feedback.marks(state.settings.corpus_dir)
+    shown = found[:limit]
+    seen = passages(state.engine, {m.chunk_id for m in shown})
     return {
-        "marks": [m.as_dict() for m in found[:limit]],
+        "marks": [{**m.as_dict(), **seen.get(m.chunk_id, EMPTY)} for m in shown],
         "passages": [t.as_dict() for t in feedback.tallies(found)],
         "total": len(found),
     }
