@@ -13,16 +13,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from policyqa.api import create_app
 from policyqa.api.errors import Throttled
 from policyqa.api.routes.feedback import RateLimit
-from policyqa.config import Settings
-from policyqa.engine import Engine
 from policyqa.errors import NotFoundError, QuestionError
 from policyqa.ingest import feedback, questions
 from policyqa.ingest.questions import Target
 
-from .conftest import NOTICE
+from .conftest import NOTICE, app_client
 
 ADMIN = {"Authorization": "Bearer t"}
 ENV = {**os.environ, "POLICYQA_MODEL": "hash:64"}
@@ -228,13 +225,7 @@ def test_cli_list_marks_a_question_unmatched_once_its_document_changes(corpus: P
 
 @pytest.fixture
 def client(corpus: Path, tmp_path: Path, embedder):
-    engine = Engine(corpus, tmp_path / "idx", embedder)
-    engine.ensure()
-    settings = Settings(
-        corpus_dir=corpus, index_dir=tmp_path / "idx", model="hash:64", admin_token="t", feedback_per_minute=3
-    )
-    with TestClient(create_app(settings, engine)) as c:
-        yield c
+    yield from app_client(corpus, tmp_path / "idx", embedder, admin_token="t", feedback_per_minute=3)  # type: ignore[arg-type]
 
 
 def first_hit(client: TestClient, q: str) -> dict:  # type: ignore[type-arg]

@@ -529,13 +529,20 @@ $("upload-form").addEventListener("submit", async (ev) => {
   $("upload-form").reset();
 });
 
-async function removeDocument(doc) {
-  if (!confirm("删除 " + doc.source + "？")) return;
-  const resp = await fetch("/api/documents/" + encodeURIComponent(doc.doc_id), { method: "DELETE", headers: authHeaders() });
+// Once confirmed: DELETE `url` (admin), say what went, refresh with `after`, and follow the update job.
+async function adminDelete(ask, url, said, after) {
+  if (!confirm(ask)) return;
+  const resp = await fetch(url, { method: "DELETE", headers: authHeaders() });
   const data = await resp.json();
   if (!resp.ok) { adminMessage("删除失败（" + resp.status + "）：" + failure(data, resp.status), true); return; }
-  adminMessage("已删除 " + data.source + "。");
+  adminMessage(said(data));
+  if (after) await after();
   await watchJob(data.job.id);
+}
+
+function removeDocument(doc) {
+  const url = "/api/documents/" + encodeURIComponent(doc.doc_id);
+  return adminDelete("删除 " + doc.source + "？", url, (data) => "已删除 " + data.source + "。");
 }
 
 $("rebuild").addEventListener("click", async () => {
@@ -588,14 +595,9 @@ async function loadQuestions() {
   }
 }
 
-async function removeKnown(q) {
-  if (!confirm("删除常见问题“" + q.q + "”？")) return;
-  const resp = await fetch("/api/questions/" + encodeURIComponent(q.id), { method: "DELETE", headers: authHeaders() });
-  const data = await resp.json();
-  if (!resp.ok) { adminMessage("删除失败（" + resp.status + "）：" + failure(data, resp.status), true); return; }
-  adminMessage("已删除常见问题“" + q.q + "”。");
-  await loadQuestions();
-  await watchJob(data.job.id);
+function removeKnown(q) {
+  const url = "/api/questions/" + encodeURIComponent(q.id);
+  return adminDelete("删除常见问题“" + q.q + "”？", url, () => "已删除常见问题“" + q.q + "”。", loadQuestions);
 }
 
 async function loadFeedback() {
