@@ -53,6 +53,8 @@ def test_a_reader_marks_a_result_once_without_a_token(notice_corpus: Path, serve
     second.locator("button.unhelpful").click()
     expect(second.locator(".ack")).to_have_text("已记录")
     assert fits(page)
+    search(page, srv.url, ASKED)  # shown again in this tab: still marked, not sent twice
+    expect(page.locator("#results li.result").first.locator("button.helpful")).to_be_disabled()
     lines = (notice_corpus / ".policyqa" / "feedback.jsonl").read_text(encoding="utf-8").splitlines()
     marks = [json.loads(line) for line in lines]
     assert [m["helpful"] for m in marks] == [True, False]
@@ -72,7 +74,7 @@ def test_an_operator_makes_known_questions_and_removes_them(notice_corpus: Path,
     # 设为常见问题 on a result: the question confirmed in a prompt, attached to that passage
     search(page, srv.url, "每家企业最高补贴多少？")
     page.locator("#results li.result").first.locator("button.make-known").click()
-    expect(page.locator("#status")).to_contain_text("已设为常见问题")
+    expect(page.locator("#results li.result").first.locator("button.make-known")).to_have_text("已设为常见问题")
 
     # in the panel: the known question, attached; the helpful mark becomes a second one in one click
     page.click("#admin summary")

@@ -94,8 +94,11 @@ function actions(hit, sure) {
     cite.textContent = ok ? "已复制" : "复制失败";
     setTimeout(() => { cite.textContent = "复制引用"; }, 2000);
   });
-  row.append(read, cite, ...feedbackButtons(hit));
-  if (token()) row.append(knownButton(hit));
+  const ack = el("span", "ack");  // what became of a mark or of 设为常见问题, said quietly
+  ack.setAttribute("role", "status");
+  row.append(read, cite, ...feedbackButtons(hit, ack));
+  if (token()) row.append(knownButton(hit, ack));
+  row.append(ack);
   return row;
 }
 
@@ -110,35 +113,46 @@ function button(className, text) {
   return b;
 }
 
-// 有帮助 / 没帮助: no token needed, once per result, acknowledged quietly.
-function feedbackButtons(hit) {
-  const q = lastQuery;
+const MARKED_KEY = "policyqa-marked";  // question and passage of each mark sent from this tab
+
+function marked() {
+  try { return JSON.parse(sessionStorage.getItem(MARKED_KEY) || "{}"); } catch (err) { return {}; }
+}
+
+// 有帮助 / 没帮助: no token needed, once per result (also when the same search is shown again), acknowledged
+// quietly in `ack`.
+function feedbackButtons(hit, ack) {
+  const q = lastQuery, key = q + "\u001f" + hit.chunk_id;
   const yes = button("helpful", "有帮助"), no = button("unhelpful", "没帮助");
-  const ack = el("span", "ack");
-  ack.setAttribute("role", "status");
-  const send = async (helpful) => {
+  const settle = (helpful) => {
     yes.disabled = no.disabled = true;
     (helpful ? yes : no).classList.add("chosen");
+  };
+  if (key in marked()) { settle(marked()[key]); ack.textContent = "已记录"; }
+  const send = async (helpful) => {
+    settle(helpful);
     const body = { q, chunk_id: hit.chunk_id, doc_id: hit.doc_id, helpful, snapshot };
     try {
       const resp = await fetch("/api/feedback", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-      if (resp.ok) { ack.textContent = "已记录"; return; }
-      const data = await resp.json().catch(() => ({}));
-      ack.textContent = failure(data, resp.status);
-      if (resp.status === 429) yes.disabled = no.disabled = false;
+      if (resp.ok) {
+        ack.textContent = "已记录";
+        sessionStorage.setItem(MARKED_KEY, JSON.stringify({ ...marked(), [key]: helpful }));
+        return;
+      }
+      ack.textContent = failure(await resp.json().catch(() => ({})), resp.status);
     } catch (err) {
       ack.textContent = "未能记录，请稍后重试。";
-      yes.disabled = no.disabled = false;
     }
+    yes.disabled = no.disabled = false;  // not recorded: may be sent again
     (helpful ? yes : no).classList.remove("chosen");
   };
   yes.addEventListener("click", () => send(true));
   no.addEventListener("click", () => send(false));
-  return [yes, no, ack];
+  return [yes, no];
 }
 
 // 设为常见问题 (admin): the question, confirmed by the operator, attached to this passage.
-function knownButton(hit) {
+function knownButton(hit, ack) {
   const known = button("make-known", "设为常见问题");
   const asked = lastQuery;
   known.addEventListener("click", async () => {
@@ -146,11 +160,13 @@ function knownButton(hit) {
     if (q === null || !q.trim()) return;
     known.disabled = true;
     const result = await addKnown(q.trim(), hit.chunk_id);
-    known.textContent = result.ok ? "已设为常见问题" : "设置失败";
-    const status = $("status");
-    status.className = result.ok ? "" : "warn";
-    status.textContent = result.ok ? "已设为常见问题，索引更新后生效。" : failure(result.data, result.status);
-    if (!result.ok) known.disabled = false;
+    if (result.ok) {
+      known.textContent = "已设为常见问题";
+      ack.textContent = "索引更新后生效";
+    } else {
+      known.disabled = false;
+      ack.textContent = failure(result.data, result.status);
+    }
   });
   return known;
 }
