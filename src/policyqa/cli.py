@@ -171,9 +171,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return _build(settings, show_progress=args.progress)
 
 
-def _question_targets(settings: Settings, sources: set[str] | None = None) -> tuple[str, dict[str, Target]]:
-    """The snapshot being served and its documents (of `sources` only, when given) with their text, by file:
-    read from its files, without the model."""
+def _question_targets(settings: Settings, wanted: set[str]) -> tuple[str, dict[str, Target]]:
+    """The snapshot being served and those of its documents whose file or doc_id is `wanted`, with their text,
+    by file: read from its files, without the model."""
     from policyqa.ingest.questions import Target
     from policyqa.snapshot.index import catalogue
     from policyqa.snapshot.layout import candidates, read_text
@@ -182,7 +182,7 @@ def _question_targets(settings: Settings, sources: set[str] | None = None) -> tu
     folder = next(f for f in candidates(settings.index_dir)[0] if f.name == name)
     found = {}
     for d in docs:
-        entry = read_text(folder, d.doc_id) if sources is None or d.source in sources else None
+        entry = read_text(folder, d.doc_id) if wanted & {d.source, d.doc_id} else None
         if entry is not None:
             found[d.source] = Target(d.doc_id, d.source, str(entry["text"]))
     return name, found
@@ -201,9 +201,8 @@ def cmd_questions_add(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _require_corpus(settings)
     _require_index(settings)
-    _, targets = _question_targets(settings)
-    by_id = {t.doc_id: t for t in targets.values()}
-    target = by_id.get(args.doc_id) if args.doc_id else targets.get(args.source)
+    _, targets = _question_targets(settings, {args.doc_id or args.source})
+    target = next(iter(targets.values()), None)
     if target is None:
         raise UsageError(f"{args.doc_id or args.source} is not a document of the index; see `policyqa documents`")
     try:
