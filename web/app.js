@@ -94,8 +94,94 @@ function actions(hit, sure) {
     cite.textContent = ok ? "已复制" : "复制失败";
     setTimeout(() => { cite.textContent = "复制引用"; }, 2000);
   });
-  row.append(read, cite);
+  const ack = el("span", "ack");  // what became of a mark or of 设为常见问题, said quietly
+  ack.setAttribute("role", "status");
+  row.append(read, cite, ...feedbackButtons(hit, ack));
+  if (token()) row.append(knownButton(hit, ack));
+  row.append(ack);
   return row;
+}
+
+// --- readers' marks and operators' known questions on a result ------------------------------------
+
+let lastQuery = "";  // the question the results answer
+let snapshot = "";  // the snapshot serving them (from /api/health), sent with each mark
+
+function button(className, text) {
+  const b = el("button", className, text);
+  b.type = "button";
+  return b;
+}
+
+const MARKED_KEY = "policyqa-marked";  // question and passage of each mark sent from this tab
+
+function marked() {
+  try { return JSON.parse(sessionStorage.getItem(MARKED_KEY) || "{}"); } catch (err) { return {}; }
+}
+
+// 有帮助 / 没帮助: no token needed, once per result (also when the same search is shown again), acknowledged
+// quietly in `ack`.
+function feedbackButtons(hit, ack) {
+  const q = lastQuery, key = q + "\u001f" + hit.chunk_id;
+  const yes = button("helpful", "有帮助"), no = button("unhelpful", "没帮助");
+  const settle = (helpful) => {
+    yes.disabled = no.disabled = true;
+    (helpful ? yes : no).classList.add("chosen");
+  };
+  if (key in marked()) { settle(marked()[key]); ack.textContent = "已记录"; }
+  const send = async (helpful) => {
+    settle(helpful);
+    const body = { q, chunk_id: hit.chunk_id, doc_id: hit.doc_id, helpful, snapshot };
+    try {
+      const resp = await fetch("/api/feedback", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      if (resp.ok) {
+        ack.textContent = "已记录";
+        sessionStorage.setItem(MARKED_KEY, JSON.stringify({ ...marked(), [key]: helpful }));
+        return;
+      }
+      ack.textContent = failure(await resp.json().catch(() => ({})), resp.status);
+    } catch (err) {
+      ack.textContent = "未能记录，请稍后重试。";
+    }
+    yes.disabled = no.disabled = false;  // not recorded: may be sent again
+    (helpful ? yes : no).classList.remove("chosen");
+  };
+  yes.addEventListener("click", () => send(true));
+  no.addEventListener("click", () => send(false));
+  return [yes, no];
+}
+
+// 设为常见问题 (admin): the question, confirmed by the operator, attached to this passage.
+function knownButton(hit, ack) {
+  const known = button("make-known", "设为常见问题");
+  const asked = lastQuery;
+  known.addEventListener("click", async () => {
+    const q = prompt("确认常见问题的文字（将关联到这一段）：", asked);
+    if (q === null || !q.trim()) return;
+    known.disabled = true;
+    const result = await addKnown(q.trim(), hit.chunk_id);
+    if (result.ok) {
+      known.textContent = "已设为常见问题";
+      ack.textContent = "索引更新后生效";
+    } else {
+      known.disabled = false;
+      ack.textContent = failure(result.data, result.status);
+    }
+  });
+  return known;
+}
+
+async function addKnown(q, chunkId) {
+  try {
+    const resp = await fetch("/api/questions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...authHeaders() },
+      body: JSON.stringify({ q, chunk_id: chunkId }),
+    });
+    return { ok: resp.ok, status: resp.status, data: await resp.json().catch(() => ({})) };
+  } catch (err) {
+    return { ok: false, status: 0, data: { message: "无法连接服务，请检查网络或稍后重试。" } };
+  }
 }
 
 function renderHit(hit, sure, label) {
@@ -175,6 +261,7 @@ async function runSearch(q, k) {
       return;
     }
     const sure = data.confident !== false;
+    lastQuery = data.query || q;
     status.replaceChildren(...summary(data, sure, filtered));
     for (const hit of data.results) list.appendChild(renderHit(hit, sure));
   } catch (err) {
@@ -308,6 +395,7 @@ $("reader-close").addEventListener("click", closeReader);
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeReader(); });
 
 fetch("/api/health").then((r) => r.json()).then((h) => {
+  if (h.snapshot) snapshot = h.snapshot;
   if (h.status === "ok") $("footer").textContent = "已索引 " + h.documents + " 份文件、" + h.chunks + " 个段落 · 模型 " + h.model;
   else if (h.message) $("footer").textContent = h.message;
 }).catch(() => {});
@@ -429,6 +517,8 @@ $("token-form").addEventListener("submit", (ev) => {
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
   $("token").value = "";
   adminMessage(token() ? "令牌已保存在本标签页中。" : "令牌已清除。");
+  loadQuestions();
+  loadFeedback();
 });
 
 $("token-clear").addEventListener("click", () => {
@@ -455,13 +545,20 @@ $("upload-form").addEventListener("submit", async (ev) => {
   $("upload-form").reset();
 });
 
-async function removeDocument(doc) {
-  if (!confirm("删除 " + doc.source + "？")) return;
-  const resp = await fetch("/api/documents/" + encodeURIComponent(doc.doc_id), { method: "DELETE", headers: authHeaders() });
+// Once confirmed: DELETE `url` (admin), say what went, refresh with `after`, and follow the update job.
+async function adminDelete(ask, url, said, after) {
+  if (!confirm(ask)) return;
+  const resp = await fetch(url, { method: "DELETE", headers: authHeaders() });
   const data = await resp.json();
   if (!resp.ok) { adminMessage("删除失败（" + resp.status + "）：" + failure(data, resp.status), true); return; }
-  adminMessage("已删除 " + data.source + "。");
+  adminMessage(said(data));
+  if (after) await after();
   await watchJob(data.job.id);
+}
+
+function removeDocument(doc) {
+  const url = "/api/documents/" + encodeURIComponent(doc.doc_id);
+  return adminDelete("删除 " + doc.source + "？", url, (data) => "已删除 " + data.source + "。");
 }
 
 $("rebuild").addEventListener("click", async () => {
@@ -473,6 +570,85 @@ $("rebuild").addEventListener("click", async () => {
   if (job) adminMessage(describeJob(job), job.state === "failed");
 });
 
+// --- known questions and readers' marks (admin) ----------------------------------------------------
+
+function cell(className, text) { return el("td", className, text); }
+
+// The admin list's answer, or null after saying in `where` why there is none (no token yet, or an error).
+async function adminGet(url, where) {
+  where.textContent = "";
+  if (!token()) { where.textContent = "填写管理令牌后可查看。"; return null; }
+  try {
+    const resp = await fetch(url, { headers: authHeaders() });
+    const data = await resp.json();
+    if (!resp.ok) { where.textContent = failure(data, resp.status); return null; }
+    return data;
+  } catch (err) {
+    where.textContent = "无法连接服务，请检查网络或稍后重试。";
+    return null;
+  }
+}
+
+async function loadQuestions() {
+  const data = await adminGet("/api/questions", $("questions-note"));
+  const body = $("questions").querySelector("tbody");
+  body.replaceChildren();
+  if (!data) return;
+  $("questions-note").textContent = data.questions.length
+    ? "已关联 " + data.attached + " 条，未匹配 " + data.unmatched + " 条（未匹配：文档中已找不到所指的原文）。"
+    : "还没有常见问题：在搜索结果上点“设为常见问题”，或把下方读者标记为有帮助的结果设为常见问题。";
+  for (const q of data.questions) {
+    const tr = el("tr", q.status);
+    tr.dataset.id = q.id;
+    tr.append(cell("known-q", q.q), cell("", q.source), cell("contains", q.contains));
+    tr.appendChild(cell("known-status", q.status === "attached" ? "已关联" : "未匹配"));
+    const del = button("delete", "删除");
+    del.addEventListener("click", () => removeKnown(q));
+    const last = cell();
+    last.appendChild(del);
+    tr.appendChild(last);
+    body.appendChild(tr);
+  }
+}
+
+function removeKnown(q) {
+  const url = "/api/questions/" + encodeURIComponent(q.id);
+  return adminDelete("删除常见问题“" + q.q + "”？", url, () => "已删除常见问题“" + q.q + "”。", loadQuestions);
+}
+
+async function loadFeedback() {
+  const data = await adminGet("/api/feedback", $("feedback-note"));
+  const body = $("feedback").querySelector("tbody");
+  body.replaceChildren();
+  if (!data) return;
+  $("feedback-note").textContent = data.total ? "共 " + data.total + " 条标记，最新的在前。" : "还没有读者标记。";
+  const counts = new Map(data.passages.map((p) => [p.chunk_id, p]));
+  for (const m of data.marks) {
+    const tr = el("tr", m.helpful ? "helpful" : "unhelpful");
+    const c = counts.get(m.chunk_id) || { helpful: 0, unhelpful: 0 };
+    const where = cell("mark-passage", m.passage || "（该段已不在索引中）");
+    if (m.source) where.prepend(el("span", "mark-source", m.source + "："));
+    tr.append(cell("mark-q", m.q), where, cell("mark-kind", m.helpful ? "有帮助" : "没帮助"));
+    tr.append(cell("num", c.helpful + " / " + c.unhelpful), cell("", m.time.replace("T", " ").replace("Z", " UTC")));
+    const last = cell();
+    if (m.helpful) {
+      const make = button("make-known", "设为常见问题");
+      make.addEventListener("click", async () => {
+        make.disabled = true;
+        const result = await addKnown(m.q, m.chunk_id);
+        if (!result.ok) { make.disabled = false; adminMessage("设置失败（" + result.status + "）：" + failure(result.data, result.status), true); return; }
+        make.textContent = "已设为常见问题";
+        adminMessage("已设为常见问题“" + m.q + "”。");
+        await loadQuestions();
+        await watchJob(result.data.job.id);
+      });
+      last.appendChild(make);
+    }
+    tr.appendChild(last);
+    body.appendChild(tr);
+  }
+}
+
 $("admin").addEventListener("toggle", () => {
-  if ($("admin").open) { loadDocuments(); showStatus(); }
+  if ($("admin").open) { loadDocuments(); showStatus(); loadQuestions(); loadFeedback(); }
 });

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from policyqa.config import Settings
-from policyqa.errors import LIST_DOCUMENTS, CorpusError, PolicyQAError
+from policyqa.errors import LIST_DOCUMENTS, CorpusError, IndexMissingError, NotFoundError, PolicyQAError, QuestionError
 from policyqa.ingest import formats
 
 if TYPE_CHECKING:
+    from policyqa.ingest.questions import Target
     from policyqa.search.evaluation import Report
 
 EXIT_USAGE = 2
@@ -167,6 +168,81 @@ def cmd_remove(args: argparse.Namespace) -> int:
         corpus.find(settings.corpus_dir, doc_id)  # all ids are checked before any file is removed
     for doc_id in doc_ids:
         print(f"removed {corpus.remove(settings.corpus_dir, doc_id)} (doc_id {doc_id})")
+    return _build(settings, show_progress=args.progress)
+
+
+def _question_targets(settings: Settings, wanted: set[str]) -> tuple[str, dict[str, Target]]:
+    """The snapshot being served and those of its documents whose file or doc_id is `wanted`, with their text,
+    by file: read from its files, without the model."""
+    from policyqa.ingest.questions import Target
+    from policyqa.snapshot.index import catalogue
+    from policyqa.snapshot.layout import candidates, read_text
+
+    name, docs = catalogue(settings.index_dir)
+    folder = next(f for f in candidates(settings.index_dir)[0] if f.name == name)
+    found = {}
+    for d in docs:
+        entry = read_text(folder, d.doc_id) if wanted & {d.source, d.doc_id} else None
+        if entry is not None:
+            found[d.source] = Target(d.doc_id, d.source, str(entry["text"]))
+    return name, found
+
+
+def _question_errors(exc: PolicyQAError) -> UsageError:
+    """A refused question or an unknown id as a usage error (exit 2), naming this command's list."""
+    from policyqa.ingest.questions import LIST_QUESTIONS
+
+    return UsageError(str(exc).replace(LIST_QUESTIONS, "`policyqa questions list`"))
+
+
+def cmd_questions_add(args: argparse.Namespace) -> int:
+    from policyqa.ingest import questions
+
+    settings = _settings(args)
+    _require_corpus(settings)
+    _require_index(settings)
+    _, targets = _question_targets(settings, {args.doc_id or args.source})
+    target = next(iter(targets.values()), None)
+    if target is None:
+        raise UsageError(f"{args.doc_id or args.source} is not a document of the index; see `policyqa documents`")
+    try:
+        added = questions.add(settings.corpus_dir, args.question, target, args.contains)
+    except (QuestionError, NotFoundError) as exc:
+        raise _question_errors(exc) from exc
+    print(f"added known question {added.id} to {added.source} (doc_id {target.doc_id})")
+    return _build(settings, show_progress=args.progress)
+
+
+def cmd_questions_list(args: argparse.Namespace) -> int:
+    from policyqa.ingest import questions
+
+    settings = _settings(args)
+    found = questions.read(settings.corpus_dir)
+    try:
+        snapshot, targets = _question_targets(settings, {q.source for q in found})
+    except IndexMissingError:  # listed all the same, each unmatched until an index holds its document
+        snapshot, targets = None, {}
+    data = questions.report(found, targets, snapshot)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    for row in data["questions"]:
+        print(f"{row['id']}  {row['status']:<9}  {row['source']} (doc_id {row['doc_id'] or '-'})  {row['q']}")
+        print(f"            contains: {row['contains']}")
+    print(f"{len(found)} known questions: {data['attached']} attached, {data['unmatched']} unmatched")
+    return 0
+
+
+def cmd_questions_remove(args: argparse.Namespace) -> int:
+    from policyqa.ingest import questions
+
+    settings = _settings(args)
+    try:
+        gone = questions.remove(settings.corpus_dir, args.ids)
+    except NotFoundError as exc:
+        raise _question_errors(exc) from exc
+    for q in gone:
+        print(f"removed known question {q.id} ({q.source}): {q.q}")
     return _build(settings, show_progress=args.progress)
 
 
@@ -358,6 +434,7 @@ def parser() -> argparse.ArgumentParser:
         _add_command,
         _remove_command,
         _documents_command,
+        _questions_command,
         _search_command,
         _eval_command,
         _inspect_command,
@@ -435,6 +512,48 @@ def _documents_command(sub: Commands) -> None:
     _index_option(cmd)
     cmd.add_argument("--json", action="store_true", help="print JSON")
     cmd.set_defaults(func=cmd_documents)
+
+
+def _questions_command(sub: Commands) -> None:
+    cmd = sub.add_parser(
+        "questions",
+        help="operators' known questions: add, list, remove",
+        description="Known questions point at the passage that answers them by a string of its document; they "
+        "live in <corpus>/.policyqa/questions.jsonl and are re-attached whenever the index is refreshed. "
+        'Example: policyqa questions add "稳岗补贴怎么申请？" --source 通知.txt --contains "稳岗补贴通过网上申请"',
+    )
+    actions = cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add",
+        help="attach a question to a passage and update the index",
+        description='Example: policyqa questions add "稳岗补贴怎么申请？" --doc-id 231b70be986a '
+        '--contains "稳岗补贴通过网上申请"',
+    )
+    add.add_argument("question", help="the question as people ask it (2-500 characters)")
+    which = add.add_mutually_exclusive_group(required=True)
+    which.add_argument("--doc-id", metavar="ID", help="the document (see `policyqa documents`)")
+    which.add_argument("--source", metavar="FILE", help="the document's file, relative to the corpus folder")
+    add.add_argument("--contains", required=True, metavar="TEXT", help="a string of the passage that answers")
+    add.set_defaults(func=cmd_questions_add)
+    listing = actions.add_parser(
+        "list",
+        help="list the known questions, attached or unmatched",
+        description="Each known question with its document and whether the index's text still holds its "
+        "string (attached) or not (unmatched). Example: policyqa questions list --json",
+    )
+    listing.add_argument("--json", action="store_true", help="print the same JSON as GET /api/questions")
+    listing.set_defaults(func=cmd_questions_list)
+    remove = actions.add_parser(
+        "remove",
+        help="remove known questions and update the index",
+        description="Example: policyqa questions remove 3f2a9c01be",
+    )
+    remove.add_argument("ids", nargs="+", metavar="ID", help="a question's id (see `policyqa questions list`)")
+    remove.set_defaults(func=cmd_questions_remove)
+    for each in (add, listing, remove):
+        _folder_options(each)
+    for each in (add, remove):
+        _progress_option(each)
 
 
 def _search_command(sub: Commands) -> None:

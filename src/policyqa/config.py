@@ -32,6 +32,9 @@ class Settings:
     store_url: str = ""  # the store's server or cluster (without one: its data in the snapshot folder)
     store_api_key: str = ""
     delta_from: int = 20_000  # passages: from this size on, an update writes only what changed (snapshot/update.py)
+    feedback_lines: int = 5000  # readers' marks kept in <corpus>/.policyqa/feedback.jsonl (the oldest go first)
+    feedback_bytes: int = 2 * 1024 * 1024  # and the bytes that file may have
+    feedback_per_minute: int = 30  # marks one client may send a minute (429 past it)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -61,6 +64,9 @@ class Settings:
             store_url=env.get("POLICYQA_STORE_URL", ""),
             store_api_key=env.get("POLICYQA_STORE_API_KEY", ""),
             delta_from=int(env.get("POLICYQA_DELTA_FROM") or cls.delta_from),
+            feedback_lines=int(env.get("POLICYQA_FEEDBACK_LINES") or cls.feedback_lines),
+            feedback_bytes=int(env.get("POLICYQA_FEEDBACK_BYTES") or cls.feedback_bytes),
+            feedback_per_minute=int(env.get("POLICYQA_FEEDBACK_PER_MINUTE") or cls.feedback_per_minute),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 

@@ -58,6 +58,17 @@ class FilterError(QueryError):
         self.rule = rule
 
 
+class QuestionError(PolicyQAError):
+    """An operator's known question is refused (too short or long, a string its document does not hold,
+    already there); names the field and the rule it breaks."""
+
+    def __init__(self, field: str, rule: str, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+        self.status = status  # 409: the same question is already attached to that document
+
+
 class StoreError(PolicyQAError):
     """The vector store cannot be reached or answers with an error (a server down, a timeout); the message
     says which and why. Searches fail with it until the store is back."""

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from policyqa.api import docs, errors
 from policyqa.api.deps import AppState
 from policyqa.api.guard import MULTIPART_ALLOWANCE, BodyLimit, SecurityHeaders
-from policyqa.api.routes import documents, health, index, search
+from policyqa.api.routes import documents, feedback, health, index, questions, search
 from policyqa.config import Settings
 from policyqa.engine import Engine
 from policyqa.errors import PolicyQAError
@@ -100,6 +100,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.policyqa = state
+    app.state.feedback_limit = feedback.RateLimit(settings.feedback_per_minute)
 
     def body_limit(scope: Any) -> tuple[int, str]:
         """The bytes a request body may have, and the refusal naming the limit as configured."""
@@ -118,7 +119,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(SecurityHeaders)  # outermost: also on the 413s above and on every error
     errors.install(app)
-    for module in (health, search, documents, index):
+    for module in (health, search, documents, index, questions, feedback):
         app.include_router(module.router)
 
     # Every method, so that no /api path falls through to the page's static files (a 405 naming GET, HEAD).

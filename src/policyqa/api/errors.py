@@ -19,6 +19,7 @@ from policyqa.errors import (
     IndexMissingError,
     NotFoundError,
     QueryError,
+    QuestionError,
     StoreError,
     TooLargeError,
     UploadError,
@@ -36,6 +37,14 @@ class Denied(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Throttled(Exception):
+    """A client past its rate (429); `retry` is the seconds until it may send again."""
+
+    def __init__(self, message: str, retry: int) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 def error(
@@ -129,6 +138,16 @@ def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     return error(503, str(exc), {"Retry-After": "5"} if isinstance(exc, StoreError) else None)
 
 
+def _question(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QuestionError)
+    return error(exc.status, str(exc), field=exc.field, rule=exc.rule)
+
+
+def _throttled(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Throttled)
+    return error(429, str(exc), {"Retry-After": str(exc.retry)}, retry_after=exc.retry)
+
+
 def _denied(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Denied)
     return error(exc.code, str(exc), {"WWW-Authenticate": "Bearer"} if exc.code == 401 else None)
@@ -183,6 +202,8 @@ def install(app: FastAPI) -> None:
         (TooLargeError, _too_large),
         (UploadError, _refused),
         (NotFoundError, _not_found),
+        (QuestionError, _question),
+        (Throttled, _throttled),
     ]
     for kind, handler in handlers:
         app.add_exception_handler(kind, handler)

@@ -186,3 +186,88 @@ class IndexStatus(Out):
     snapshot: str | None
     documents: int
     chunks: int
+
+
+class QuestionBody(BaseModel):
+    q: str = Field(
+        ..., max_length=2000, description="The known question, 2-500 characters", examples=["稳岗补贴怎么申请？"]
+    )
+    doc_id: str | None = Field(None, pattern=r"^[0-9a-f]{12}$", description="its document (or `source`)")
+    source: str | None = Field(None, max_length=1000, description="its document's file (or `doc_id`)")
+    contains: str | None = Field(
+        None, max_length=4000, description="a string of the passage that answers, e.g. its answering sentence"
+    )
+    chunk_id: str | None = Field(
+        None, pattern=r"^[0-9a-f]{16}$", description="instead of doc_id and contains: a passage of a search result"
+    )
+
+    @field_validator("q", "contains", "source")
+    @classmethod
+    def valid_text(cls, text: str | None) -> str | None:
+        return None if text is None else valid_text(text)
+
+
+class KnownQuestion(Out):
+    id: str
+    q: str
+    source: str
+    contains: str
+    added: str = Field(description="UTC, ISO 8601")
+    doc_id: str | None = Field(description="its document in the served index (null: not indexed)")
+    status: str = Field(description="attached (the index's text holds its string) or unmatched")
+
+
+class KnownQuestions(Out):
+    questions: list[KnownQuestion]
+    snapshot: str | None
+    attached: int
+    unmatched: int
+
+
+class QuestionAdded(Accepted):
+    question: KnownQuestion
+
+
+class QuestionRemoved(Accepted):
+    removed: KnownQuestion
+
+
+class FeedbackBody(BaseModel):
+    q: str = Field(..., min_length=1, max_length=500, description="the question that was searched")
+    chunk_id: str = Field(..., pattern=r"^[0-9a-f]{16}$", description="the passage marked")
+    doc_id: str = Field(..., pattern=r"^[0-9a-f]{12}$", description="its document")
+    helpful: bool = Field(..., strict=True, description="true: 有帮助; false: 没帮助")
+    snapshot: str = Field("", max_length=100, description="the snapshot that answered (the page sends it)")
+
+    @field_validator("q")
+    @classmethod
+    def valid_text(cls, q: str) -> str:
+        return valid_text(q)
+
+
+class FeedbackMark(Out):
+    q: str
+    chunk_id: str
+    doc_id: str
+    helpful: bool
+    snapshot: str
+    time: str = Field(description="UTC, ISO 8601")
+    source: str | None = Field(None, description="the passage's file (null: not in the served index any more)")
+    passage: str | None = Field(None, description="the passage's first words")
+
+
+class FeedbackTally(Out):
+    chunk_id: str
+    doc_id: str
+    helpful: int
+    unhelpful: int
+
+
+class FeedbackRecorded(Out):
+    recorded: bool
+
+
+class FeedbackLog(Out):
+    marks: list[FeedbackMark] = Field(description="newest first")
+    passages: list[FeedbackTally] = Field(description="each marked passage with its counts, most helpful first")
+    total: int
