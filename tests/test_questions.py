@@ -303,3 +303,44 @@ def test_api_feedback_is_open_rate_limited_and_listed(client: TestClient, corpus
     assert log["total"] == 3 and [m["helpful"] for m in log["marks"]] == [True, False, True]
     assert log["passages"] == [{"chunk_id": hit["chunk_id"], "doc_id": hit["doc_id"], "helpful": 2, "unhelpful": 1}]
     assert feedback.path(corpus).is_file()
+
+
+def _done(client: TestClient, job: dict) -> dict:  # type: ignore[type-arg]
+    import time
+
+    for _ in range(300):
+        state = client.get(f"/api/index/jobs/{job['id']}").json()
+        if state["state"] in ("done", "failed", "cancelled"):
+            return state  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"job {job['id']} did not finish")
+
+
+def test_a_question_set_from_a_result_answers_it_next_time(client: TestClient) -> None:
+    """The whole loop: 设为常见问题 on a result queues an update that attaches the question to that passage,
+    and the same question then brings the passage first, saying which known question it matched."""
+    asked = "机房的PUE要控制在多少？"
+    hit = first_hit(client, "数据中心电能利用效率")
+    posted = client.post("/api/questions", json={"q": asked, "chunk_id": hit["chunk_id"]}, headers=ADMIN)
+    assert _done(client, posted.json()["job"])["state"] == "done"
+    top = client.get("/api/search", params={"q": asked, "k": 3}).json()["results"][0]
+    assert top["chunk_id"] == hit["chunk_id"] and top["matched_question"] == asked
+    removed = client.delete(f"/api/questions/{posted.json()['question']['id']}", headers=ADMIN)
+    assert _done(client, removed.json()["job"])["state"] == "done"
+    after = client.get("/api/search", params={"q": asked, "k": 3}).json()["results"]
+    assert all(r["matched_question"] is None for r in after)
+
+
+def test_a_hand_edit_of_the_questions_file_is_a_change_the_service_notices(corpus: Path, tmp_path: Path) -> None:
+    from policyqa.embed import HashEmbedder
+    from policyqa.engine import Engine
+
+    engine = Engine(corpus, tmp_path / "idx", HashEmbedder(64))
+    engine.ensure()
+    assert engine.poll() is None  # nothing moved
+    source = sorted(p.name for p in corpus.iterdir() if p.is_file())[0]
+    text = (corpus / source).read_text(encoding="utf-8")
+    line = text.strip().splitlines()[-1][:20]
+    questions.add(corpus, "手工加的问题？", Target("d", source, text), line)
+    job = engine.poll()
+    assert job is not None and job.reason == "the corpus folder changed"

@@ -21,6 +21,7 @@ from typing import Any
 
 from policyqa.embed import Embedder, load_embedder
 from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError, StoreError
+from policyqa.ingest import sidecar
 from policyqa.ingest.chunk import ChunkSettings
 from policyqa.ingest.limits import Limits
 from policyqa.ingest.watcher import WALK_EVERY, CorpusWatcher
@@ -72,8 +73,11 @@ class Job:
 
 
 def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    """What a change to the corpus folder changes: each file's path, size and modification time."""
-    return signature(file_stats(corpus_dir)) if corpus_dir.is_dir() else ()
+    """What a change to the corpus folder changes: each file's path, size and modification time, and the
+    operators' known questions (a hand edit of that file is a change too)."""
+    return (
+        signature(file_stats(corpus_dir)) + sidecar.stamp(corpus_dir, sidecar.QUESTIONS) if corpus_dir.is_dir() else ()
+    )
 
 
 def signature(stats: dict[str, list[int]]) -> tuple[tuple[str, int, int], ...]:
@@ -213,7 +217,9 @@ class Engine:
         with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
             stats = file_stats(self.corpus_dir) if self.corpus_dir.is_dir() else None
-            self._seen = signature(stats) if stats is not None else ()
+            self._seen = (
+                signature(stats) + sidecar.stamp(self.corpus_dir, sidecar.QUESTIONS) if stats is not None else ()
+            )
             if force:
                 self._vectors.clear()
             report = refresh(

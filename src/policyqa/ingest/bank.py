@@ -25,9 +25,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from policyqa.ingest import sidecar
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 SHIPPED = DATA / "stard-bank.jsonl"  # built from stard-train.jsonl by `python -m policyqa.learn`
-OPERATORS = Path(".policyqa") / "questions.jsonl"  # the operators' questions, relative to the corpus
+OPERATORS = Path(sidecar.FOLDER) / sidecar.QUESTIONS  # the operators' questions, relative to the corpus
 RULES = 1  # the attachment rules' version: a new one re-attaches the bank of every snapshot at the next build
 SHIPPED_ORIGIN = "stard"
 OPERATOR_ORIGIN = "operator"

@@ -14,7 +14,7 @@ from policyqa.errors import NotFoundError, QuestionError
 from policyqa.ingest import sidecar
 from policyqa.ingest.segment import normalize, split_sentences
 
-FILE = "questions.jsonl"
+FILE = sidecar.QUESTIONS
 LIST_QUESTIONS = "GET /api/questions"  # the CLI names its own command instead
 MIN_QUESTION, MAX_QUESTION = 2, 500
 MIN_CONTAINS, MAX_CONTAINS = 2, 2000  # a sentence or a passage of the document

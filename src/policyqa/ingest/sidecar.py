@@ -16,6 +16,7 @@ from typing import Any
 
 log = logging.getLogger("policyqa")
 FOLDER = ".policyqa"
+QUESTIONS = "questions.jsonl"  # the operators' known questions (ingest/questions.py writes, ingest/bank.py reads)
 
 
 def path(corpus_dir: Path, name: str) -> Path:
@@ -78,3 +79,13 @@ def rewrite(file: Path, lines: Iterable[str]) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def stamp(corpus_dir: Path, name: str) -> tuple[tuple[str, int, int], ...]:
+    """A sidecar file's (relative path, size, modification time), or nothing when it does not exist: what a
+    look for changes compares, beside the corpus's own files (which the corpus walk lists without this folder)."""
+    try:
+        st = path(corpus_dir, name).stat()
+    except OSError:
+        return ()
+    return ((f"{FOLDER}/{name}", st.st_size, st.st_mtime_ns),)
