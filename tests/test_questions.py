@@ -344,3 +344,25 @@ def test_a_hand_edit_of_the_questions_file_is_a_change_the_service_notices(corpu
     questions.add(corpus, "手工加的问题？", Target("d", source, text), line)
     job = engine.poll()
     assert job is not None and job.reason == "the corpus folder changed"
+
+
+TABLE = """园区产业集群名单
+
+序号\t集群名称\t建设单位
+1\t双碳经济创新型产业集群\t鼓楼园
+2\t软件及信息服务业创新型产业集群\t雨花台园
+"""
+
+
+def test_a_question_set_on_a_table_row_is_attached_to_that_row(corpus: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """A table row's passage reads 序号 1｜集群名称 …, the document's text 1<tab>…: the string a result's
+    question points at (the document's) still attaches it to that row."""
+    (corpus / "clusters.txt").write_text(TABLE, encoding="utf-8")
+    for client in app_client(corpus, tmp_path / "idx", embedder, admin_token="t"):  # type: ignore[arg-type]
+        hit = first_hit(client, "双碳经济创新型产业集群 鼓楼园")
+        assert hit["text"].startswith("序号 1｜集群名称")  # the row, as a passage shows it
+        asked = "鼓楼园建的是什么集群？"
+        posted = client.post("/api/questions", json={"q": asked, "chunk_id": hit["chunk_id"]}, headers=ADMIN)
+        assert _done(client, posted.json()["job"])["state"] == "done"
+        top = client.get("/api/search", params={"q": asked, "k": 3}).json()["results"][0]
+        assert top["chunk_id"] == hit["chunk_id"] and top["matched_question"] == asked
