@@ -366,3 +366,22 @@ def test_a_question_set_on_a_table_row_is_attached_to_that_row(corpus: Path, tmp
         assert _done(client, posted.json()["job"])["state"] == "done"
         top = client.get("/api/search", params={"q": asked, "k": 3}).json()["results"][0]
         assert top["chunk_id"] == hit["chunk_id"] and top["matched_question"] == asked
+
+
+def test_a_string_over_two_passages_is_refused_and_listed_unmatched(corpus: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """A build attaches a question to the passages that hold its string: one running over two rows attaches
+    to none, so it is refused with what to give instead, and a list does not call it attached."""
+    (corpus / "clusters.txt").write_text(TABLE, encoding="utf-8")
+    over = "鼓楼园 2 软件及信息服务业"  # the end of row 1 and the start of row 2
+    for client in app_client(corpus, tmp_path / "idx", embedder, admin_token="t"):  # type: ignore[arg-type]
+        body = {"q": "鼓楼园和雨花台园建什么？", "source": "clusters.txt", "contains": over}
+        got = client.post("/api/questions", json=body, headers=ADMIN)
+        assert got.status_code == 422 and got.json()["field"] == "contains", got.json()
+        assert "one passage" in got.json()["error"] and "两个段落" in got.json()["message"]
+        ok = {**body, "contains": "双碳经济创新型产业集群"}
+        assert client.post("/api/questions", json=ok, headers=ADMIN).status_code == 202
+        doc = next(d for d in client.get("/api/documents").json()["documents"] if d["source"] == "clusters.txt")
+        hand = Target(doc["doc_id"], "clusters.txt", TABLE)  # a line written by hand: not checked
+        questions.add(corpus, "两个园区建什么？", hand, over)
+        listed = {r["q"]: r["status"] for r in client.get("/api/questions", headers=ADMIN).json()["questions"]}
+        assert listed == {"鼓楼园和雨花台园建什么？": "attached", "两个园区建什么？": "unmatched"}

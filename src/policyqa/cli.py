@@ -176,15 +176,17 @@ def _question_targets(settings: Settings, wanted: set[str]) -> tuple[str, dict[s
     by file: read from its files, without the model."""
     from policyqa.ingest.questions import Target
     from policyqa.snapshot.index import catalogue
-    from policyqa.snapshot.layout import candidates, read_text
+    from policyqa.snapshot.layout import candidates, passage_spans, read_text
 
     name, docs = catalogue(settings.index_dir)
     folder = next(f for f in candidates(settings.index_dir)[0] if f.name == name)
+    docs = [d for d in docs if wanted & {d.source, d.doc_id}]
+    spans = passage_spans(folder, {d.doc_id for d in docs})
     found = {}
     for d in docs:
-        entry = read_text(folder, d.doc_id) if wanted & {d.source, d.doc_id} else None
+        entry = read_text(folder, d.doc_id)
         if entry is not None:
-            found[d.source] = Target(d.doc_id, d.source, str(entry["text"]))
+            found[d.source] = Target(d.doc_id, d.source, str(entry["text"]), spans.get(d.doc_id, ()))
     return name, found
 
 
