@@ -77,3 +77,12 @@ def test_the_contract_stays_in_the_readme():
     text = README.read_text(encoding="utf-8")
     gone = [s for s in CONTRACT if s not in text]
     assert not gone, f"README no longer shows: {gone}"
+
+
+def test_every_no_answer_reason_is_explained_in_the_api_docs():
+    from typing import get_args
+
+    from policyqa.search.confidence import Reason
+
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert [code for code in get_args(Reason) if f"`{code}`" not in api] == []
