@@ -30,7 +30,8 @@ from policyqa.ingest import sidecar
 DATA = Path(__file__).resolve().parents[1] / "data"
 SHIPPED = DATA / "stard-bank.jsonl"  # built from stard-train.jsonl by `python -m policyqa.learn`
 OPERATORS = Path(sidecar.FOLDER) / sidecar.QUESTIONS  # the operators' questions, relative to the corpus
-RULES = 1  # the attachment rules' version: a new one re-attaches the bank of every snapshot at the next build
+RULES = 2  # the attachment rules' version: a new one re-attaches the bank of every snapshot at the next build
+# (2: an operator's string is also looked for in the passage's span of the document, for table rows)
 SHIPPED_ORIGIN = "stard"
 OPERATOR_ORIGIN = "operator"
 
