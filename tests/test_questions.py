@@ -385,3 +385,13 @@ def test_a_string_over_two_passages_is_refused_and_listed_unmatched(corpus: Path
         questions.add(corpus, "两个园区建什么？", hand, over)
         listed = {r["q"]: r["status"] for r in client.get("/api/questions", headers=ADMIN).json()["questions"]}
         assert listed == {"鼓楼园和雨花台园建什么？": "attached", "两个园区建什么？": "unmatched"}
+
+
+def test_cli_list_without_an_index_says_to_build_it(corpus: Path, tmp_path: Path) -> None:
+    """Without an index every question reads unmatched: the list says that is the missing index, not the
+    questions, so nobody edits or removes good questions."""
+    text = (corpus / "measures.txt").read_text(encoding="utf-8")
+    questions.add(corpus, "新认定奖励多少？", Target("d", "measures.txt", text), "一次性奖励20万元")
+    listed = run("questions", "list", "--corpus", str(corpus), "--index", str(tmp_path / "none"))
+    assert listed.returncode == 0 and "unmatched" in listed.stdout
+    assert "policyqa build" in listed.stderr and listed.stderr.count("\n") == 1

@@ -222,7 +222,8 @@ def cmd_questions_list(args: argparse.Namespace) -> int:
     found = questions.read(settings.corpus_dir)
     try:
         snapshot, targets = _question_targets(settings, {q.source for q in found})
-    except IndexMissingError:  # listed all the same, each unmatched until an index holds its document
+    except IndexMissingError as exc:  # listed all the same, each unmatched until an index holds its document
+        print(f"policyqa: warning: {exc}; until then every question reads unmatched", file=sys.stderr)
         snapshot, targets = None, {}
     data = questions.report(found, targets, snapshot)
     if args.json:
