@@ -77,3 +77,22 @@ def test_the_contract_stays_in_the_readme():
     text = README.read_text(encoding="utf-8")
     gone = [s for s in CONTRACT if s not in text]
     assert not gone, f"README no longer shows: {gone}"
+
+
+def test_every_no_answer_reason_is_explained_in_the_api_docs():
+    from typing import get_args
+
+    from policyqa.search.confidence import Reason
+
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert [code for code in get_args(Reason) if f"`{code}`" not in api] == []
+
+
+def test_the_inspect_json_in_the_cli_docs_names_every_field(tmp_path: Path):
+    from policyqa.ingest.inspection import inspect_file
+
+    (tmp_path / "a.txt").write_text("通知\n\n第一条 为规范管理，制定本办法。\n", encoding="utf-8")
+    found = inspect_file(tmp_path / "a.txt").as_dict()
+    docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8").split("## inspect", 1)[1].split("\n## ", 1)[0]
+    fields = [*found, *found["passages"][0]]  # type: ignore[index]
+    assert [f for f in fields if f'"{f}"' not in docs] == []

@@ -344,3 +344,54 @@ def test_a_hand_edit_of_the_questions_file_is_a_change_the_service_notices(corpu
     questions.add(corpus, "手工加的问题？", Target("d", source, text), line)
     job = engine.poll()
     assert job is not None and job.reason == "the corpus folder changed"
+
+
+TABLE = """园区产业集群名单
+
+序号\t集群名称\t建设单位
+1\t双碳经济创新型产业集群\t鼓楼园
+2\t软件及信息服务业创新型产业集群\t雨花台园
+"""
+
+
+def test_a_question_set_on_a_table_row_is_attached_to_that_row(corpus: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """A table row's passage reads 序号 1｜集群名称 …, the document's text 1<tab>…: the string a result's
+    question points at (the document's) still attaches it to that row."""
+    (corpus / "clusters.txt").write_text(TABLE, encoding="utf-8")
+    for client in app_client(corpus, tmp_path / "idx", embedder, admin_token="t"):  # type: ignore[arg-type]
+        hit = first_hit(client, "双碳经济创新型产业集群 鼓楼园")
+        assert hit["text"].startswith("序号 1｜集群名称")  # the row, as a passage shows it
+        asked = "鼓楼园建的是什么集群？"
+        posted = client.post("/api/questions", json={"q": asked, "chunk_id": hit["chunk_id"]}, headers=ADMIN)
+        assert _done(client, posted.json()["job"])["state"] == "done"
+        top = client.get("/api/search", params={"q": asked, "k": 3}).json()["results"][0]
+        assert top["chunk_id"] == hit["chunk_id"] and top["matched_question"] == asked
+
+
+def test_a_string_over_two_passages_is_refused_and_listed_unmatched(corpus: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """A build attaches a question to the passages that hold its string: one running over two rows attaches
+    to none, so it is refused with what to give instead, and a list does not call it attached."""
+    (corpus / "clusters.txt").write_text(TABLE, encoding="utf-8")
+    over = "鼓楼园 2 软件及信息服务业"  # the end of row 1 and the start of row 2
+    for client in app_client(corpus, tmp_path / "idx", embedder, admin_token="t"):  # type: ignore[arg-type]
+        body = {"q": "鼓楼园和雨花台园建什么？", "source": "clusters.txt", "contains": over}
+        got = client.post("/api/questions", json=body, headers=ADMIN)
+        assert got.status_code == 422 and got.json()["field"] == "contains", got.json()
+        assert "one passage" in got.json()["error"] and "两个段落" in got.json()["message"]
+        ok = {**body, "contains": "双碳经济创新型产业集群"}
+        assert client.post("/api/questions", json=ok, headers=ADMIN).status_code == 202
+        doc = next(d for d in client.get("/api/documents").json()["documents"] if d["source"] == "clusters.txt")
+        hand = Target(doc["doc_id"], "clusters.txt", TABLE)  # a line written by hand: not checked
+        questions.add(corpus, "两个园区建什么？", hand, over)
+        listed = {r["q"]: r["status"] for r in client.get("/api/questions", headers=ADMIN).json()["questions"]}
+        assert listed == {"鼓楼园和雨花台园建什么？": "attached", "两个园区建什么？": "unmatched"}
+
+
+def test_cli_list_without_an_index_says_to_build_it(corpus: Path, tmp_path: Path) -> None:
+    """Without an index every question reads unmatched: the list says that is the missing index, not the
+    questions, so nobody edits or removes good questions."""
+    text = (corpus / "measures.txt").read_text(encoding="utf-8")
+    questions.add(corpus, "新认定奖励多少？", Target("d", "measures.txt", text), "一次性奖励20万元")
+    listed = run("questions", "list", "--corpus", str(corpus), "--index", str(tmp_path / "none"))
+    assert listed.returncode == 0 and "unmatched" in listed.stdout
+    assert "policyqa build" in listed.stderr and listed.stderr.count("\n") == 1

@@ -176,15 +176,17 @@ def _question_targets(settings: Settings, wanted: set[str]) -> tuple[str, dict[s
     by file: read from its files, without the model."""
     from policyqa.ingest.questions import Target
     from policyqa.snapshot.index import catalogue
-    from policyqa.snapshot.layout import candidates, read_text
+    from policyqa.snapshot.layout import candidates, passage_spans, read_text
 
     name, docs = catalogue(settings.index_dir)
     folder = next(f for f in candidates(settings.index_dir)[0] if f.name == name)
+    docs = [d for d in docs if wanted & {d.source, d.doc_id}]
+    spans = passage_spans(folder, {d.doc_id for d in docs})
     found = {}
     for d in docs:
-        entry = read_text(folder, d.doc_id) if wanted & {d.source, d.doc_id} else None
+        entry = read_text(folder, d.doc_id)
         if entry is not None:
-            found[d.source] = Target(d.doc_id, d.source, str(entry["text"]))
+            found[d.source] = Target(d.doc_id, d.source, str(entry["text"]), spans.get(d.doc_id, ()))
     return name, found
 
 
@@ -220,7 +222,8 @@ def cmd_questions_list(args: argparse.Namespace) -> int:
     found = questions.read(settings.corpus_dir)
     try:
         snapshot, targets = _question_targets(settings, {q.source for q in found})
-    except IndexMissingError:  # listed all the same, each unmatched until an index holds its document
+    except IndexMissingError as exc:  # listed all the same, each unmatched until an index holds its document
+        print(f"policyqa: warning: {exc}; until then every question reads unmatched", file=sys.stderr)
         snapshot, targets = None, {}
     data = questions.report(found, targets, snapshot)
     if args.json:

@@ -75,6 +75,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^the question is (\d+) characters long"), "问题应为 2-500 个字符（现为 {0} 个）。"),
     (re.compile(r"^contains is (\d+) characters long"), "原文片段应为 2-2000 个字符（现为 {0} 个）。"),
     (re.compile(r"^(.+?) does not contain "), "文档 {0} 中找不到这段原文，请从回答问题的段落中复制一句。"),
+    (
+        re.compile(r" runs over two passages of (.+?); "),
+        "这段原文跨越了文档 {0} 的两个段落，请给出一个段落之内的文字，例如回答问题的那句话。",
+    ),
     (re.compile(r"already a known question of (.+?) \(id"), "该问题已是文档 {0} 的常见问题。"),
     (re.compile(r"^no known question with id"), "找不到该常见问题，它可能已被删除。"),
     (re.compile(r"^give the document"), "请指定问题所属的文档（doc_id 或 source）。"),

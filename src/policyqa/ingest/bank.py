@@ -30,7 +30,8 @@ from policyqa.ingest import sidecar
 DATA = Path(__file__).resolve().parents[1] / "data"
 SHIPPED = DATA / "stard-bank.jsonl"  # built from stard-train.jsonl by `python -m policyqa.learn`
 OPERATORS = Path(sidecar.FOLDER) / sidecar.QUESTIONS  # the operators' questions, relative to the corpus
-RULES = 1  # the attachment rules' version: a new one re-attaches the bank of every snapshot at the next build
+RULES = 2  # the attachment rules' version: a new one re-attaches the bank of every snapshot at the next build
+# (2: an operator's string is also looked for in the passage's span of the document, for table rows)
 SHIPPED_ORIGIN = "stard"
 OPERATOR_ORIGIN = "operator"
 
@@ -161,6 +162,9 @@ class Passage:
     title: str
     section: str
     text: str
+    # The document's text at the passage: what an operator's string was checked against and copied from. It
+    # differs from `text` for a table row, which a passage reads as 序号 1｜名称 … and the document as 1<tab>….
+    span: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,9 +249,13 @@ def attach(bank: Sequence[Known], passages: Sequence[Passage]) -> Attached:
             rows.append(list(by_article.get((k.law, number), [])))
         else:
             needle = _squash(k.contains)
-            rows.append([n for n, p in enumerate(passages) if p.source == k.source and needle in _squash(p.text)])
+            rows.append([n for n, p in enumerate(passages) if p.source == k.source and _holds(p, needle)])
     unmatched = [k for k, r in zip(bank, rows, strict=True) if not r and k.origin == OPERATOR_ORIGIN]
     return Attached(rows, unmatched)
+
+
+def _holds(passage: Passage, needle: str) -> bool:
+    return needle in _squash(passage.text) or needle in _squash(passage.span)
 
 
 def wanted(bank: Sequence[Known]) -> Callable[[str, str], bool]:

@@ -110,7 +110,10 @@ def inspect_document(doc: Document, settings: ChunkSettings | None = None) -> In
 
 def with_questions(found: Inspection, bank: Sequence[Known]) -> Inspection:
     """The inspection with the known questions of `bank` that a build attaches to each passage."""
-    got = attach(bank, [Passage(p.source, p.title, p.section, p.text) for p in found.passages])
+    got = attach(
+        bank,
+        [Passage(p.source, p.title, p.section, p.text, found.document.text[p.start : p.end]) for p in found.passages],
+    )
     per: list[list[str]] = [[] for _ in found.passages]
     for k, rows in zip(bank, got.rows, strict=True):
         for r in rows:

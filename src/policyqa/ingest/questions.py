@@ -41,6 +41,13 @@ class Target:
     doc_id: str
     source: str
     text: str
+    # Each passage's (start, end) in `text`: a build attaches a question to the passages that hold its string,
+    # so a string running over two of them attaches to none. () when not known: the whole text is looked at.
+    passages: tuple[tuple[int, int], ...] = ()
+
+    def haystacks(self) -> list[str]:
+        """The normalised texts a question's string must lie in: each passage's, or the whole text."""
+        return [normalize(self.text[a:b]) for a, b in self.passages] or [normalize(self.text)]
 
 
 def path(corpus_dir: Path) -> Path:
@@ -77,6 +84,14 @@ def checked(q: str, target: Target, contains: str) -> Question:
             "contains",
             "a string of the document's text",
             f"{target.source} does not contain {contains[:40]!r}; copy a sentence of the passage that answers",
+        )
+    wanted = normalize(contains)
+    if not any(wanted in h for h in target.haystacks()):
+        raise QuestionError(
+            "contains",
+            "a string of one passage of the document",
+            f"{contains[:40]!r} runs over two passages of {target.source}; give a string inside one passage, "
+            "e.g. the sentence that answers",
         )
     added = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return Question(question_id(q, target.source), q, target.source, contains, added)
@@ -122,16 +137,16 @@ def read_from(rows: list[dict[str, object]]) -> list[Question]:
 
 def listed(found: list[Question], targets: dict[str, Target]) -> list[dict[str, str | None]]:
     """Each question with its document in the index (`targets`: source -> Target, null when not indexed) and
-    its status: attached when the index's text of that document still holds its string (what a refresh
+    its status: attached when a passage of that document in the index still holds its string (what a refresh
     attaches), else unmatched."""
     rows: list[dict[str, str | None]] = []
-    normal: dict[str, str] = {}  # each document's text normalised once, however many questions it has
+    normal: dict[str, list[str]] = {}  # each document's passages normalised once, however many questions it has
     for question in found:
         target = targets.get(question.source)
         if target is not None and question.source not in normal:
-            normal[question.source] = normalize(target.text)
+            normal[question.source] = target.haystacks()
         wanted = normalize(question.contains)
-        matched = target is not None and bool(wanted) and wanted in normal[question.source]
+        matched = target is not None and bool(wanted) and any(wanted in h for h in normal[question.source])
         status = "attached" if matched else "unmatched"
         rows.append({**question.as_dict(), "doc_id": target.doc_id if target else None, "status": status})
     return rows

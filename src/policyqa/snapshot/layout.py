@@ -228,6 +228,17 @@ def read_texts(folder: Path, skip: frozenset[str] = frozenset()) -> list[dict[st
     return texts
 
 
+def passage_spans(folder: Path, doc_ids: set[str]) -> dict[str, tuple[tuple[int, int], ...]]:
+    """Where each passage of these documents sits in its document's text, in reading order (a snapshot of
+    segments: in the segment that answers for the document)."""
+    found: dict[str, list[tuple[int, int]]] = {}
+    for _, sub, deleted in segments(folder, load_meta(folder)) if doc_ids else ():
+        for c in read_chunks(sub):
+            if c.doc_id in doc_ids and c.doc_id not in deleted:
+                found.setdefault(c.doc_id, []).append((c.start, c.end))
+    return {d: tuple(sorted(s)) for d, s in found.items()}
+
+
 def read_text(folder: Path, doc_id: str, meta: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """One document's entry in a snapshot's texts.jsonl (None: not there, or a snapshot from before); in a
     snapshot of segments, in the segment that answers for the document."""

@@ -24,7 +24,15 @@ from policyqa.ingest.bank import Known, Passage, attach, bank_state, corpus_bank
 from policyqa.ingest.segment import Segmenter, normalize_query
 from policyqa.models import Chunk
 from policyqa.snapshot.documents import snapshot_documents
-from policyqa.snapshot.layout import QUESTION_VECTORS, QUESTIONS, current_snapshot, read_chunks, read_rows, segments
+from policyqa.snapshot.layout import (
+    QUESTION_VECTORS,
+    QUESTIONS,
+    current_snapshot,
+    read_chunks,
+    read_rows,
+    read_text,
+    segments,
+)
 from policyqa.store.lexical import BM25
 
 
@@ -63,7 +71,10 @@ def attach_questions(folder: Path, meta: dict[str, Any], corpus: Path, embedder:
     records the bank's state in `meta`. Vectors of questions the served snapshot holds are reused."""
     bank = corpus_bank(corpus)
     chunks = bank_passages(folder, meta, bank)
-    attached = attach(bank, [Passage(c.source, c.title, c.section, c.text) for c in chunks])
+    spans = _spans(folder, meta, chunks, {k.source for k in bank if not k.law})
+    attached = attach(
+        bank, [Passage(c.source, c.title, c.section, c.text, s) for c, s in zip(chunks, spans, strict=True)]
+    )
     kept = [(k, [chunks[n].chunk_id for n in rows]) for k, rows in zip(bank, attached.rows, strict=True)]
     kept = [(k, ids) for k, ids in kept if ids or k in attached.unmatched]
     before = _previous_vectors(index_dir, embedder)
@@ -77,6 +88,19 @@ def attach_questions(folder: Path, meta: dict[str, Any], corpus: Path, embedder:
             fh.write(json.dumps({**k.as_dict(), "chunks": list(dict.fromkeys(ids))}, ensure_ascii=False) + "\n")
     np.save(folder / QUESTION_VECTORS, vectors)
     meta["questions"] = state(corpus)
+
+
+def _spans(folder: Path, meta: dict[str, Any], chunks: list[Chunk], sources: set[str]) -> list[str]:
+    """Each passage's span of its document's text, for the documents operators' questions name ("" for the
+    others): the text their strings were checked against, which a table row's passage reads otherwise."""
+    texts: dict[str, str] = {}
+    out = []
+    for c in chunks:
+        if c.source in sources and c.doc_id not in texts:
+            entry = read_text(folder, c.doc_id, meta)
+            texts[c.doc_id] = str(entry["text"]) if entry is not None else ""
+        out.append(texts[c.doc_id][c.start : c.end] if c.source in sources else "")
+    return out
 
 
 def _previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:

@@ -26,14 +26,25 @@ def targets(eng: Engine, sources: set[str] | None = None) -> dict[str, Target]:
     ix = eng.index
     if ix is None:
         return {}
-    found = {}
+    texts = {}
     for d in ix.documents.values():
         if d.doc_id in eng.hidden or (sources is not None and d.source not in sources):
             continue
         entry = ix.text(d.doc_id)
         if entry is not None:
-            found[d.source] = Target(d.doc_id, d.source, str(entry["text"]))
-    return found
+            texts[d.source] = (d.doc_id, str(entry["text"]))
+    spans = passage_spans(eng, {doc_id for doc_id, _ in texts.values()})
+    return {source: Target(d, source, text, spans.get(d, ())) for source, (d, text) in texts.items()}
+
+
+def passage_spans(eng: Engine, doc_ids: set[str]) -> dict[str, tuple[tuple[int, int], ...]]:
+    """Where each passage of these documents sits in its text, in reading order."""
+    ix = eng.index
+    found: dict[str, list[tuple[int, int]]] = {}
+    for c in ix.chunks if ix is not None and doc_ids else ():
+        if c.doc_id in doc_ids:
+            found.setdefault(c.doc_id, []).append((c.start, c.end))
+    return {d: tuple(sorted(s)) for d, s in found.items()}
 
 
 def listing(eng: Engine, corpus: Path) -> dict[str, Any]:
@@ -74,7 +85,7 @@ def resolve(eng: Engine, body: QuestionBody) -> tuple[Target, str]:
         if span is None:
             raise QuestionError("contains", "contains or chunk_id", "give the passage: contains or chunk_id")
         contains = questions.answering(body.q, text[span[0] : span[1]])
-    return Target(doc_id, info.source, text), contains
+    return Target(doc_id, info.source, text, passage_spans(eng, {doc_id}).get(doc_id, ())), contains
 
 
 @router.post(
