@@ -255,7 +255,12 @@ def test_an_operators_question_brings_its_passage_first_and_a_paraphrase_into_th
     (corpus / SEED.name).write_bytes(SEED.read_bytes())
     answer = "多方拓展企业融资渠道"  # the operator's answer: without it, rank 4 and 4, and not in the top 5
     asked = "刚起步的科技公司能找谁要钱？"
-    operators_file(corpus, {"id": "t1", "q": asked, "source": SEED.name, "contains": answer})
+    row = "双碳经济创新型产业集群"  # a table row: 鼓楼园's cluster
+    operators_file(
+        corpus,
+        {"id": "t1", "q": asked, "source": SEED.name, "contains": answer},
+        {"id": "t2", "q": "哪个园区建设双碳经济集群？", "source": SEED.name, "contains": row},
+    )
     embedder = load_embedder(DEFAULT_MODEL, bundle.default_cache_root())
     refresh(corpus, tmp_path / "idx", embedder)
     ix = index.load(tmp_path / "idx", embedder)
@@ -271,8 +276,13 @@ def test_an_operators_question_brings_its_passage_first_and_a_paraphrase_into_th
     for paraphrase in ("新成立的科技企业怎么拿到投资", "创业公司缺钱可以找谁"):
         found = rank(paraphrase)
         assert found is not None and found <= 3, paraphrase
-    # a question of something else keeps its own answer
+    # a question of something else keeps its own answer, also one of the same shape about another park
     assert "国家级创新型产业集群2个" in search(ix, embedder, "南京有几个国家级创新型产业集群？", k=1).hits[0].chunk.text
+    assert "鼓楼园" in search(ix, embedder, "鼓楼园在建设什么集群？", k=1).hits[0].chunk.text
+    others = (("六合园建设哪个产业集群？", "六合园"), ("集成电路创新型产业集群的建设单位是哪里？", "江北新区"))
+    for other, park in others:
+        first = search(ix, embedder, other, k=1).hits[0]
+        assert park in first.chunk.text and first.matched_question is None, other
 
 
 def test_inspect_shows_the_questions_a_build_attaches_to_each_passage(

@@ -9,7 +9,11 @@ question is near (policy notices: best cosine ~0.88; legal questions ~0.93 with 
 vote cost first places on questions whose article no known question cites: off by default.
 
 An operator's question is a stronger signal: its passages gain `operator` times clip((cos - c0) / (c1 - c0))
-of its cosine with the question, so the same question asked again brings them first.
+of its cosine with the question, so the same question asked again brings them first. Questions of the same
+shape about another park or programme are as close to it (cosine 0.90-0.92) as a paraphrase, so the gain
+also needs the question's specific words: the idf-weighted share of them that the known question or the
+passage holds, clip((share - s0) / (s1 - s0)); 六合园建设哪个产业集群？ does not borrow the answer of a known
+question about 鼓楼园's row.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policyqa.ingest.bank import OPERATOR_ORIGIN, Known
+from policyqa.ingest.bank import OPERATOR_ORIGIN
+from policyqa.ingest.segment import normalize
 from policyqa.search import wording
 from policyqa.snapshot.index import Index
 from policyqa.store.base import Scope
@@ -35,6 +40,7 @@ class KnownParams:
     tau_lexical: float = 0.1  # softmax temperature, BM25 / best BM25 units
     gate: tuple[float, float] = (0.89, 0.92)  # best known-question cosine: no vote below c0, whole above c1
     operator_gate: tuple[float, float] = (0.87, 0.95)  # an operator's question: nothing below c0, whole above c1
+    operator_words: tuple[float, float] = (0.6, 0.9)  # ... and of the question's words it or the passage holds
     extra: int = 10  # passages of this many top voters per leg join the candidates
 
 
@@ -105,30 +111,38 @@ def votes(index: Index, qvec: np.ndarray, words: list[str], params: KnownParams,
         for p, (share, j) in best.items():
             if p not in matched or share * weight > matched[p][0]:
                 matched[p] = (share * weight, j)
-    _operators(known.known, rows, cos, params, scores, extra, matched)
+    _operators(index, words, rows, cos, params, (scores, extra, matched))
     if not scores:
         return NONE
     return Votes(scores, list(dict.fromkeys(extra)), {p: known.known[j].q for p, (_, j) in matched.items()})
 
 
 def _operators(
-    known: Sequence[Known],
+    index: Index,
+    words: list[str],
     rows: Sequence[Sequence[int]],
     cos: np.ndarray,
     params: KnownParams,
-    scores: dict[int, float],
-    extra: list[int],
-    matched: dict[int, tuple[float, int]],
+    out: tuple[dict[int, float], list[int], dict[int, tuple[float, int]]],
 ) -> None:
     """An operator's question near the question adds to its passages, and they join the candidates."""
     if not params.operator:
         return
-    for j, k in enumerate(known):
+    scores, extra, matched = out
+    weights = {w: index.lexical.idf(w) for w in dict.fromkeys(words)}
+    total = sum(weights.values())
+    for j, k in enumerate(index.known.known):
         near = _clip(float(cos[j]), params.operator_gate) if k.origin == OPERATOR_ORIGIN else 0.0
         if not near or not rows[j]:
             continue
+        asked = normalize(k.q)
         for p in rows[j]:
-            scores[p] = scores.get(p, 0.0) + params.operator * near
-            if p not in matched or params.operator * near >= matched[p][0]:
-                matched[p] = (params.operator * near, j)
-        extra += rows[j]
+            held = asked + "\n" + normalize(index.chunks[p].context)
+            share = sum(v for w, v in weights.items() if w in held) / total if total else 1.0
+            gain = params.operator * near * _clip(share, params.operator_words)
+            if not gain:
+                continue
+            scores[p] = scores.get(p, 0.0) + gain
+            if p not in matched or gain >= matched[p][0]:
+                matched[p] = (gain, j)
+            extra.append(p)
