@@ -90,3 +90,12 @@ def test_an_operator_makes_known_questions_and_removes_them(notice_corpus: Path,
     rows.filter(has_text=ASKED).locator("button.delete").click()
     expect(rows).to_have_count(1)
     expect(page.locator("#admin-message")).to_contain_text("已删除常见问题")
+
+    # asked again once an update has attached it: the card says which known question brought the passage up
+    card = page.locator("#results li.result").first
+    for _ in range(50):
+        search(page, srv.url, "每家企业最高补贴多少？")
+        if card.locator(".matched-question").count():
+            break
+        page.wait_for_timeout(200)
+    expect(card.locator(".matched-question")).to_have_text("常见问题：每家企业最高补贴多少？")

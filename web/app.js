@@ -192,6 +192,8 @@ function renderHit(hit, sure, label) {
   meta.appendChild(el("span", "source", "来源：" + hit.source));
   if (hit.section) meta.appendChild(el("span", "section", "章节：" + hit.section));
   li.appendChild(meta);
+  // the known question (an operator's, or a shipped legal one) that brought this passage up
+  if (hit.matched_question) li.appendChild(el("div", "matched-question", "常见问题：" + hit.matched_question));
   const m = hit.metadata;
   if (m && (m.title || metaFacts(m).length)) {
     const doc = el("div", "doc");
