@@ -327,7 +327,7 @@ class Engine:
                 if job.cancel:
                     raise Cancelled(job.cancel)
 
-            requeue = False
+            requeue = cancelled = False
             try:
                 defer = None if job.large or job.kind == "rebuild" else LARGE_JOB
                 report = self.update(force=job.kind == "rebuild", progress=progress, defer_over=defer)
@@ -341,7 +341,7 @@ class Engine:
             except Cancelled as exc:
                 requeue = str(exc) == "preempted"
                 job.yielded += requeue
-                job.state = "queued" if requeue else "cancelled"
+                cancelled = not requeue
                 log.info("index %s %s: %s", job.kind, job.id, exc)
             except PolicyQAError as exc:
                 job.state, job.error = "failed", str(exc)
@@ -352,10 +352,15 @@ class Engine:
                 self.last_error = job.error
                 log.exception("index %s failed", job.kind)
             with self._jobs_lock:
-                self._queue.remove(job)
+                # the state changes only under the lock: a job seen as "queued" outside it could be cancelled
+                # (taken out of the queue) by another thread between here and its removal
+                if job in self._queue:
+                    self._queue.remove(job)
                 if requeue:
+                    job.state = "queued"
                     self._queue.append(job)
                 else:
+                    job.state = "cancelled" if cancelled else job.state
                     job.finished = time.time()
                 self._jobs_lock.notify_all()
 
