@@ -116,13 +116,17 @@ def test_the_cli_says_it_before_the_passages_and_marks_no_answer(
 
 
 def test_the_model_reads_laws_figures_and_its_own_encoder() -> None:
+    from types import SimpleNamespace
+
     from policyqa.embed import HashEmbedder
     from policyqa.search.noanswer import asked_units, default_model, named_absent, offtopic_questions
 
     heads = ["中华人民共和国著作权法 著作权法 第一条", "广州市长期护理保险试行办法"]
-    assert named_absent("发明专利权受《专利法》保护多少年？", heads) == ["专利法"]
-    assert named_absent("《著作权法》保护哪些作品？", heads) == []
-    assert named_absent("有什么办法可以少交税？", heads) == []  # 办法 as "a way", not a regulation
+    docs = {str(i): SimpleNamespace(text=SimpleNamespace(head=h)) for i, h in enumerate(heads)}
+    index = SimpleNamespace(identities=SimpleNamespace(docs=docs))
+    assert named_absent("发明专利权受《专利法》保护多少年？", index) == ["专利法"]  # type: ignore[arg-type]
+    assert named_absent("《著作权法》保护哪些作品？", index) == []  # type: ignore[arg-type]
+    assert named_absent("有什么办法可以少交税？", index) == []  # type: ignore[arg-type]  # 办法 as "a way", not a regulation
     money = asked_units("补贴多少钱？")
     assert money is not None and money.search("每人补贴500元") and not money.search("按规定给予补贴")
     assert asked_units("什么是职务作品？") is None

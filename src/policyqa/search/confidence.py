@@ -184,8 +184,7 @@ def _model_reason(
     if ev.conflicts:
         return None, None
     if signals["named_absent"]:
-        heads = [identity.text.head for identity in index.identities.docs.values()]
-        return "not_covered", f"资料库中没有{_quoted(f'《{n}》' for n in named_absent(ev.question, heads))}"
+        return "not_covered", f"资料库中没有{_quoted(f'《{n}》' for n in named_absent(ev.question, index))}"
     if signals["chat_hinge_top"] > 0:
         return "off_topic", REASONS["off_topic"]
     if gone:

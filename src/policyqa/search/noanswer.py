@@ -114,15 +114,15 @@ _NOT_LAW = re.compile(
 )
 
 
-def named_absent(question: str, heads: list[str]) -> list[str]:
+def named_absent(question: str, index: Index) -> list[str]:
     """Laws, regulations and quoted programmes the question names that no document's identity (title, file
-    name, opening lines) names."""
-    out = []
-    for quoted, bare in _NAMED.findall(normalize(question)):
-        name = (quoted or bare).removeprefix("中华人民共和国")
-        if name and not _NOT_LAW.search(name) and not any(name in h for h in heads):
-            out.append(name)
-    return out
+    name, opening lines) names. The identities are read only when the question names one: most do not."""
+    names = [(quoted or bare).removeprefix("中华人民共和国") for quoted, bare in _NAMED.findall(normalize(question))]
+    names = [name for name in names if name and not _NOT_LAW.search(name)]
+    if not names:
+        return []
+    heads = [identity.text.head for identity in index.identities.docs.values()]
+    return [name for name in names if not any(name in h for h in heads)]
 
 
 _N = r"[一二三四五六七八九十百千万两]"
@@ -179,7 +179,6 @@ def features(
     )
     units = asked_units(ev.question)
     passage = normalize(ev.top.chunk.text) if ev.top else ""
-    heads = [identity.text.head for identity in index.identities.docs.values()]
     chat = float((offtopic_vectors(embedder) @ ev.qvec).max())
     return {
         "coverage": coverage,
@@ -188,7 +187,7 @@ def features(
         "dense_top": dense_top,
         "legs_same_doc": float(same_doc),
         "qty_miss_passage": float(units is not None and units.search(passage) is None),
-        "named_absent": float(bool(named_absent(ev.question, heads))),
+        "named_absent": float(bool(named_absent(ev.question, index))),
         "chat_hinge_top": max(0.0, chat - dense_top),
         "match": ev.match,
     }
