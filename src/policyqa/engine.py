@@ -73,11 +73,14 @@ class Job:
 
 
 def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    """What a change to the corpus folder changes: each file's path, size and modification time, and the
-    operators' known questions (a hand edit of that file is a change too)."""
-    return (
-        signature(file_stats(corpus_dir)) + sidecar.stamp(corpus_dir, sidecar.QUESTIONS) if corpus_dir.is_dir() else ()
-    )
+    """What a change to the corpus folder changes (a walk of the folder; see seen_signature)."""
+    return seen_signature(corpus_dir, file_stats(corpus_dir)) if corpus_dir.is_dir() else ()
+
+
+def seen_signature(corpus_dir: Path, stats: dict[str, list[int]]) -> tuple[tuple[str, int, int], ...]:
+    """Each file's path, size and modification time as a walk found them, and the operators' known questions
+    (a hand edit of that file is a change too)."""
+    return signature(stats) + sidecar.stamp(corpus_dir, sidecar.QUESTIONS)
 
 
 def signature(stats: dict[str, list[int]]) -> tuple[tuple[str, int, int], ...]:
@@ -217,9 +220,7 @@ class Engine:
         with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
             stats = file_stats(self.corpus_dir) if self.corpus_dir.is_dir() else None
-            self._seen = (
-                signature(stats) + sidecar.stamp(self.corpus_dir, sidecar.QUESTIONS) if stats is not None else ()
-            )
+            self._seen = seen_signature(self.corpus_dir, stats) if stats is not None else ()
             if force:
                 self._vectors.clear()
             report = refresh(
