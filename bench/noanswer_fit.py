@@ -68,6 +68,12 @@ OLD_NEAR = {
 }
 
 
+def document_group(name: str) -> str:
+    """The fold group of a question: its document, NCPPolicies files by their `ncp-<id>` (the repository keeps
+    only that part of their names)."""
+    return "doc:" + ("-".join(name.split("-")[:2]) if name.startswith("ncp-") else name)
+
+
 def harvest(qa: list[Path], index_dir: Path) -> list[dict[str, Any]]:
     """Each question's label, fold group and the decision's features, from the product's search."""
     embedder = load_embedder(ENCODER, Settings.from_env().model_dir)
@@ -83,13 +89,11 @@ def harvest(qa: list[Path], index_dir: Path) -> list[dict[str, Any]]:
                 continue
             answerable = bool(item["must"])
             if answerable:
-                source = item["source"]
-                group = "doc:" + "-".join(source.split("-")[:2]) if source.startswith("ncp-") else f"doc:{source}"
+                group = document_group(item["source"])
             elif item.get("kind") == "chitchat":
                 group, chat = f"chitchat-{chat // 4}", chat + 1
-            else:  # the nearest document, by the file name's first two parts (ncp-<id>, gz-广州市…)
-                near = item.get("near") or OLD_NEAR.get(item["q"], item["q"])
-                group = "doc:" + "-".join(near.split("-")[:2]) if near.startswith("ncp-") else f"doc:{near}"
+            else:
+                group = document_group(item.get("near") or OLD_NEAR.get(item["q"], item["q"]))
             rows.append({"q": item["q"], "answerable": answerable, "group": group, "features": signals})
     return rows
 
