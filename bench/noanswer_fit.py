@@ -94,7 +94,8 @@ def harvest(qa: list[Path], index_dir: Path) -> list[dict[str, Any]]:
                 group, chat = f"chitchat-{chat // 4}", chat + 1
             else:
                 group = document_group(item.get("near") or OLD_NEAR.get(item["q"], item["q"]))
-            rows.append({"q": item["q"], "answerable": answerable, "group": group, "features": signals})
+            kind = item.get("kind") or ("answerable" if answerable else "the dev set's own")
+            rows.append({"q": item["q"], "answerable": answerable, "group": group, "kind": kind, "features": signals})
     return rows
 
 
@@ -194,6 +195,9 @@ def main() -> None:
     raw, b = fit(X, y)
     print(f"dev, cross-validated, each fold's own threshold: {scores(oof >= nested, y)}")
     print(f"dev, cross-validated, at the shipped threshold {threshold:.4f}: {scores(oof >= threshold, y)}")
+    for kind in sorted({r["kind"] for r in rows if not r["answerable"]}):
+        of = np.array([r["kind"] == kind for r in rows])
+        print(f"  {kind}: flagged {int((oof[of] >= nested[of]).sum())} of {int(of.sum())} (each fold's threshold)")
     print(f"  the folds' thresholds: {sorted({round(float(t), 4) for t in nested})}")
     for held in args.held:
         qa, index = held.split("=", 1)
