@@ -178,15 +178,29 @@ def ensure_index(index: Path, corpus: Path) -> None:
         subprocess.run(cmd, check=True, env={**os.environ, "POLICYQA_MODEL": ENCODER})
 
 
+def dev_rows(index: Path, cache: Path | None) -> list[dict[str, Any]]:
+    """The dev questions' labels and features, from the cache when given and present."""
+    if cache is not None and cache.exists():
+        rows: list[dict[str, Any]] = json.loads(cache.read_text(encoding="utf-8"))
+        return rows
+    ensure_index(index, DEVSET / "docs")
+    rows = harvest([DEVSET / "qa.jsonl", OURS], index)
+    if cache is not None:
+        cache.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", type=Path, required=True, help="the dev index (built when missing)")
     ap.add_argument("--held", action="append", default=[], help="QA=INDEX: a held-out set scored, not fitted")
     ap.add_argument("--check", action="store_true", help="compare with the shipped file instead of writing it")
+    ap.add_argument("--rows", type=Path, help="the dev questions' features: read if it exists, else written")
+    ap.add_argument("--features", help="comma-separated features to try instead of FEATURES (nothing is written)")
     args = ap.parse_args()
-    ensure_index(args.index, DEVSET / "docs")
-    rows = harvest([DEVSET / "qa.jsonl", OURS], args.index)
-    X = np.array([[r["features"][f] for f in FEATURES] for r in rows])
+    names = tuple(args.features.split(",")) if args.features else FEATURES
+    rows = dev_rows(args.index, args.rows)
+    X = np.array([[r["features"][f] for f in names] for r in rows])
     y = np.array([0.0 if r["answerable"] else 1.0 for r in rows])
     oof, nested = crossval(X, y, [r["group"] for r in rows])
     # The threshold each outer fold chose on its own training folds, their median: one pooled choice over
@@ -202,9 +216,11 @@ def main() -> None:
     for held in args.held:
         qa, index = held.split("=", 1)
         hr = harvest([Path(qa)], Path(index))
-        hx = np.array([[r["features"][f] for f in FEATURES] for r in hr])
+        hx = np.array([[r["features"][f] for f in names] for r in hr])
         hy = np.array([0.0 if r["answerable"] else 1.0 for r in hr])
         print(f"{qa} (Chinese questions, held out): {scores(prob(hx, raw, b) >= threshold, hy)}")
+    if args.features:
+        return
     model = {"encoder": ENCODER, "features": list(FEATURES), "weights": [round(float(w), 10) for w in raw]}
     model |= {"intercept": round(b, 10), "threshold": round(threshold, 10)}
     text = json.dumps(model, indent=1) + "\n"

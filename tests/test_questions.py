@@ -287,6 +287,14 @@ def test_api_refusals_say_what_to_do(client: TestClient, body: dict, status: int
     assert data["error"] and data["message"] and data.get("field") == field
 
 
+def test_api_feedback_refuses_a_passage_the_index_does_not_hold(client: TestClient, corpus: Path) -> None:
+    hit = first_hit(client, "人才公寓")
+    mark = {"q": "人才公寓", "chunk_id": "0123456789abcdef", "doc_id": hit["doc_id"], "helpful": True}
+    unknown = client.post("/api/feedback", json=mark)
+    assert unknown.status_code == 404 and "重新搜索" in unknown.json()["message"]
+    assert not feedback.marks(corpus)
+
+
 def test_api_feedback_is_open_rate_limited_and_listed(client: TestClient, corpus: Path) -> None:
     hit = first_hit(client, "人才公寓")
     mark = {"q": "人才公寓", "chunk_id": hit["chunk_id"], "doc_id": hit["doc_id"], "helpful": True, "snapshot": "s"}

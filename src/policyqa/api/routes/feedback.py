@@ -16,6 +16,7 @@ from policyqa.api.deps import Admin, State
 from policyqa.api.errors import Throttled
 from policyqa.api.schemas import FeedbackBody, FeedbackLog, FeedbackRecorded
 from policyqa.engine import Engine
+from policyqa.errors import NotFoundError
 from policyqa.ingest import feedback
 
 router = APIRouter()
@@ -56,6 +57,12 @@ def limiter(request: Request) -> RateLimit:
 @router.post("/api/feedback", status_code=201, summary="Mark a result helpful or not", response_model=FeedbackRecorded)
 async def mark(request: Request, state: State, body: FeedbackBody) -> dict[str, Any]:
     limiter(request).check(request.client.host if request.client else "")
+    ix = state.engine.index if state.engine is not None else None
+    if ix is not None and not any(c.chunk_id == body.chunk_id for c in ix.chunks):
+        raise NotFoundError(
+            f"no passage {body.chunk_id} in the index (the document may have changed since the search): "
+            "search again and mark the new result"
+        )
     settings = state.settings
     found = feedback.Mark.new(body.q, body.chunk_id, body.doc_id, body.helpful, body.snapshot)
     await run_in_threadpool(
