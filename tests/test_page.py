@@ -30,6 +30,13 @@ SHANGHAI = timezone(timedelta(hours=8))
 DOCS = 5  # measures.txt, notice.txt, the seed, 规划.pdf, sub/datacenter.md
 CONTROLS = ["#q", "#k", "#search-form button[type=submit]", "#filters summary", "#admin summary", ".example"]
 FILTERS = ["#f-doc .choice", "#f-folder", "#f-issuer", "#f-after", "#f-before", "label.check", "#f-clear"]
+# How much wider the question box is than its example question, in its own font.
+PLACEHOLDER_ROOM = """q => {
+  const style = getComputedStyle(q), pen = document.createElement("canvas").getContext("2d");
+  pen.font = style.font;
+  const inner = q.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return inner - pen.measureText(q.placeholder).width;
+}"""
 ADMIN = ["#token", "#token-form button[type=submit]", "#token-clear", ".file-pick", "#upload-form button", "#rebuild"]
 
 
@@ -124,13 +131,18 @@ def save_token(page: Any, token: str) -> None:
     page.click("#token-form button[type=submit]")
 
 
-def test_every_control_fits_and_can_be_tapped(site: Server, tab: Any) -> None:
+@pytest.mark.parametrize("width", [360, PHONE, DESKTOP])
+def test_every_control_fits_and_can_be_tapped(site: Server, opened: Any, width: int) -> None:
+    tab = opened(width)
     tab.goto(site.url + "/")
     expect(tab.locator("#footer")).to_contain_text(f"已索引 {DOCS} 份文件")
     fits(tab)
     usable(tab, CONTROLS)
     submit = tab.locator("#search-form button[type=submit]").bounding_box()
     assert submit is not None and submit["height"] < 60  # 搜索 on one line, not 搜 over 索
+    room = tab.locator("#q").evaluate(PLACEHOLDER_ROOM)
+    assert room >= 0, f"the example question is cut ({room:.0f} px)"
+    shoot(tab, "start")
     ask(tab, "高淳园的产业引导基金规模多大？")
     shoot(tab, "results")
     fits(tab)
@@ -148,7 +160,7 @@ def test_every_control_fits_and_can_be_tapped(site: Server, tab: Any) -> None:
     usable(tab, ["#documents tbody tr button.delete"])
     # on a phone each document is a card, each value under its column's label; on a desktop a table row
     display = row.evaluate("r => getComputedStyle(r).display")
-    assert display == ("block" if tab.width == PHONE else "table-row")
+    assert display == ("block" if tab.width < 600 else "table-row")
     assert row.locator("td.doc-source").get_attribute("data-label") == "文件"
     shoot(tab, "admin")
 
