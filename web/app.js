@@ -416,8 +416,11 @@ function sayIndexed(h, docs) {
 // snapshot it serves has not changed (a deletion hides a document before the update that drops it).
 async function follow(force) {
   const h = await health();
-  if (!h) { $("footer").textContent = "无法连接服务，正在重试…"; return false; }
-  if (h.status !== "ok") { $("footer").textContent = h.message || "服务正在启动，请稍候…"; return false; }
+  if (!h || h.status !== "ok") {
+    $("footer").textContent = !h ? "无法连接服务，正在重试…" : h.message || "服务正在启动，请稍候…";
+    shown = null;  // the footer now says why: filled again as soon as the service serves
+    return false;
+  }
   snapshot = h.snapshot;
   if (!force && h.snapshot === shown) return true;
   try {
