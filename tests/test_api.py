@@ -112,6 +112,8 @@ def test_page_and_docs_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and "政策问答" in page.text
     assert client.get("/app.js").status_code == 200
     assert client.get("/docs").status_code == 200
+    icon = client.get("/favicon.ico")  # browsers ask for it of every page
+    assert icon.status_code == 200 and icon.content.startswith(b"\x00\x00\x01\x00")  # an ICO file
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from policyqa.snapshot import index, layout
 from policyqa.snapshot.refresh import refresh
 
-from .conftest import app_client
+from .conftest import SEED, app_client
+from .test_formats import make_pdf
 
 
 @pytest.fixture
@@ -78,3 +79,44 @@ def test_a_document_that_fails_to_parse_keeps_its_text(corpus: Path, tmp_path: P
     kept = next(d for d in ix.documents.values() if d.source == "sub/datacenter.md")
     entry = ix.text(kept.doc_id)
     assert entry is not None and "电能利用效率" in entry["text"]
+
+
+def test_a_pdf_says_where_each_page_starts(corpus: Path, tmp_path: Path, embedder) -> None:
+    (corpus / "规划.pdf").write_bytes(make_pdf(3))
+    for client in app_client(corpus, tmp_path / "idx", embedder):
+        docs = {d["source"]: d["doc_id"] for d in client.get("/api/documents").json()["documents"]}
+        doc = client.get(f"/api/documents/{docs['规划.pdf']}/text").json()
+        assert [p["page"] for p in doc["pages"]] == [1, 2, 3]
+        text, starts = doc["text"], [p["start"] for p in doc["pages"]]
+        assert starts == sorted(starts) and "1亿元" in text[starts[1] : starts[2]] and "1亿元" not in text[: starts[1]]
+        talent = next(p for p in doc["passages"] if "1亿元" in text[p["start"] : p["end"]])
+        assert talent["page"] == 2 and starts[1] <= talent["start"] < starts[2]
+        plain = client.get(f"/api/documents/{docs['measures.txt']}/text").json()
+        assert plain["pages"] == []  # no pages outside PDFs
+
+
+def test_a_snapshot_without_page_starts_takes_them_from_its_passages() -> None:
+    from policyqa.api.routes.documents import page_starts
+
+    passages = [{"page": 1, "start": 0}, {"page": 1, "start": 40}, {"page": 2, "start": 90}, {"page": 3, "start": 150}]
+    assert page_starts({"text": "…"}, passages) == [
+        {"page": 1, "start": 0},
+        {"page": 2, "start": 90},
+        {"page": 3, "start": 150},
+    ]
+    assert page_starts({"pages": [[1, 0], [2, 85]]}, passages) == [{"page": 1, "start": 0}, {"page": 2, "start": 85}]
+
+
+def test_a_table_header_row_is_no_heading_of_the_outline() -> None:
+    """The seed's list of clusters opens with 序号 集群名称 建设单位 备注: column labels, not a section."""
+    from policyqa.ingest.chunk import chunk_document
+    from policyqa.ingest.loaders import parse
+    from policyqa.snapshot.steps import text_entry
+
+    doc = parse(SEED.read_bytes(), SEED.name)
+    titles = [title for _, title, _ in text_entry(doc)["outline"]]
+    assert titles and not any("序号" in t for t in titles)
+    header = next(b for b in doc.blocks if b.text.startswith("序号"))
+    assert header.kind == "table_header"
+    rows = [c for c in chunk_document(doc) if c.kind == "table_row"]
+    assert rows and all("集群名称" in c.text for c in rows)  # the rows still carry the column labels

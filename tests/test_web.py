@@ -128,6 +128,7 @@ def test_admin_uploads_a_document_and_finds_it(corpus: Path, server_factory, pag
     page.wait_for_selector("#documents tbody tr")
     page.fill("#token", TOKEN)
     page.click("#token-form button[type=submit]")
+    expect(page.locator("#token-state")).to_contain_text("令牌有效")
     assert page.evaluate("sessionStorage.getItem('policyqa-admin-token')") == TOKEN
     content = "海洋经济发展规划\n\n一、发展目标\n到2030年，海洋生产总值达到1.5万亿元。\n".encode()
     page.set_input_files("#file", files=[{"name": "海洋规划.txt", "mimeType": "text/plain", "buffer": content}])
@@ -154,6 +155,7 @@ def test_wrong_token_is_reported(corpus: Path, server_factory, page: Any) -> Non
     page.click("#admin summary")
     page.fill("#token", "wrong")
     page.click("#token-form button[type=submit]")
+    expect(page.locator("#token-state")).to_contain_text("令牌无效")
     page.set_input_files("#file", files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": "测试".encode()}])
     page.click("#upload-form button[type=submit]")
     expect(page.locator("#admin-message")).to_contain_text("401", timeout=30_000)
@@ -218,7 +220,7 @@ def test_filters_grouping_and_chinese_errors(corpus: Path, server_factory, page:
     srv = server_factory(corpus)
     page.goto(srv.url + "/")
     page.click("#filters summary")
-    expect(page.locator("#f-doc option")).to_have_count(3)
+    expect(page.locator("#f-doc .choice")).to_have_count(3)
     assert page.locator("#f-folder option", has_text="sub").count() == 1
     page.fill("#f-issuer", "人力资源局")
     page.fill("#q", "补贴")
@@ -275,7 +277,7 @@ def test_markup_in_metadata_outline_and_text_never_runs(corpus: Path, server_fac
     assert "onerror" in page.locator("#reader-outline").inner_text()
     assert "onerror=alert(1)>局" in page.locator("#reader-meta").inner_text()
     page.click("#filters summary")
-    assert page.locator("#f-doc option", has_text="<img").count() == 1
+    assert page.locator("#f-doc .choice", has_text="<img").count() == 1
     assert page.locator("#reader img, #reader script, #results img, #results script, #filters img").count() == 0
     page.click("#admin summary")
     page.wait_for_selector("#documents tbody tr")

@@ -10,6 +10,8 @@ function el(tag, className, text) {
   return node;
 }
 
+function cell(className, text) { return el("td", className, text); }
+
 // Append `text` to `parent`, wrapping each occurrence of the matched terms in <mark class="term">.
 function appendWithTerms(parent, text, terms) {
   const wanted = terms.filter((t) => t && t.length > 1).sort((a, b) => b.length - a.length);
@@ -64,7 +66,28 @@ function citation(hit, sure) {
   const head = title + (m.doc_number ? "（" + m.doc_number + "）" : "");
   const a = sure ? hit.answer_start || 0 : 0, b = sure ? hit.answer_end || 0 : 0;
   const quote = b > a ? hit.text.slice(a, b) : hit.text;
-  return [head, hit.section].filter(Boolean).join(" › ") + "：" + quote.trim();
+  return [head, hit.section, pageName(hit.page)].filter(Boolean).join(" › ") + "：" + quote.trim();
+}
+
+// 第N页 for a passage of a PDF; "" for formats without pages (page 0).
+function pageName(page) {
+  return page ? "第" + page + "页" : "";
+}
+
+// How closely a passage matches, in words, against the best passage of the same search: the fused score
+// (kept by the API) means nothing to a reader.
+function strength(score, best) {
+  const ratio = best > 0 ? score / best : 0;
+  if (ratio >= 0.85) return ["strong", "匹配度 高"];
+  if (ratio >= 0.6) return ["fair", "匹配度 中"];
+  return ["weak", "匹配度 低"];
+}
+
+// An ISO time of the API (UTC) in the reader's own time zone, written the zh-CN way.
+function localTime(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return iso;
+  return when.toLocaleString("zh-CN", { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false });
 }
 
 async function copyText(text) {
@@ -106,6 +129,7 @@ function actions(hit, sure) {
 
 let lastQuery = "";  // the question the results answer
 let snapshot = "";  // the snapshot serving them (from /api/health), sent with each mark
+let bestScore = 0;  // the first result's score: the others' 匹配度 is said against it
 
 function button(className, text) {
   const b = el("button", className, text);
@@ -188,9 +212,13 @@ function renderHit(hit, sure, label) {
   const li = el("li", "result");
   const meta = el("div", "meta");
   meta.appendChild(el("span", "rank", label || ("#" + hit.rank)));
-  meta.appendChild(el("span", "score", "得分 " + Number(hit.score).toFixed(4)));
+  const [grade, said] = strength(Number(hit.score), bestScore);
+  const score = el("span", "score " + grade, said);
+  score.title = "与本次最相关的结果相比";
+  meta.appendChild(score);
   meta.appendChild(el("span", "source", "来源：" + hit.source));
   if (hit.section) meta.appendChild(el("span", "section", "章节：" + hit.section));
+  if (hit.page) meta.appendChild(el("span", "page-no", pageName(hit.page)));
   li.appendChild(meta);
   // the known question (an operator's, or a shipped legal one) that brought this passage up
   if (hit.matched_question) li.appendChild(el("div", "matched-question", "常见问题：" + hit.matched_question));
@@ -214,12 +242,30 @@ function renderHit(hit, sure, label) {
   return li;
 }
 
+// A date as people write it in Chinese (2020-01-01, 2020/1/1, 2020.1.1, 2020年1月1日) as the API's 2020-01-01;
+// "" when the field is empty, null when it is no date.
+function isoDate(text) {
+  const t = text.trim();
+  if (!t) return "";
+  const m = t.match(/^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$/);
+  if (!m) return null;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return null;
+  return m[1] + "-" + String(mo).padStart(2, "0") + "-" + String(d).padStart(2, "0");
+}
+
+// The filters as query parameters; throws the sentence to show when a date cannot be read.
 function filterParams() {
   const params = [];
-  for (const option of $("f-doc").selectedOptions) params.push(["doc_id", option.value]);
-  const fields = { folder: "f-folder", issuer: "f-issuer", after: "f-after", before: "f-before" };
-  for (const [name, id] of Object.entries(fields)) {
+  for (const box of $("f-doc").querySelectorAll("input:checked")) params.push(["doc_id", box.value]);
+  for (const [name, id] of [["folder", "f-folder"], ["issuer", "f-issuer"]]) {
     const value = $(id).value.trim();
+    if (value) params.push([name, value]);
+  }
+  for (const [name, id] of [["after", "f-after"], ["before", "f-before"]]) {
+    const value = isoDate($(id).value);
+    if (value === null) throw new Error("日期“" + $(id).value.trim() + "”无法识别，请写作 2020-01-01 或 2020年1月1日。");
     if (value) params.push([name, value]);
   }
   if ($("f-group").checked) params.push(["group", "true"]);
@@ -248,9 +294,17 @@ async function runSearch(q, k) {
   status.className = "";
   status.textContent = "搜索中…";
   list.replaceChildren();
-  const filtered = filterParams().some(([name]) => name !== "group");
+  let filters;
   try {
-    const resp = await fetch("/api/search?" + new URLSearchParams([["q", q], ["k", k], ...filterParams()]));
+    filters = filterParams();
+  } catch (err) {
+    status.className = "warn";
+    status.textContent = err.message;
+    return;
+  }
+  const filtered = filters.some(([name]) => name !== "group");
+  try {
+    const resp = await fetch("/api/search?" + new URLSearchParams([["q", q], ["k", k], ...filters]));
     const data = await resp.json();
     if (!resp.ok) {
       status.className = "warn";
@@ -264,6 +318,7 @@ async function runSearch(q, k) {
     }
     const sure = data.confident !== false;
     lastQuery = data.query || q;
+    bestScore = Number(data.results[0].score);
     status.replaceChildren(...summary(data, sure, filtered));
     for (const hit of data.results) list.appendChild(renderHit(hit, sure));
   } catch (err) {
@@ -287,40 +342,104 @@ for (const button of document.querySelectorAll(".example")) {
   });
 }
 
+// 清除筛选 clears every filter and, when there is a question, searches it again without them.
 $("f-clear").addEventListener("click", () => {
-  for (const option of $("f-doc").options) option.selected = false;
+  for (const box of $("f-doc").querySelectorAll("input")) box.checked = false;
   for (const id of ["f-folder", "f-issuer", "f-after", "f-before"]) $(id).value = "";
   $("f-group").checked = false;
+  if ($("q").value.trim()) $("search-form").requestSubmit();
 });
 
-// Fill the filter choices from the documents of the index.
-async function loadFilterChoices() {
+// One chip of the 文档 filter: a checkbox and the document's title (its date), tapped on and off.
+function docChoice(d, checked) {
+  const m = d.metadata || {};
+  const chip = el("label", "choice");
+  const box = el("input");
+  box.type = "checkbox";
+  box.value = d.doc_id;
+  box.checked = checked;
+  chip.title = d.source;
+  chip.append(box, el("span", "", (m.title || d.title || d.source) + (m.date ? "（" + m.date + "）" : "")));
+  return chip;
+}
+
+// Fill the filter choices from the `docs` of the index, keeping what is chosen among those still there.
+function fillFilterChoices(docs) {
+  const box = $("f-doc"), folders = new Set(), issuers = new Set();
+  const chosen = new Set([...box.querySelectorAll("input:checked")].map((b) => b.value));
+  box.replaceChildren(...docs.map((d) => docChoice(d, chosen.has(d.doc_id))));
+  if (!docs.length) box.appendChild(el("span", "choices-empty", "索引中还没有文档。"));
+  for (const d of docs) {
+    const parts = d.source.split("/");
+    for (let i = 1; i < parts.length; i++) folders.add(parts.slice(0, i).join("/"));
+    if (d.metadata && d.metadata.issuer) issuers.add(d.metadata.issuer);
+  }
+  const folder = $("f-folder"), was = folder.value;
+  folder.replaceChildren(el("option", "", "全部文件夹"));
+  folder.firstChild.value = "";
+  for (const name of [...folders].sort()) {
+    const option = el("option", "", name);
+    option.value = name;
+    folder.appendChild(option);
+  }
+  folder.value = folders.has(was) ? was : "";
+  $("f-issuers").replaceChildren(...[...issuers].sort().map((name) => { const o = el("option"); o.value = name; return o; }));
+}
+
+// --- following the service: ready, and what it indexes ------------------------------------------
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let shown = null;  // the snapshot whose documents the filters, the footer and the admin list show
+
+// /api/health's answer (its 503 says why searches cannot be served yet), or null when the service is out of reach.
+async function health() {
+  try {
+    const resp = await fetch("/api/health");
+    return await resp.json();
+  } catch (err) {
+    return null;
+  }
+}
+
+// The footer: what is indexed, said for a reader (the model's id only as a tooltip for operators).
+function sayIndexed(h, docs) {
+  const chunks = docs.reduce((n, d) => n + (d.chunks || 0), 0);
+  const newest = docs.map((d) => d.indexed_at).filter(Boolean).sort().pop();
+  const parts = ["已索引 " + docs.length + " 份文件、" + chunks + " 个段落"];
+  if (newest) parts.push("最近更新 " + localTime(newest));
+  parts.push(String(h.model).startsWith("hash") ? "测试用检索（不用语义模型）" : "本机离线检索（语义模型与关键词）");
+  $("footer").textContent = parts.join(" · ");
+  $("footer").title = "模型：" + h.model + "；索引版本：" + h.snapshot;
+}
+
+// Bring the filters, the footer and (when open) the admin list up to the service; `force` also when the
+// snapshot it serves has not changed (a deletion hides a document before the update that drops it).
+async function follow(force) {
+  const h = await health();
+  if (!h || h.status !== "ok") {
+    $("footer").textContent = !h ? "无法连接服务，正在重试…" : h.message || "服务正在启动，请稍候…";
+    shown = null;  // the footer now says why: filled again as soon as the service serves
+    return false;
+  }
+  snapshot = h.snapshot;
+  if (!force && h.snapshot === shown) return true;
   try {
     const resp = await fetch("/api/documents");
-    if (!resp.ok) return;
-    const data = await resp.json();
-    const docs = $("f-doc"), folders = new Set(), issuers = new Set();
-    docs.replaceChildren();
-    for (const d of data.documents) {
-      const m = d.metadata || {};
-      const option = el("option", "", (m.title || d.title || d.source) + (m.date ? "（" + m.date + "）" : ""));
-      option.value = d.doc_id;
-      option.title = d.source;
-      docs.appendChild(option);
-      const parts = d.source.split("/");
-      for (let i = 1; i < parts.length; i++) folders.add(parts.slice(0, i).join("/"));
-      if (m.issuer) issuers.add(m.issuer);
-    }
-    const folder = $("f-folder");
-    folder.replaceChildren(el("option", "", "全部文件夹"));
-    folder.firstChild.value = "";
-    for (const name of [...folders].sort()) {
-      const option = el("option", "", name);
-      option.value = name;
-      folder.appendChild(option);
-    }
-    $("f-issuers").replaceChildren(...[...issuers].sort().map((name) => { const o = el("option"); o.value = name; return o; }));
-  } catch (err) { /* filters stay empty; searching still works */ }
+    if (!resp.ok) return false;
+    const docs = (await resp.json()).documents;
+    shown = h.snapshot;
+    fillFilterChoices(docs);
+    sayIndexed(h, docs);
+    if ($("admin").open) showDocuments(docs);
+  } catch (err) { return false; }  // tried again at the next look
+  return true;
+}
+
+// Until the service serves, look every second or so; then every 10 s for changes from elsewhere (files
+// dropped into the corpus folder, another operator), while the tab is in view.
+async function followService() {
+  for (let wait = 1000; !(await follow(false)); wait = Math.min(wait * 1.5, 5000)) await sleep(wait);
+  setInterval(() => { if (document.visibilityState === "visible") follow(false); }, 10000);
 }
 
 // --- 查看原文: the whole document, the passage highlighted, the outline navigable --------------
@@ -334,15 +453,19 @@ function closeReader() {
   if (readerFrom) readerFrom.focus();
 }
 
-// The text as nodes: an anchor before each heading of the outline, the passage [start, end) in <mark>.
-function renderText(article, text, outline, start, end) {
+// The text as nodes: an anchor before each heading of the outline, a 第N页 rule where each page of a PDF
+// begins, the passage [start, end) in <mark>.
+function renderText(article, text, outline, pages, start, end) {
   const cuts = new Set([0, text.length, start, end]);
   outline.forEach((o) => cuts.add(o.start));
+  pages.forEach((p) => cuts.add(p.start));
   const points = [...cuts].filter((x) => x >= 0 && x <= text.length).sort((a, b) => a - b);
   const heads = new Map(outline.map((o, i) => [o.start, i]));
+  const breaks = new Map(pages.map((p) => [p.start, p.page]));
   article.replaceChildren();
   for (let n = 0; n + 1 < points.length; n++) {
     const a = points[n], b = points[n + 1];
+    if (breaks.has(a)) article.appendChild(el("span", "page-break", pageName(breaks.get(a))));
     if (heads.has(a)) {
       const anchor = el("span", "anchor");
       anchor.id = "outline-" + heads.get(a);
@@ -365,6 +488,7 @@ async function openReader(hit) {
     const facts = metaFacts(m);
     if (m.adopted) facts.push(m.adopted + " 通过");
     for (const r of m.revised || []) facts.push(r + " 修正");
+    if (hit.page) facts.push("本段在" + pageName(hit.page));
     $("reader-meta").replaceChildren(...[...facts, "来源：" + doc.source].map((f) => el("span", "doc-fact", f)));
     $("reader-download").href = "/api/documents/" + encodeURIComponent(doc.doc_id) + "/original";
     $("reader-download").setAttribute("download", doc.source.split("/").pop());
@@ -379,7 +503,7 @@ async function openReader(hit) {
       list.appendChild(item);
     });
     $("reader-outline").hidden = doc.outline.length === 0;
-    renderText($("reader-text"), doc.text, doc.outline, hit.start, hit.end);
+    renderText($("reader-text"), doc.text, doc.outline, doc.pages || [], hit.start, hit.end);
     $("results").hidden = true;
     $("reader").hidden = false;
     // the reader's head in view, and the passage a third of the way down the text's own scroll box
@@ -396,13 +520,7 @@ async function openReader(hit) {
 $("reader-close").addEventListener("click", closeReader);
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeReader(); });
 
-fetch("/api/health").then((r) => r.json()).then((h) => {
-  if (h.snapshot) snapshot = h.snapshot;
-  if (h.status === "ok") $("footer").textContent = "已索引 " + h.documents + " 份文件、" + h.chunks + " 个段落 · 模型 " + h.model;
-  else if (h.message) $("footer").textContent = h.message;
-}).catch(() => {});
-
-loadFilterChoices();
+followService();
 
 const initial = new URLSearchParams(location.search).get("q");
 if (initial) { $("q").value = initial; runSearch(initial, $("k").value); }
@@ -429,36 +547,51 @@ function humanSize(bytes) {
   return (bytes / 1024 / 1024).toFixed(1) + " MB";
 }
 
+// Each cell of a list's rows labelled with its column's head: on a phone the rows are cards, a label a line.
+function labelCells(table) {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; else td.classList.add("row-actions"); });
+  }
+}
+
 async function loadDocuments() {
-  const body = $("documents").querySelector("tbody");
   try {
     const resp = await fetch("/api/documents");
     const data = await resp.json();
     if (!resp.ok) { adminMessage(failure(data, resp.status), true); return; }
-    body.replaceChildren();
-    for (const doc of data.documents) {
-      const tr = el("tr");
-      tr.dataset.docId = doc.doc_id;
-      tr.appendChild(el("td", "doc-source", doc.source));
-      tr.appendChild(el("td", "", doc.title));
-      const m = doc.metadata || {};
-      tr.appendChild(el("td", "doc-issuer", m.issuer || ""));
-      tr.appendChild(el("td", "doc-number", m.doc_number || ""));
-      tr.appendChild(el("td", "doc-date", m.date || ""));
-      tr.appendChild(el("td", "num", String(doc.chunks)));
-      tr.appendChild(el("td", "num", humanSize(doc.size)));
-      tr.appendChild(el("td", "", doc.indexed_at.replace("T", " ").replace("Z", " UTC")));
-      const cell = el("td");
-      const del = el("button", "delete", "删除");
-      del.type = "button";
-      del.addEventListener("click", () => removeDocument(doc));
-      cell.appendChild(del);
-      tr.appendChild(cell);
-      body.appendChild(tr);
-    }
+    showDocuments(data.documents);
+    fillFilterChoices(data.documents);
   } catch (err) {
     adminMessage("无法连接服务，请检查网络或稍后重试。", true);
   }
+}
+
+// The last cell of an admin row: its 删除 button, named for a screen reader by what it deletes.
+function deleteCell(name, remove) {
+  const del = button("delete", "删除");
+  del.setAttribute("aria-label", name);
+  del.addEventListener("click", remove);
+  const last = cell();
+  last.appendChild(del);
+  return last;
+}
+
+// The admin list of documents (its times in the reader's own time zone).
+function showDocuments(docs) {
+  const body = $("documents").querySelector("tbody");
+  body.replaceChildren();
+  for (const doc of docs) {
+    const tr = el("tr");
+    tr.dataset.docId = doc.doc_id;
+    const m = doc.metadata || {};
+    tr.append(cell("doc-source", doc.source), cell("", doc.title), cell("doc-issuer", m.issuer || ""));
+    tr.append(cell("doc-number", m.doc_number || ""), cell("doc-date", m.date || ""));
+    tr.append(cell("num", String(doc.chunks)), cell("num", humanSize(doc.size)), cell("when", localTime(doc.indexed_at)));
+    tr.appendChild(deleteCell("删除 " + doc.source, () => removeDocument(doc)));
+    body.appendChild(tr);
+  }
+  labelCells($("documents"));
 }
 
 function describeJob(job) {
@@ -477,10 +610,11 @@ async function watchJob(jobId) {
     if (!resp.ok) { adminMessage(failure(job, resp.status), true); return null; }
     $("index-status").textContent = describeJob(job);
     if (job.state === "done" || job.state === "failed" || job.state === "cancelled") {
+      await follow(true);  // the document list, the filters and the footer, as the index now stands
       await loadDocuments();
       return job;
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
 }
 
@@ -514,19 +648,62 @@ function upload(file) {
   });
 }
 
-$("token-form").addEventListener("submit", (ev) => {
+function tokenState(text, kind) {
+  $("token-state").className = kind || "";
+  $("token-state").textContent = text;
+}
+
+// Whether the service takes `given`, asked with the cheapest admin call (one reader's mark): "ok", "wrong",
+// "off" (the service has no admin token) or "unknown" (out of reach).
+async function tokenVerdict(given) {
+  try {
+    const resp = await fetch("/api/feedback?limit=1", { headers: { Authorization: "Bearer " + given } });
+    if (resp.ok) return "ok";
+    return { 401: "wrong", 403: "off" }[resp.status] || "unknown";
+  } catch (err) {
+    return "unknown";
+  }
+}
+
+const VERDICTS = {
+  ok: ["令牌有效，已保存在本标签页中。", "ok"],
+  wrong: ["令牌无效：服务拒绝了这个令牌，未保存，请检查后重新输入。", "bad"],
+  off: ["服务没有开启管理功能（未设置 POLICYQA_ADMIN_TOKEN），令牌未保存。", "bad"],
+  unknown: ["暂时无法验证令牌（服务无法连接），已先保存在本标签页中。", ""],
+};
+
+// Saved only when the service takes it (or cannot be asked now); the page says which.
+$("token-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
-  $("token").value = "";
-  adminMessage(token() ? "令牌已保存在本标签页中。" : "令牌已清除。");
+  const given = $("token").value.trim();
+  if (!given) { tokenState("请先填写令牌。", "bad"); return; }
+  tokenState("正在验证令牌…");
+  const verdict = await tokenVerdict(given);
+  if (verdict === "ok" || verdict === "unknown") {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    $("token").value = "";
+  } else {
+    sessionStorage.removeItem(TOKEN_KEY);
+  }
+  tokenState(...VERDICTS[verdict]);
   loadQuestions();
   loadFeedback();
 });
 
 $("token-clear").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
-  adminMessage("令牌已清除。");
+  $("token").value = "";
+  tokenState("令牌已清除。");
+  loadQuestions();
+  loadFeedback();
 });
+
+const NO_FILE = $("file-name").textContent;
+$("file").addEventListener("change", () => {
+  const file = $("file").files[0];
+  $("file-name").textContent = file ? file.name + "（" + humanSize(file.size) + "）" : NO_FILE;
+});
+$("upload-form").addEventListener("reset", () => { $("file-name").textContent = NO_FILE; });
 
 $("upload-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -558,9 +735,10 @@ async function adminDelete(ask, url, said, after) {
   await watchJob(data.job.id);
 }
 
+// The document leaves the lists at once (the service hides it), and the counts follow when the update is done.
 function removeDocument(doc) {
   const url = "/api/documents/" + encodeURIComponent(doc.doc_id);
-  return adminDelete("删除 " + doc.source + "？", url, (data) => "已删除 " + data.source + "。");
+  return adminDelete("删除 " + doc.source + "？", url, (data) => "已删除 " + data.source + "。", loadDocuments);
 }
 
 $("rebuild").addEventListener("click", async () => {
@@ -573,8 +751,6 @@ $("rebuild").addEventListener("click", async () => {
 });
 
 // --- known questions and readers' marks (admin) ----------------------------------------------------
-
-function cell(className, text) { return el("td", className, text); }
 
 // The admin list's answer, or null after saying in `where` why there is none (no token yet, or an error).
 async function adminGet(url, where) {
@@ -604,13 +780,10 @@ async function loadQuestions() {
     tr.dataset.id = q.id;
     tr.append(cell("known-q", q.q), cell("", q.source), cell("contains", q.contains));
     tr.appendChild(cell("known-status", q.status === "attached" ? "已关联" : "未匹配"));
-    const del = button("delete", "删除");
-    del.addEventListener("click", () => removeKnown(q));
-    const last = cell();
-    last.appendChild(del);
-    tr.appendChild(last);
+    tr.appendChild(deleteCell("删除常见问题 " + q.q, () => removeKnown(q)));
     body.appendChild(tr);
   }
+  labelCells($("questions"));
 }
 
 function removeKnown(q) {
@@ -631,7 +804,7 @@ async function loadFeedback() {
     const where = cell("mark-passage", m.passage || "（该段已不在索引中）");
     if (m.source) where.prepend(el("span", "mark-source", m.source + "："));
     tr.append(cell("mark-q", m.q), where, cell("mark-kind", m.helpful ? "有帮助" : "没帮助"));
-    tr.append(cell("num", c.helpful + " / " + c.unhelpful), cell("", m.time.replace("T", " ").replace("Z", " UTC")));
+    tr.append(cell("num", c.helpful + " / " + c.unhelpful), cell("when", localTime(m.time)));
     const last = cell();
     if (m.helpful) {
       const make = button("make-known", "设为常见问题");
@@ -649,6 +822,7 @@ async function loadFeedback() {
     tr.appendChild(last);
     body.appendChild(tr);
   }
+  labelCells($("feedback"));
 }
 
 $("admin").addEventListener("toggle", () => {

@@ -22,12 +22,12 @@ class Unit:
 
 @dataclass(frozen=True)
 class Block:
-    """A structural piece of a cleaned document: a paragraph, a heading or a table row.
+    """A structural piece of a cleaned document: a paragraph, a heading, a table's header row or a table row.
 
     `start`/`end` are character offsets into `Document.text`; `section` is the heading path above it.
     """
 
-    kind: str  # "paragraph" | "heading" | "table_row"
+    kind: str  # "paragraph" | "heading" | "table_header" | "table_row"
     text: str
     start: int
     end: int

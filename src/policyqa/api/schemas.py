@@ -131,6 +131,11 @@ class PassageSpan(Out):
     page: int
 
 
+class PageStart(Out):
+    page: int = Field(description="1-based page of the PDF")
+    start: int = Field(description="offset in `text` where the page's text begins")
+
+
 class DocumentText(Out):
     doc_id: str
     source: str
@@ -139,6 +144,7 @@ class DocumentText(Out):
     text: str
     outline: list[OutlineEntry]
     passages: list[PassageSpan]
+    pages: list[PageStart] = Field(description="where each page starts, for a PDF; empty for other formats")
 
 
 class Job(Out):

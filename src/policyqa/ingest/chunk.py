@@ -130,7 +130,7 @@ class _Chunker:
     def add(self, block: Block) -> None:
         if block.kind == "paragraph":
             self.paragraph(block)
-        elif block.kind == "heading":
+        elif block.kind in ("heading", "table_header"):
             self.close()
             self.headings.append(block)
         else:

@@ -81,7 +81,7 @@ def coverage(doc: Document, passages: list[Chunk] | tuple[Chunk, ...]) -> float:
         covered[p.start : p.end] = b"\x01" * (p.end - p.start)
     shown = "\n".join(_squash(p.text) for p in passages)
     for block in doc.blocks:
-        if block.kind == "heading" and not all(covered[block.start : block.end]):
+        if block.kind in ("heading", "table_header") and not all(covered[block.start : block.end]):
             cells = [_squash(c) for c in block.text.split("\t")]
             if all(c in shown for c in cells if c):
                 covered[block.start : block.end] = b"\x01" * (block.end - block.start)

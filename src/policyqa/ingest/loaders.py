@@ -299,8 +299,8 @@ def _header(rows: list[Unit]) -> tuple[int, list[str]]:
 
 def _table(writer: _Writer, sections: _Sections, rows: list[Unit], title: str) -> None:
     depth, labels = _header(rows)
-    for row in rows[:depth]:
-        writer.add(row.text, "heading", sections.path())
+    for row in rows[:depth]:  # column labels: they open no section and are no entry of the outline
+        writer.add(row.text, "table_header", sections.path(), page=row.page)
     for row in rows[depth:]:
         labelled = []
         for i, cell in enumerate(row.cells):

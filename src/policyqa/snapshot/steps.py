@@ -113,9 +113,14 @@ def doc_info(doc: Document, chunks: int, indexed_at: float) -> DocInfo:
 
 
 def text_entry(doc: Document) -> dict[str, Any]:
-    """What a reader of the whole document needs: its text and its headings as an outline."""
+    """What a reader of the whole document needs: its text, its headings as an outline and, for a PDF, where
+    each page starts ([page, offset], from the page of the first block on it)."""
     outline = [[len(b.section), b.text, b.start] for b in doc.blocks if b.kind == "heading" and b.section]
-    return {"doc_id": doc.doc_id, "source": doc.source, "text": doc.text, "outline": outline}
+    pages: list[list[int]] = []
+    for b in doc.blocks:
+        if b.page and (not pages or b.page > pages[-1][0]):
+            pages.append([b.page, b.start])
+    return {"doc_id": doc.doc_id, "source": doc.source, "text": doc.text, "outline": outline, "pages": pages}
 
 
 @dataclass(frozen=True)

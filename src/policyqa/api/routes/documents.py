@@ -62,7 +62,20 @@ def document_text(eng: ServingEngine, doc_id: DocId) -> dict[str, Any]:
         "text": entry["text"],
         "outline": outline,
         "passages": passages,
+        "pages": page_starts(entry, passages),
     }
+
+
+def page_starts(entry: dict[str, Any], passages: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """Where each page of a PDF starts: as the snapshot wrote it, or (a snapshot written before it kept them)
+    where the first passage of each page starts."""
+    if "pages" in entry:
+        return [{"page": p, "start": at} for p, at in entry["pages"]]
+    first: dict[int, int] = {}
+    for p in passages:
+        if p["page"] and p["page"] not in first:
+            first[p["page"]] = p["start"]
+    return [{"page": p, "start": at} for p, at in sorted(first.items())]
 
 
 @router.get("/api/documents/{doc_id}/original", summary="Download the document's original file")
