@@ -91,6 +91,7 @@ def mixed_pdf(scan: bytes) -> bytes:
     picture = ImageReader(io.BytesIO(scan))
     width, height = picture.getSize()
     page.drawImage(picture, 0, 842 - 595 * height / width, 595, 595 * height / width)
+    page.drawString(290, 30, "- 2 -")  # a page number in the text layer: a few characters on a scanned page
     page.showPage()
     page.save()
     return out.getvalue()
@@ -103,6 +104,18 @@ def test_a_pdf_mixing_text_and_a_scan_keeps_the_scanned_page() -> None:
     assert "企业凭券向服务机构支付费用" in squashed(doc.text)  # the scanned page, lost before
     assert [s.page for s in doc.scanned] == [2]
     assert next(b for b in doc.blocks if "凭券" in b.text).page == 2
+
+
+def test_build_progress_shows_the_pages_of_a_scan(capsys: pytest.CaptureFixture[str]) -> None:
+    from policyqa.cli import _Progress
+
+    shown = _Progress()
+    shown(0, 20, "pages")
+    shown(5, 20, "pages")
+    shown(40, 80)
+    err = capsys.readouterr().err
+    assert "reading scans by OCR" in err and "5/20 pages" in err and "pages/s" in err
+    assert err.rsplit("\r", 1)[-1].startswith("embedding") and "40/80 passages" in err
 
 
 def line(text: str, x0: float, y0: float, x1: float, height: float = 20) -> ocr.Line:

@@ -69,22 +69,33 @@ def _visible(page: Any, image: dict[str, Any]) -> float:
 
 
 def _read_scan(data: bytes, page: Any, number: int, name: str, budget: ocr.Budget) -> list[Unit]:
-    """A scanned page drawn to pixels (the longer side about ocr.LONG_SIDE) and read by OCR. Each image on
-    it is checked first: decoding an image bigger than the pixel limit would cost the memory it guards."""
-    import pypdfium2
-
+    """A scanned page drawn to pixels and read by OCR. Each image on it is checked first: decoding an image
+    bigger than the pixel limit would cost the memory the limit guards."""
     for image in page.images:
         width, height = image.get("srcsize") or (0, 0)
         budget.check_pixels(int(width), int(height), name, f"an image on page {number}")
-    scale = min(ocr.MAX_DPI / 72, ocr.LONG_SIDE / max(float(page.width), float(page.height), 1.0))
+    scale = draw_scale(float(page.width), float(page.height))
     budget.check_pixels(int(page.width * scale), int(page.height * scale), name, f"page {number}")
+    return ocr.read_page(draw_page(data, number, scale), number)
+
+
+def draw_scale(width: float, height: float) -> float:
+    """Pixels per point to draw a page at: its longer side about ocr.LONG_SIDE, at most ocr.MAX_DPI."""
+    return min(ocr.MAX_DPI / 72, ocr.LONG_SIDE / max(width, height, 1.0))
+
+
+def draw_page(data: bytes, number: int, scale: float | None = None) -> Any:
+    """Page `number` (1-based) of a PDF as a greyscale PIL image, at `scale` pixels per point (default:
+    draw_scale)."""
+    import pypdfium2
+
     document = pypdfium2.PdfDocument(data)
     try:
-        bitmap = document[number - 1].render(scale=scale, grayscale=True)
-        picture = bitmap.to_pil()
+        page = document[number - 1]
+        scale = scale or draw_scale(*page.get_size())
+        return page.render(scale=scale, grayscale=True).to_pil()
     finally:
         document.close()
-    return ocr.read_page(picture, number)
 
 
 def _join_pdf_lines(units: list[Unit]) -> list[Unit]:

@@ -127,7 +127,10 @@ def parse(data: bytes, source: str, limits: Limits | None = None, on_page: PageP
 def _death(code: int | None, limits: Limits) -> str:
     memory = f"{limits.memory_bytes // MIB} MiB"
     if code == -signal.SIGXCPU:
-        return f"parsing used more than {limits.seconds:g} s of CPU, the limit (POLICYQA_PARSE_SECONDS)"
+        return (
+            f"parsing used more than {limits.seconds:g} s of CPU, the limit (POLICYQA_PARSE_SECONDS; "
+            "for a file read by OCR, POLICYQA_OCR_SECONDS)"
+        )
     return (
         f"the parser died ({_signal_name(code)}), most likely over the memory limit of {memory} "
         "(POLICYQA_PARSE_MEMORY_BYTES); split the document"
@@ -231,7 +234,8 @@ def _budget(limits: Limits, out: IO[bytes], start: int) -> Budget:
         if done == 0:
             import resource
 
-            _cpu_limit(max(limits.seconds, limits.ocr_seconds))
+            # the engine runs a thread a core: CPU time adds up that much faster than the clock
+            _cpu_limit(max(limits.seconds, limits.ocr_seconds) * (os.cpu_count() or 1))
             ceiling = start + max(limits.memory_bytes, limits.ocr_memory_bytes)
             resource.setrlimit(resource.RLIMIT_AS, (ceiling, resource.RLIM_INFINITY))
         _write(out, ("progress", (done, total)))
