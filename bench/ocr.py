@@ -1,6 +1,6 @@
 """OCR measured without anyone typing ground truth: text-layer PDFs drawn to images, read back by OCR.
 
-    python bench/ocr.py [--dpi 150,300] [--pages N] [--docs N] [--qa] [--tesseract] [--model NAME] [--write]
+    python bench/ocr.py [--dpi 150,300] [--pages N] [--docs NAME] [--qa] [--tesseract] [--model NAME] [--write]
 
 The sources are the development set's budget PDFs (../shared/devset/docs/gov-*.pdf) and a law printed to PDF
 here (著作权法 from the same folder, set in WenQuanYi Micro Hei with reportlab). Each page is drawn at each dpi
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dpi", default="150,300", help="resolutions to scan at, e.g. 150,300")
     p.add_argument("--pages", type=int, help="pages of each document for the error rate (default: all)")
-    p.add_argument("--docs", type=int, help="only the first N documents (the budget PDFs by name, then the law)")
+    p.add_argument("--docs", help="only the documents whose file name holds this, e.g. law or 2024")
     p.add_argument("--qa", action="store_true", help="also hit@5 of the dev questions, originals against scans")
     p.add_argument("--tesseract", action="store_true", help="read the same pages with Tesseract chi_sim too")
     p.add_argument("--model", default="multilingual-e5-small", help="encoder for --qa (hash: quick check)")
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     dpis = [int(d) for d in args.dpi.split(",")]
     docs = sources()
-    docs = docs[: args.docs] if args.docs else docs
+    docs = [d for d in docs if args.docs in d.name] if args.docs else docs
     began = time.perf_counter()
     out = [
         "## OCR of scans",

@@ -75,7 +75,9 @@ def _engine() -> Any:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError as exc:  # pragma: no cover - a broken install
         raise DocumentError(f"the OCR engine is not installed ({exc}); install policyqa again (`make run`)") from exc
-    return RapidOCR()
+    # One thread: a dense page cost 25-28 s of CPU on one thread against 40 s on two (ONNX Runtime's threads
+    # spin while they wait), and a core stays free for searches while a scan is indexed.
+    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
 
 
 def read(image: Any) -> list[Line]:

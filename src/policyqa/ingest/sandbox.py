@@ -234,8 +234,7 @@ def _budget(limits: Limits, out: IO[bytes], start: int) -> Budget:
         if done == 0:
             import resource
 
-            # the engine runs a thread a core: CPU time adds up that much faster than the clock
-            _cpu_limit(max(limits.seconds, limits.ocr_seconds) * (os.cpu_count() or 1))
+            _cpu_limit(max(limits.seconds, limits.ocr_seconds))
             ceiling = start + max(limits.memory_bytes, limits.ocr_memory_bytes)
             resource.setrlimit(resource.RLIMIT_AS, (ceiling, resource.RLIM_INFINITY))
         _write(out, ("progress", (done, total)))
