@@ -32,7 +32,8 @@ class Limits:
     html_depth: int = 256  # nested elements
     nodes: int = 200_000  # HTML elements, or DOCX paragraphs and table cells
     ocr_pages: int = 100  # pages (or pictures) of one file read by OCR
-    ocr_seconds: float = 600.0  # wall-clock (and CPU) time for one file that is read by OCR
+    # wall-clock (and CPU) time for one file read by OCR: a dense page costs about 25-30 s of one core
+    ocr_seconds: float = 3600.0
     ocr_memory_bytes: int = 3072 * MIB  # address space while a file is read by OCR (models, ONNX Runtime)
     image_pixels: int = 50_000_000  # one picture, or one image inside a PDF page read by OCR
 
