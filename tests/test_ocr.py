@@ -73,6 +73,19 @@ def test_a_picture_is_read_in_the_sandbox_told_page_by_page_and_found(tmp_path: 
     assert hits and hits[0].chunk.source == "创新券.png" and "五万元" in hits[0].chunk.text
 
 
+def a4(scan: bytes) -> io.BytesIO:
+    """The picture at the top of a white sheet of A4 proportions, as a flatbed scanner gives it."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(scan)) as picture:
+        sheet = Image.new("L", (picture.width, round(picture.width * 842 / 595)), 255)
+        sheet.paste(picture, (0, 0))
+    out = io.BytesIO()
+    sheet.save(out, "PNG")
+    out.seek(0)
+    return out
+
+
 def mixed_pdf(scan: bytes) -> bytes:
     """Page 1 printed text, page 2 a scanned picture and no text at all."""
     from reportlab.lib.utils import ImageReader
@@ -88,9 +101,7 @@ def mixed_pdf(scan: bytes) -> bytes:
     page.setFont("STSong-Light", 12)
     page.drawString(72, 740, "一、各区科技部门要做好创新券的宣传和受理工作。")
     page.showPage()
-    picture = ImageReader(io.BytesIO(scan))
-    width, height = picture.getSize()
-    page.drawImage(picture, 0, 842 - 595 * height / width, 595, 595 * height / width)
+    page.drawImage(ImageReader(a4(scan)), 0, 0, 595, 842)  # a scanned sheet covers the whole page
     page.drawString(290, 30, "- 2 -")  # a page number in the text layer: a few characters on a scanned page
     page.showPage()
     page.save()
