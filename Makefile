@@ -6,6 +6,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # CPU build of torch; installed before anything that depends on torch, so no CUDA build is pulled in.
 TORCH ?= torch==2.13.0
+# The OCR engine, without its opencv-python requirement (the GUI build; pyproject.toml asks for the headless one).
+OCR ?= rapidocr-onnxruntime==1.4.4
 
 .PHONY: run test lint learn bench bench-quick clean
 
@@ -15,11 +17,13 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q --no-deps $(OCR)
 	$(BIN)/pip install -q -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q --no-deps $(OCR)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 

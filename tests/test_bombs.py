@@ -73,6 +73,36 @@ def many_pages_pdf(pages: int) -> bytes:
     ).encode()
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares `width` x `height` pixels and holds a few bytes of them: decoded, it would fill
+    width x height bytes."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])  # 8-bit grey
+    pixels = zlib.compress(b"\0" * (width + 1) * 16)  # the first 16 rows; the rest is missing
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def scanned_pdf(width: int, height: int) -> bytes:
+    """A PDF of one page that is one image of `width` x `height` pixels and no text: a scan to read by OCR."""
+    pixels = zlib.compress(b"\xff" * width * 16)
+    content = b"q 612 0 0 792 0 0 cm /Im0 Do Q"
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R"
+        b"/Resources<</XObject<</Im0 5 0 R>>>>>>endobj\n"
+        + f"4 0 obj<</Length {len(content)}>>stream\n".encode()
+        + content
+        + b"\nendstream endobj\n"
+        + f"5 0 obj<</Type/XObject/Subtype/Image/Width {width}/Height {height}/ColorSpace/DeviceGray"
+        f"/BitsPerComponent 8/Filter/FlateDecode/Length {len(pixels)}>>stream\n".encode()
+        + pixels
+        + b"\nendstream endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+
+
 def nested_html(depth: int) -> bytes:
     return b"<html><body>" + b"<div>" * depth + "深层".encode() + b"</div>" * depth + b"</body></html>"
 
@@ -88,8 +118,10 @@ BOMBS = {
     "pdf stream inflating to 300 MiB": (lambda: flate_pdf(300 * MIB), "POLICYQA_MAX_INFLATED_BYTES"),
     "pdf of 220,000 pages": (lambda: many_pages_pdf(220_000), "POLICYQA_MAX_PDF_PAGES"),
     "html nested 100,000 deep": (lambda: nested_html(100_000), "POLICYQA_MAX_HTML_DEPTH"),
+    "png of 30,000 x 30,000 pixels": (lambda: png_header(30_000, 30_000), "POLICYQA_MAX_IMAGE_PIXELS"),
+    "pdf scan of a 20,000 x 20,000 image": (lambda: scanned_pdf(20_000, 20_000), "POLICYQA_MAX_IMAGE_PIXELS"),
 }
-SUFFIX = {"docx": ".docx", "pdf ": ".pdf", "html": ".html"}
+SUFFIX = {"docx": ".docx", "pdf ": ".pdf", "html": ".html", "png ": ".png"}
 
 
 @pytest.mark.parametrize("name", list(BOMBS))
@@ -103,6 +135,18 @@ def test_bombs_are_refused_naming_the_limit_and_the_parent_stays_small(name: str
         corpus.add(tmp_path, source, data, 20 * MIB)
     assert peak_rss_mib() - before < 100  # the parse ran in the child
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_image_bomb_upload_is_a_422_naming_the_limit(corpus: Path, tmp_path: Path, embedder) -> None:
+    from .conftest import app_client
+
+    token = {"Authorization": "Bearer t"}
+    for client in app_client(corpus, tmp_path / "idx", embedder, admin_token="t"):
+        resp = client.post("/api/documents", files={"file": ("扫描件.png", png_header(30_000, 30_000))}, headers=token)
+        assert resp.status_code == 422, resp.text
+        body = resp.json()
+        assert "POLICYQA_MAX_IMAGE_PIXELS" in body["error"] and "30000 x 30000" in body["error"], body
+        assert "像素" in body["message"], body
 
 
 def test_a_parse_over_the_memory_limit_kills_only_the_child() -> None:

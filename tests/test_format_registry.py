@@ -23,7 +23,7 @@ from .conftest import ROOT
 BINARY = b"\x00\x01\x02" * 100
 
 
-def _odt(data: bytes, name: str) -> list[Unit]:
+def _odt(data: bytes, name: str, budget: object) -> list[Unit]:
     return [Unit(data.decode("utf-8").removeprefix("ODT!"))]
 
 
@@ -79,7 +79,7 @@ def test_every_format_is_named_wherever_formats_are_listed(tmp_path: Path) -> No
         text = " ".join(text.split())  # argparse wraps help lines
         for fmt in formats.FORMATS:
             assert fmt.extensions[0] in text, (where, fmt.name)
-    assert "text, HTML, Word (.docx) nor PDF" in _listings(tmp_path)["upload refused"]
+    assert "text, HTML, Word (.docx), PDF, PNG image nor JPEG image" in _listings(tmp_path)["upload refused"]
 
 
 def test_one_more_entry_shows_up_everywhere(with_odt: formats.Format, tmp_path: Path) -> None:
@@ -111,6 +111,8 @@ def test_the_page_offers_an_extension_of_every_format_and_no_other() -> None:
     ("data", "expected"),
     [
         (b"%PDF-1.7\n", ".pdf"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", ".png"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", ".jpg"),
         (b"PK\x03\x04" + b"\x00" * 30 + b"word/document.xml", ".docx"),
         (b"PK\x03\x04" + b"\x00" * 30 + b"xl/workbook.xml", None),  # an archive that is not Word
         (b"  <!DOCTYPE html><html><body>x</body></html>", ".html"),

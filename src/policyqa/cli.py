@@ -50,19 +50,24 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 class _Progress:
-    """One self-rewriting stderr line: done/total chunks embedded and chunks per second."""
+    """One self-rewriting stderr line: done/total passages embedded and passages per second, or, while a
+    scan is parsed, its pages read by OCR and pages per second."""
 
     def __init__(self) -> None:
         self.began = time.perf_counter()
         self.shown = False
+        self.stage = ("passages", 0)
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, unit: str = "passages") -> None:
         if not total:  # nothing to embed (an update that only merges segments)
             return
+        if (unit, total) != self.stage or (unit == "pages" and done == 0):  # another stage, or another scan
+            self.stage, self.began = (unit, total), time.perf_counter()
         rate = done / max(time.perf_counter() - self.began, 1e-6)
         width = 30
         bar = "#" * (width * done // max(total, 1))
-        sys.stderr.write(f"\rembedding [{bar:<{width}}] {done}/{total} chunks  {rate:.1f} chunks/s")
+        what = "reading scans by OCR" if unit == "pages" else "embedding"
+        sys.stderr.write(f"\r{what} [{bar:<{width}}] {done}/{total} {unit}  {rate:.2f} {unit}/s   ")
         sys.stderr.flush()
         self.shown = True
 
@@ -391,6 +396,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"{key}: {'、'.join(value) if isinstance(value, list) else value}")
     print(f"body: {report['characters']} characters, {found.coverage:.1%} of them in passages")
     print(f"sections: {len(found.sections)}; passages: {len(found.passages)}")
+    if found.document.scanned:
+        pages = ", ".join(f"{p.page} ({p.confidence:.2f})" for p in found.document.scanned)
+        print(f"read by OCR: {len(found.document.scanned)} pages, mean confidence {found.ocr_confidence:.2f}: {pages}")
     for removal in found.removals:
         examples = " | ".join(e[:40] for e in removal.examples)
         print(f"removed by '{removal.rule}': {removal.count} ({removal.characters} characters), e.g. {examples}")

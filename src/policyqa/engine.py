@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from policyqa.snapshot import index as index_mod
 from policyqa.snapshot.index import Index
 from policyqa.snapshot.layout import check_meta, current_snapshot
 from policyqa.snapshot.refresh import refresh
-from policyqa.snapshot.steps import BuildReport, file_stats
+from policyqa.snapshot.steps import BuildReport, Progress, file_stats
 from policyqa.store import default_store
 from policyqa.store.base import Store, Vectors
 
@@ -61,8 +60,9 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
-    done: int = 0  # chunks embedded so far
-    total: int = 0  # chunks to embed
+    done: int = 0  # passages embedded so far (while a scan is parsed: its pages read by OCR)
+    total: int = 0  # passages to embed (pages of the scan to read)
+    unit: str = "passages"  # what done and total count: "passages" or "pages"
     error: str | None = None
     report: dict[str, Any] | None = None
     yielded: int = 0  # times a later job went ahead of it (a merge job does so at most MERGE_YIELDS times)
@@ -214,7 +214,7 @@ class Engine:
     # --- updating -----------------------------------------------------------------------------
 
     def update(
-        self, force: bool = False, progress: Callable[[int, int], None] | None = None, defer_over: int | None = None
+        self, force: bool = False, progress: Progress | None = None, defer_over: int | None = None
     ) -> BuildReport:
         """Bring the index up to date with the corpus and serve the result (in the calling thread). Documents
         with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
@@ -323,8 +323,8 @@ class Engine:
                 job = self._queue[0]
                 job.state, job.started, job.cancel = "running", time.time(), None
 
-            def progress(done: int, total: int, job: Job = job) -> None:
-                job.done, job.total = done, total
+            def progress(done: int, total: int, unit: str = "passages", job: Job = job) -> None:
+                job.done, job.total, job.unit = done, total, unit
                 if job.cancel:
                     raise Cancelled(job.cancel)
 

@@ -50,9 +50,25 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "文件 {0} 的段落、表格单元或 HTML 元素超过 {1} 个（可由 POLICYQA_MAX_NODES 调整），请拆分文件。",
     ),
     (
+        re.compile(r"^(.+?): .*over the limit of (\d+) pixels \(POLICYQA_MAX_IMAGE_PIXELS\)"),
+        "文件 {0} 中的图片超过 {1} 像素（可由 POLICYQA_MAX_IMAGE_PIXELS 调整），请以较低的分辨率扫描。",
+    ),
+    (
+        re.compile(r"^(.+?): .*over the limit of (\d+) \(POLICYQA_MAX_OCR_PAGES\)"),
+        "文件 {0} 需要文字识别（OCR）的页数超过 {1} 页（可由 POLICYQA_MAX_OCR_PAGES 调整），请拆分文件。",
+    ),
+    (
         # the limit as limits.py wrote it: a count or a depth ("256"), or a size with its unit ("64 MiB")
         re.compile(r"^(.+?): .*over the limit of (.+?) \((?:\d+ x )?(POLICYQA_[A-Z_]+)\)"),
         "文件 {0} 超出解析上限 {1}（可由 {2} 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^(.+?): parsing took longer than (\S+) s.*POLICYQA_OCR_SECONDS"),
+        "识别扫描件 {0} 超过 {1} 秒（可由 POLICYQA_OCR_SECONDS 调整），请拆分文件。",
+    ),
+    (
+        re.compile(r"^(.+?): parsing needs more than (\S+ MiB) of memory \(POLICYQA_OCR_MEMORY_BYTES\)"),
+        "识别扫描件 {0} 超出内存上限 {1}（可由 POLICYQA_OCR_MEMORY_BYTES 调整），请拆分文件。",
     ),
     (
         re.compile(r"^(.+?): parsing (?:used more|took longer) than (\S+) s"),
@@ -67,7 +83,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "文件 {0} 嵌套层次太深，无法解析（可由 POLICYQA_MAX_HTML_DEPTH 调整），请拆分文件。",
     ),
     (re.compile(r"^(.+?): cannot determine the text encoding"), "无法识别文件 {0} 的文字编码，请另存为 UTF-8。"),
-    (re.compile(r"^(.+?): no text found"), "文件 {0} 中没有找到文字（空文件或纯图片扫描件）。"),
+    (re.compile(r"^(.+?): no text found"), "文件 {0} 中没有找到文字（空文件，或图片中没有可识别的文字）。"),
     (re.compile(r"^(.+?): cannot (?:be )?read"), "无法读取文件 {0}（可能已损坏）。"),
     (re.compile(r"send the document as multipart|field 'file' with the document is required"), "请选择要上传的文件。"),
     (re.compile(r"^admin endpoints are disabled"), "管理功能未开启：服务需设置 POLICYQA_ADMIN_TOKEN 后重启。"),

@@ -18,6 +18,7 @@ class Unit:
     width: float = 0.0  # pdf: the printed width of the line
     rule: str = ""  # for removed units: the named rule that removed it
     flattened: bool = False  # split out of a line whose paragraph breaks were flattened into spaces
+    ocr: float = 0.0  # read by OCR: the engine's mean confidence (0: not read by OCR)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,15 @@ class Block:
 
 
 @dataclass(frozen=True)
+class ScannedPage:
+    """A page (1 for a picture) whose text was read by OCR: how many lines, and their mean confidence."""
+
+    page: int
+    lines: int
+    confidence: float
+
+
+@dataclass(frozen=True)
 class Document:
     doc_id: str
     source: str  # path relative to the corpus folder, with forward slashes
@@ -46,6 +56,7 @@ class Document:
     sha256: str
     removed: tuple[tuple[str, str], ...] = ()  # (rule, text) of everything left out of the body on purpose
     size: int = 0  # bytes of the source file
+    scanned: tuple[ScannedPage, ...] = ()  # the pages read by OCR
 
     @property
     def captions(self) -> tuple[str, ...]:

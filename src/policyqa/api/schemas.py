@@ -159,6 +159,7 @@ class Job(Out):
     finished: float | None
     done: int
     total: int
+    unit: str = "passages"  # what done and total count: passages embedded, or pages of a scan read by OCR
     error: str | None
     message: str | None
     report: dict[str, Any] | None

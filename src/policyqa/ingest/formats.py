@@ -8,11 +8,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from policyqa.ingest import pdf, plaintext, webpage, word
-from policyqa.ingest.limits import Limits, check_docx, check_html, check_pdf
+from policyqa.ingest import image, pdf, plaintext, webpage, word
+from policyqa.ingest.limits import Limits, check_docx, check_html, check_image, check_pdf
+from policyqa.ingest.ocr import Budget
 from policyqa.models import Unit
 
-Loader = Callable[[bytes, str], list[Unit]]
+Loader = Callable[[bytes, str, Budget], list[Unit]]  # (content, file name, what OCR may cost) -> units
 LimitsCheck = Callable[[bytes, str, Limits], None]
 
 
@@ -37,6 +38,11 @@ class Format:
     layout: bool = False  # the text comes from a page layout: captions are guessed (markup names its own)
 
 
+def _text(load: Callable[[bytes, str], list[Unit]]) -> Loader:
+    """A loader of a format whose text is never a picture: it has no use for the OCR budget."""
+    return lambda data, name, budget: load(data, name)
+
+
 def _word(data: bytes) -> bool:
     return b"word/" in data[:65536]
 
@@ -51,11 +57,14 @@ def _not_binary(data: bytes) -> bool:
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("text", (".txt",), plaintext.load_txt, "text", looks=_not_binary, fallback=True, layout=True),
-    Format("Markdown", (".md", ".markdown"), plaintext.load_md, "text"),
-    Format("HTML", (".html", ".htm"), webpage.load_html, "html", looks=_html, check=check_html),
-    Format("Word (.docx)", (".docx",), word.load_docx, "docx", b"PK\x03\x04", _word, check=check_docx),
+    Format("text", (".txt",), _text(plaintext.load_txt), "text", looks=_not_binary, fallback=True, layout=True),
+    Format("Markdown", (".md", ".markdown"), _text(plaintext.load_md), "text"),
+    Format("HTML", (".html", ".htm"), _text(webpage.load_html), "html", looks=_html, check=check_html),
+    Format("Word (.docx)", (".docx",), _text(word.load_docx), "docx", b"PK\x03\x04", _word, check=check_docx),
     Format("PDF", (".pdf",), pdf.load_pdf, "pdf", b"%PDF", check=check_pdf, layout=True),
+    # pictures are read by OCR (ocr.py); their text has a layout, as a PDF's does
+    Format("PNG image", (".png",), image.load_image, "png", b"\x89PNG\r\n\x1a\n", check=check_image, layout=True),
+    Format("JPEG image", (".jpg", ".jpeg"), image.load_image, "jpeg", b"\xff\xd8\xff", check=check_image, layout=True),
 )
 
 
@@ -81,7 +90,7 @@ def recognise(data: bytes) -> Format | None:
 
 
 def sniff(data: bytes) -> str | None:
-    """The usual extension of the format a content says it is (.pdf .docx .html .txt), or None."""
+    """The usual extension of the format a content says it is (.pdf .docx .html .txt .png .jpg), or None."""
     found = recognise(data)
     return found.extensions[0] if found else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from policyqa.errors import DocumentError
@@ -36,6 +36,13 @@ class Inspection:
     questions: tuple[tuple[str, ...], ...] = ()  # per passage, the known questions a build attaches to it
 
     @property
+    def ocr_confidence(self) -> float:
+        """The mean confidence of the lines read by OCR (0 when no page was)."""
+        pages = self.document.scanned
+        lines = sum(p.lines for p in pages)
+        return sum(p.confidence * p.lines for p in pages) / lines if lines else 0.0
+
+    @property
     def sections(self) -> list[str]:
         return list(dict.fromkeys(p.section for p in self.passages if p.section))
 
@@ -49,6 +56,10 @@ class Inspection:
             "characters": len(re.sub(r"\s+", "", doc.text)),
             "coverage": round(self.coverage, 4),
             "sections": self.sections,
+            "ocr": {
+                "pages": [asdict(p) for p in doc.scanned],
+                "confidence": round(self.ocr_confidence, 4),
+            },
             "removed": {
                 r.rule: {"count": r.count, "characters": r.characters, "examples": list(r.examples)}
                 for r in self.removals

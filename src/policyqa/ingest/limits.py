@@ -2,7 +2,8 @@
 
 Each check reads only what a file declares or what streams out of it a piece at a time, so a bomb costs a
 few megabytes to refuse: DOCX parts by their inflated size and paragraph count, PDF streams by their
-inflated size and the document by its page count, HTML by its nesting depth and element count. The error
+inflated size and the document by its page count, HTML by its nesting depth and element count, a picture
+by the size its header declares. The error
 names the limit and the setting that raises it. Each format's entry in formats.py names its check.
 """
 
@@ -30,10 +31,17 @@ class Limits:
     pdf_pages: int = 2000
     html_depth: int = 256  # nested elements
     nodes: int = 200_000  # HTML elements, or DOCX paragraphs and table cells
+    ocr_pages: int = 100  # pages (or pictures) of one file read by OCR
+    # wall-clock (and CPU) time for one file read by OCR: a dense page costs about 25-30 s of one core
+    ocr_seconds: float = 3600.0
+    ocr_memory_bytes: int = 3072 * MIB  # address space while a file is read by OCR (models, ONNX Runtime)
+    image_pixels: int = 50_000_000  # one picture, or one image inside a PDF page read by OCR
 
 
-def _over(source: str, what: str, value: str, limit: str, setting: str) -> DocumentError:
-    return DocumentError(f"{source}: {what} {value}, over the limit of {limit} ({setting}); split the document")
+def _over(
+    source: str, what: str, value: str, limit: str, setting: str, advice: str = "split the document"
+) -> DocumentError:
+    return DocumentError(f"{source}: {what} {value}, over the limit of {limit} ({setting}); {advice}")
 
 
 def _mib(n: int) -> str:
@@ -156,3 +164,26 @@ def check_html(data: bytes, source: str, limits: Limits) -> None:
         raise _over(source, "nests HTML elements", f"{deepest} deep", str(limits.html_depth), "POLICYQA_MAX_HTML_DEPTH")
     if nodes > limits.nodes:
         raise _over(source, "has", f"{nodes} HTML elements", str(limits.nodes), "POLICYQA_MAX_NODES")
+
+
+def check_image(data: bytes, source: str, limits: Limits) -> None:
+    """A picture's declared size, read from its header before any pixel is decoded."""
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (OSError, ValueError, PIL.Image.DecompressionBombError):
+        width = height = 0
+        if b"IHDR" in data[:64]:  # PIL refuses a PNG past its own bomb limit: its header still says how big
+            at = data.index(b"IHDR") + 4
+            width, height = int.from_bytes(data[at : at + 4], "big"), int.from_bytes(data[at + 4 : at + 8], "big")
+    if width * height > limits.image_pixels:
+        raise _over(
+            source,
+            "is",
+            f"{width} x {height} pixels",
+            f"{limits.image_pixels} pixels",
+            "POLICYQA_MAX_IMAGE_PIXELS",
+            "scan it at a lower resolution",
+        )

@@ -15,8 +15,9 @@ from pathlib import Path
 from policyqa.errors import CorpusError, DocumentError
 from policyqa.ingest import formats
 from policyqa.ingest.numbering import STYLES, heading_style, is_numbered
+from policyqa.ingest.ocr import Budget
 from policyqa.ingest.segment import join_pieces, split_sentences, terminated
-from policyqa.models import Block, Document, Unit
+from policyqa.models import Block, Document, ScannedPage, Unit
 
 # Files under the corpus that are never documents (evaluation sets, notes for operators).
 SKIP_DIRS = frozenset({"eval", ".git", "__pycache__"})
@@ -356,6 +357,7 @@ def _title(units: list[Unit], fallback: str) -> str:
 
 def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str, layout: bool = True) -> Document:
     """Cleaned text, blocks with offsets and section paths, from a loader's units."""
+    scanned = _scanned(units)
     units, removed = _clean(units, layout)
     title = _title(units, fallback_title)
 
@@ -393,7 +395,17 @@ def assemble(units: list[Unit], source: str, data: bytes, fallback_title: str, l
         sha256=hashlib.sha256(data).hexdigest(),
         removed=tuple(removed),
         size=len(data),
+        scanned=scanned,
     )
+
+
+def _scanned(units: list[Unit]) -> tuple[ScannedPage, ...]:
+    """The pages read by OCR, each with its lines and their mean confidence."""
+    by_page: dict[int, list[float]] = {}
+    for u in units:
+        if u.ocr > 0:
+            by_page.setdefault(u.page, []).append(u.ocr)
+    return tuple(ScannedPage(p, len(c), round(statistics.fmean(c), 4)) for p, c in sorted(by_page.items()))
 
 
 def document_id(source: str) -> str:
@@ -414,20 +426,21 @@ def load(path: Path, root: Path) -> Document:
     return parse(data, source, found)
 
 
-def parse(data: bytes, source: str, found: formats.Format | None = None) -> Document:
-    """A file's bytes as a Document, read as the format its name (or `found`) says; raises DocumentError."""
+def parse(data: bytes, source: str, found: formats.Format | None = None, budget: Budget | None = None) -> Document:
+    """A file's bytes as a Document, read as the format its name (or `found`) says, pictures by OCR within
+    `budget`; raises DocumentError."""
     found = found or formats.by_name(source)
     if found is None:
         raise DocumentError(f"{source}: unsupported file type")
     try:
-        units = found.load(data, source)
+        units = found.load(data, source, budget or Budget())
     except DocumentError:
         raise
     except Exception as exc:  # a parser library failing on a broken file
         raise DocumentError(f"{source}: cannot be read ({type(exc).__name__}: {exc})") from exc
     doc = assemble(units, source, data, Path(source).stem, layout=found.layout)
     if not doc.text.strip():
-        raise DocumentError(f"{source}: no text found (empty, or an image-only scan)")
+        raise DocumentError(f"{source}: no text found (empty, or a picture without legible text)")
     return doc
 
 

@@ -99,7 +99,7 @@ def build(inputs: Inputs, force: bool, allow_model_change: bool, stats: dict[str
     prev = _previous(inputs, repaired, allow_model_change)
     prev = None if force else prev
     stats = file_stats(inputs.corpus) if stats is None else stats
-    plan = _plan(inputs, prev, *parse_files(inputs.corpus, list(stats), inputs.limits))
+    plan = _plan(inputs, prev, *parse_files(inputs.corpus, list(stats), inputs.limits, inputs.progress))
     kept, reused = _reuse(prev, plan.keep)
     new_chunks = [c for d in plan.docs for c in plan.chunked[d.source]]
     embedded = embed_new(inputs, new_chunks, reused)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,7 +27,12 @@ from policyqa.snapshot.questions import attach_questions
 from policyqa.store.base import Store, Vectors, Words
 from policyqa.store.vectors import mean_vectors
 
-Progress = Callable[[int, int], None]
+
+class Progress(Protocol):
+    """Told how far a build is: passages embedded (`unit` "passages"), or the pages of a scan read by OCR
+    (`unit` "pages", while the scan is parsed)."""
+
+    def __call__(self, done: int, total: int, unit: str = "passages") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -82,15 +87,21 @@ def file_stats(corpus: Path) -> dict[str, list[int]]:
 
 
 def parse_files(
-    corpus: Path, sources: list[str], limits: Limits | None = None
+    corpus: Path, sources: list[str], limits: Limits | None = None, progress: Progress | None = None
 ) -> tuple[list[Document], dict[str, str]]:
     """Parse these files of the corpus (in a child process under `limits`: files dropped into the folder are
-    as untrusted as uploads). Returns the documents and, by source, why each of the others failed."""
+    as untrusted as uploads); `progress` is told of the pages of each scan read by OCR. Returns the documents
+    and, by source, why each of the others failed."""
     docs, failed = [], {}
+
+    def on_page(source: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total, "pages")
+
     with Sandbox(limits) as box:
         for source in sources:
             try:
-                docs.append(box.parse((corpus / source).read_bytes(), source))
+                docs.append(box.parse((corpus / source).read_bytes(), source, on_page))
             except DocumentError as exc:
                 failed[source] = str(exc)
             except OSError as exc:

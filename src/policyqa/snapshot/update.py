@@ -251,7 +251,7 @@ def _changes(
         if old is not None and source not in failed_before and _sha256(inputs.corpus / source) == old.sha256:
             continue  # touched, not changed
         to_parse.append(source)
-    docs, failed_now = parse_files(inputs.corpus, to_parse, inputs.limits)
+    docs, failed_now = parse_files(inputs.corpus, to_parse, inputs.limits, inputs.progress)
     failed = {s: m for s, m in failed_before.items() if s in stats and s not in to_parse} | failed_now
     chunked = {d.source: chunk_document(d, inputs.settings) for d in docs}
     return Changes(docs, chunked, [s for s in before if s not in stats], failed, before)

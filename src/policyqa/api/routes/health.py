@@ -26,7 +26,8 @@ def health(state: State) -> Health | JSONResponse:
         damage = list(eng.damage) if eng else []
         if detail is None and eng is not None:
             job = eng.status()["job"]
-            progress = f": {job['done']}/{job['total']} passages embedded" if job and job["total"] else ""
+            counted = "pages read by OCR" if job and job.get("unit") == "pages" else "passages embedded"
+            progress = f": {job['done']}/{job['total']} {counted}" if job and job["total"] else ""
             detail = f"building the index from the corpus{progress}"
             if damage:
                 detail = f"no snapshot loads ({'; '.join(damage)}); rebuilding the index from the corpus{progress}"
