@@ -166,6 +166,9 @@ class Engine:
             pending = pool.submit(lambda: index_mod.read(index_dir, store).warm())
             engine = cls.open(corpus_dir, index_dir, model, model_dir, threads, micro_batch, store)
             engine.allow_model_change = allow_model_change
+            warm = getattr(engine.embedder, "warm", None)  # an encoder that loads its model on first use
+            if warm is not None:
+                warm()  # while the index loads: the first question does not wait for it
             try:
                 ix = pending.result()
                 engine.damage = ix.damage
