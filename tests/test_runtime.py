@@ -126,9 +126,11 @@ print(json.dumps([after_search, sorted(m for m in sys.modules if m.split(".")[0]
 """
 
 
-@pytest.mark.model
-def test_search_and_the_service_never_import_torch(tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A tiny corpus indexed with the default model by `policyqa build`, and the environment that names it."""
+    tmp = tmp_path_factory.mktemp("light")
+    corpus = tmp / "corpus"
     corpus.mkdir()
     (corpus / "tiny.txt").write_text(TINY, encoding="utf-8")
     (corpus / "notice.txt").write_text(TINY2, encoding="utf-8")
@@ -136,7 +138,7 @@ def test_search_and_the_service_never_import_torch(tmp_path: Path) -> None:
         **os.environ,
         "PYTHONPATH": str(ROOT / "src"),
         "POLICYQA_CORPUS_DIR": str(corpus),
-        "POLICYQA_INDEX_DIR": str(tmp_path / "index"),
+        "POLICYQA_INDEX_DIR": str(tmp / "index"),
         "POLICYQA_WATCH_SECONDS": "0",
     }
     env.pop("POLICYQA_MODEL", None)  # the default model
@@ -144,8 +146,47 @@ def test_search_and_the_service_never_import_torch(tmp_path: Path) -> None:
         [sys.executable, "-m", "policyqa", "build"], env=env, capture_output=True, text=True, timeout=600
     )
     assert build.returncode == 0, build.stderr
-    meta = json.loads(next((tmp_path / "index").glob("snapshots/*/meta.json")).read_text(encoding="utf-8"))
+    meta = json.loads(next((tmp / "index").glob("snapshots/*/meta.json")).read_text(encoding="utf-8"))
     assert meta["model"] == "multilingual-e5-small:onnx-int8"
-    printed = _run(SEARCH_THEN_SERVE.format(heavy=set(HEAVY)), tmp_path, env).splitlines()
+    return tmp, env
+
+
+@pytest.mark.model
+def test_search_and_the_service_never_import_torch(built: tuple[Path, dict[str, str]]) -> None:
+    tmp, env = built
+    printed = _run(SEARCH_THEN_SERVE.format(heavy=set(HEAVY)), tmp, env).splitlines()
     after_search, after_service = json.loads(printed[-1])
     assert after_search == [] and after_service == []
+
+
+BUILD = """
+import json, sys
+from policyqa.cli import main
+code = main(["build"])
+print(json.dumps([code, sorted(m for m in sys.modules if m.split(".")[0] in {loaded!r})]))
+"""
+LOADED = {*HEAVY, "onnxruntime", "tokenizers"}
+
+
+@pytest.mark.model
+def test_a_build_with_nothing_to_do_loads_no_model(built: tuple[Path, dict[str, str]]) -> None:
+    tmp, env = built
+    printed = _run(BUILD.format(loaded=LOADED), tmp, env).splitlines()
+    assert printed[0].startswith("index already up to date")
+    assert json.loads(printed[-1]) == [0, []]
+
+
+@pytest.mark.model
+def test_an_index_of_another_model_is_refused_without_loading_the_model(
+    built: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    env = built[1]
+    other = {**env, "POLICYQA_INDEX_DIR": str(tmp_path / "index"), "POLICYQA_MODEL": "hash:64"}
+    made = subprocess.run([sys.executable, "-m", "policyqa", "build"], env=other, capture_output=True, timeout=600)
+    assert made.returncode == 0, made.stderr
+    other.pop("POLICYQA_MODEL")
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD.format(loaded=LOADED)], env=other, capture_output=True, text=True, timeout=600
+    )
+    assert "hash-64" in done.stderr and "--rebuild-for-model" in done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [1, []]  # exit 1, nothing loaded
