@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +192,36 @@ def test_an_index_of_another_model_is_refused_without_loading_the_model(
     )
     assert "hash-64" in done.stderr and "--rebuild-for-model" in done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == [1, []]  # exit 1, nothing loaded
+
+
+def test_warming_up_loads_the_model_and_the_chit_chat_list_in_the_background() -> None:
+    from policyqa.embed import HashEmbedder
+    from policyqa.engine import warm_up
+    from policyqa.search.noanswer import offtopic_questions, offtopic_vectors
+
+    class Lazy(HashEmbedder):
+        name = "multilingual-e5-small:lazy"  # the encoder the no-answer model was fitted on
+
+        def __init__(self) -> None:
+            super().__init__(32)
+            self.name = Lazy.name
+            self.warmed = threading.Event()
+            self.asked: list[int] = []
+
+        def warm(self) -> None:
+            self.warmed.set()
+
+        def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+            self.asked.append(len(texts))
+            return super().encode_queries(texts)
+
+    embedder = Lazy()
+    warm_up(embedder)
+    assert embedder.warmed.is_set()
+    for thread in threading.enumerate():
+        if thread.name == "policyqa-warm":
+            thread.join(10)
+    assert embedder.asked == [len(offtopic_questions())]
+    offtopic_vectors(embedder)  # the first question finds them ready
+    assert embedder.asked == [len(offtopic_questions())]
+    warm_up(HashEmbedder(32))  # an encoder loaded when made: nothing to do
