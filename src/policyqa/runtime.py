@@ -24,8 +24,6 @@ import numpy as np
 from policyqa.embed import ModelThread, Spans, pool_sentences
 from policyqa.errors import ModelError
 
-MAX_ROWS = 64  # texts per forward pass at most
-
 
 @dataclass(frozen=True)
 class Tuning:
@@ -35,7 +33,8 @@ class Tuning:
     spinning: bool = False  # threads spin after a run; on two cores they steal the search's time (bundle.py)
     arena: bool = True  # keep freed buffers for the next run (faster; holds the largest batch's memory)
     mem_pattern: bool = True  # plan each shape's buffers once
-    tokens_per_pass: int = 2048  # padded tokens per forward pass: many short sentences, few long passages
+    tokens_per_pass: int = 2048  # padded tokens per forward pass at most (a long passage alone may pass it)
+    rows_per_pass: int = 8  # texts per forward pass at most: the fewer, the less padding, the more passes
 
 
 @dataclass(frozen=True)
@@ -186,13 +185,14 @@ class OnnxEmbedder:
         return result
 
     def passes(self, encodings: list[Any]) -> list[list[int]]:
-        """The rows of each forward pass: longest first, so each pass pads little, and as many rows as fit
-        `tokens_per_pass` padded tokens (searches slip in between the passes of a large update)."""
+        """The rows of each forward pass: longest first by tokens, so each pass pads little, and as many rows as
+        the tuning allows (searches slip in between the passes of a large update)."""
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         out: list[list[int]] = []
         for i in order:
             width = len(encodings[out[-1][0]].ids) if out else 0
-            if out and len(out[-1]) < MAX_ROWS and (len(out[-1]) + 1) * width <= self.tuning.tokens_per_pass:
+            rows = len(out[-1]) if out else 0
+            if out and rows < self.tuning.rows_per_pass and (rows + 1) * width <= self.tuning.tokens_per_pass:
                 out[-1].append(i)
             else:
                 out.append([i])

@@ -138,10 +138,11 @@ def embed_new(inputs: Inputs, chunks: list[Chunk], reused: dict[str, Vectors]) -
 
 
 def embed_chunks(
-    embedder: Embedder, chunks: list[Chunk], progress: Progress | None, into: dict[str, Vectors], batch: int = 32
+    embedder: Embedder, chunks: list[Chunk], progress: Progress | None, into: dict[str, Vectors], batch: int = 64
 ) -> None:
-    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch), into
-    `into` as each batch is done (so a build stopped by `progress` raising keeps what it embedded).
+    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch, whose
+    texts the encoder sorts by length: the larger, the less padding), into `into` as each batch is done (so
+    a build stopped by `progress` raising keeps what it embedded, and stops within a batch).
     Each sentence is encoded again on its own, unless the embedder is set to pool it from its passage's
     forward pass (`one_pass`: faster, but it lost quality when measured; see bench/RESULTS.md). A text met
     before in this call (a sentence equal to its passage, boilerplate, the same sentence in two documents)
