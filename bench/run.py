@@ -17,6 +17,7 @@ import coldstart
 import encoders
 import indexing
 import latency
+import light
 import memory
 import quality
 import scale
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     section("encoders", f"python bench/encoders.py{flag}", lambda: encoders.run(args.quick))
     section("service memory", "python bench/memory.py", lambda: memory.run(memory.MODELS))
     section("latency and throughput", f"python bench/latency.py{flag}", lambda: latency.run(args.quick))
+    section("light service", f"python bench/light.py{flag}", lambda: light.run(args.quick))
     section("indexing", f"python bench/indexing.py{flag}", lambda: indexing.run(args.quick))
     section("cold start", f"python bench/coldstart.py{flag}", lambda: coldstart.run(args.quick))
     section("scale", f"python bench/scale.py{flag}", lambda: scale.run(args.quick))

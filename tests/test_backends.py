@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from policyqa import bundle
-from policyqa.embed import DEFAULT_MODEL, SentenceTransformerEmbedder, load_embedder
+from policyqa.embed import DEFAULT_MODEL, load_embedder
 from policyqa.errors import ModelError, ModelMismatchError
 from policyqa.ingest.chunk import ChunkSettings, chunk_document, sentence_ranges, sentence_texts
 from policyqa.ingest.loaders import parse
+from policyqa.runtime import OnnxEmbedder
 from policyqa.snapshot import index as index_mod
 from policyqa.snapshot.refresh import refresh
 
@@ -59,14 +60,14 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def default() -> SentenceTransformerEmbedder:
+def default() -> OnnxEmbedder:
     embedder = load_embedder(DEFAULT_MODEL, bundle.default_cache_root())
-    assert isinstance(embedder, SentenceTransformerEmbedder)
+    assert isinstance(embedder, OnnxEmbedder)  # the light encoder (runtime.py, tests/test_runtime.py)
     return embedder
 
 
 @pytest.mark.model
-def test_the_default_is_int8_onnx_and_close_to_fp32(default: SentenceTransformerEmbedder) -> None:
+def test_the_default_is_int8_onnx_and_close_to_fp32(default: OnnxEmbedder) -> None:
     assert default.name == "multilingual-e5-small:onnx-int8"
     fp32 = load_embedder(DEFAULT_MODEL + ":torch", bundle.default_cache_root())
     lines = [line for line in SEED.read_text(encoding="utf-8").splitlines() if line.strip()][:40]
@@ -101,7 +102,7 @@ def test_the_export_is_deterministic_offline_and_cached(tmp_path: Path, monkeypa
 
 
 @pytest.mark.model
-def test_one_pass_sentence_vectors_match_a_separate_encode(default: SentenceTransformerEmbedder) -> None:
+def test_one_pass_sentence_vectors_match_a_separate_encode(default: OnnxEmbedder) -> None:
     doc = parse(SEED.read_bytes(), SEED.name)
     chunks = [c for c in chunk_document(doc, ChunkSettings()) if sentence_texts(c)][:12]
     passages, sentences = default.encode_passages_with_spans(
@@ -117,7 +118,7 @@ def test_one_pass_sentence_vectors_match_a_separate_encode(default: SentenceTran
 
 
 @pytest.mark.model
-def test_an_index_built_with_one_backend_refuses_another(default: SentenceTransformerEmbedder, tmp_path: Path) -> None:
+def test_an_index_built_with_one_backend_refuses_another(default: OnnxEmbedder, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "tiny.txt").write_text(TINY, encoding="utf-8")

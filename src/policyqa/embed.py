@@ -70,11 +70,15 @@ class ModelThread:
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run fn on the model thread, after any waiting questions, and return its result (or raise)."""
+        return self.submit(fn).result()
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Queue fn for the model thread, after any waiting questions, without waiting for it."""
         done: Future[Any] = Future()
         with self._cv:
             self._calls.append((fn, done))
             self._cv.notify()
-        return done.result()
+        return done
 
     def question(self, text: str, encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         done: Future[Any] = Future()
@@ -244,19 +248,7 @@ class SentenceTransformerEmbedder:
         mask = enc["attention_mask"].numpy().astype(bool)
         passages = out["sentence_embedding"].float().numpy()
         passages /= np.linalg.norm(passages, axis=1, keepdims=True) + 1e-12
-        result = []
-        for row, ranges in enumerate(spans):
-            starts, ends = offsets[row, :, 0], offsets[row, :, 1]
-            fixed = mask[row] & ((ends <= len(prompt)) | (starts == ends))  # prompt, <s>, </s>
-            vectors = np.zeros((len(ranges), passages.shape[1]), np.float32)
-            for n, sentence in enumerate(ranges):
-                take = fixed.copy()
-                for s, e in sentence:
-                    take |= mask[row] & (starts < e + len(prompt)) & (ends > s + len(prompt)) & (starts < ends)
-                v = tokens[row][take].mean(axis=0)
-                vectors[n] = v / (np.linalg.norm(v) + 1e-12)
-            result.append((passages[row].astype(np.float32), vectors))
-        return result
+        return pool_sentences(tokens, mask, offsets, len(prompt), passages, spans)
 
     def use_one_pass(self) -> None:
         """Pool sentence vectors from their passage's forward pass when indexing. Its vectors differ from a
@@ -276,6 +268,28 @@ class SentenceTransformerEmbedder:
             for i, (passage, vectors) in zip(rows, done, strict=True):
                 out[i], sentences[i] = passage, vectors
         return out, sentences
+
+
+def pool_sentences(
+    tokens: np.ndarray, mask: np.ndarray, offsets: np.ndarray, prompt: int, passages: np.ndarray, spans: Spans
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each passage's vector and its sentences' from one forward pass (`tokens`: batch x tokens x dim, `offsets`:
+    each token's character range in prompt + text, `prompt`: the prompt's length): a sentence is the mean of
+    the tokens its ranges overlap, with the prompt and the special tokens, as a separate encode of it would
+    have, then normalised."""
+    result = []
+    for row, ranges in enumerate(spans):
+        starts, ends = offsets[row, :, 0], offsets[row, :, 1]
+        fixed = mask[row] & ((ends <= prompt) | (starts == ends))  # prompt, <s>, </s>
+        vectors = np.zeros((len(ranges), passages.shape[1]), np.float32)
+        for n, sentence in enumerate(ranges):
+            take = fixed.copy()
+            for s, e in sentence:
+                take |= mask[row] & (starts < e + prompt) & (ends > s + prompt) & (starts < ends)
+            v = tokens[row][take].mean(axis=0)
+            vectors[n] = v / (np.linalg.norm(v) + 1e-12)
+        result.append((passages[row].astype(np.float32), vectors))
+    return result
 
 
 class HashEmbedder:
@@ -314,11 +328,16 @@ def load_embedder(
     if name == "hash" or name.startswith("hash:"):
         return HashEmbedder(int(name.split(":")[1]) if ":" in name else 256)
     if name == DEFAULT_MODEL or name.startswith(DEFAULT_MODEL + ":"):
-        from policyqa.bundle import backend_kwargs, default_cache_root, ensure_backend
+        from policyqa.bundle import BACKENDS, backend_kwargs, default_cache_root, ensure_backend
 
         backend = name.partition(":")[2] or DEFAULT_BACKEND
         path = ensure_backend(model_dir or default_cache_root(), backend)
         # fp32 torch keeps the bare name its indexes have recorded since before the backends existed
         identity = DEFAULT_MODEL if backend == "torch" else f"{DEFAULT_MODEL}:{backend}"
+        st_backend, file_name, _ = BACKENDS[backend]
+        if st_backend == "onnx":  # the light encoder: no torch in the process (runtime.py)
+            from policyqa.runtime import OnnxEmbedder, Tuning
+
+            return OnnxEmbedder(path, file_name, identity, micro_batch, Tuning(threads=threads or 0))
         return SentenceTransformerEmbedder(str(path), identity, threads, micro_batch, backend_kwargs(backend))
     return SentenceTransformerEmbedder(name, name, threads, micro_batch)

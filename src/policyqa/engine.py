@@ -26,6 +26,7 @@ from policyqa.ingest.limits import Limits
 from policyqa.ingest.watcher import WALK_EVERY, CorpusWatcher
 from policyqa.messages import chinese
 from policyqa.search.filters import Filters
+from policyqa.search.noanswer import default_model, offtopic_vectors
 from policyqa.search.ranking import SearchOptions, SearchResult, search
 from policyqa.snapshot import index as index_mod
 from policyqa.snapshot.index import Index
@@ -99,6 +100,24 @@ def settled(ix: Index) -> Index:
     return ix
 
 
+def warm_up(embedder: Embedder) -> None:
+    """Load an encoder that loads its model on first use, and embed the chit-chat list that the first question
+    would otherwise wait for, in the background (while the index loads)."""
+    warm = getattr(embedder, "warm", None)
+    if warm is None:
+        return
+    warm()
+
+    def chit_chat() -> None:
+        try:
+            if default_model().applies_to(embedder):
+                offtopic_vectors(embedder)
+        except PolicyQAError as exc:  # the first search meets it again, and says so
+            log.warning("%s", exc)
+
+    threading.Thread(target=chit_chat, name="policyqa-warm", daemon=True).start()
+
+
 class Engine:
     def __init__(
         self,
@@ -166,6 +185,7 @@ class Engine:
             pending = pool.submit(lambda: index_mod.read(index_dir, store).warm())
             engine = cls.open(corpus_dir, index_dir, model, model_dir, threads, micro_batch, store)
             engine.allow_model_change = allow_model_change
+            warm_up(engine.embedder)
             try:
                 ix = pending.result()
                 engine.damage = ix.damage

@@ -154,13 +154,17 @@ def embed_new(inputs: Inputs, chunks: list[Chunk], reused: dict[str, Vectors]) -
 
 
 def embed_chunks(
-    embedder: Embedder, chunks: list[Chunk], progress: Progress | None, into: dict[str, Vectors], batch: int = 32
+    embedder: Embedder, chunks: list[Chunk], progress: Progress | None, into: dict[str, Vectors], batch: int = 64
 ) -> None:
-    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch), into
-    `into` as each batch is done (so a build stopped by `progress` raising keeps what it embedded).
+    """Embed passages with their sentences, a batch of passages at a time (one encode call per batch, whose
+    texts the encoder sorts by length: the larger, the less padding), into `into` as each batch is done (so
+    a build stopped by `progress` raising keeps what it embedded, and stops within a batch).
     Each sentence is encoded again on its own, unless the embedder is set to pool it from its passage's
-    forward pass (`one_pass`: faster, but it lost quality when measured; see bench/RESULTS.md)."""
+    forward pass (`one_pass`: faster, but it lost quality when measured; see bench/RESULTS.md). A text met
+    before in this call (a sentence equal to its passage, boilerplate, the same sentence in two documents)
+    is not encoded again."""
     one_pass = getattr(embedder, "encode_passages_with_spans", None) if getattr(embedder, "one_pass", False) else None
+    once = EncodedOnce(embedder)
     for i in range(0, len(chunks), batch):
         part = chunks[i : i + batch]
         if one_pass is not None:
@@ -169,13 +173,36 @@ def embed_chunks(
                 into[c.chunk_id] = Vectors(passage, rows)
         else:
             texts = [[c.embed_text, *sentence_texts(c)] for c in part]
-            flat = embedder.encode_passages([t for group in texts for t in group]).astype(np.float32)
+            flat = once.encode([t for group in texts for t in group])
             at = 0
             for c, group in zip(part, texts, strict=True):
                 into[c.chunk_id] = Vectors(flat[at], flat[at + 1 : at + len(group)])
                 at += len(group)
         if progress:
             progress(min(i + batch, len(chunks)), len(chunks))
+
+
+class EncodedOnce:
+    """Passage texts encoded once each: a text met before (up to `limit` remembered, about 1.5 KiB each) gets
+    the vector it got then; repeats within one call are encoded once."""
+
+    def __init__(self, embedder: Embedder, limit: int = 50_000) -> None:
+        self.embedder = embedder
+        self.limit = limit
+        self.seen: dict[str, np.ndarray] = {}
+        self.encoded = 0  # texts sent to the model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        todo = list(dict.fromkeys(t for t in texts if t not in self.seen))
+        fresh = dict(zip(todo, self.embedder.encode_passages(todo).astype(np.float32), strict=True)) if todo else {}
+        self.encoded += len(todo)
+        out = np.stack([fresh[t] if t in fresh else self.seen[t] for t in texts])
+        if len(self.seen) + len(fresh) > self.limit:
+            self.seen.clear()  # a bound on memory: repeats are mostly near each other (one document's)
+        self.seen.update(fresh)
+        return out
 
 
 def passage_words(chunk: Chunk, segmenter: Segmenter) -> Words:
