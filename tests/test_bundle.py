@@ -122,3 +122,19 @@ def test_a_failed_conversion_leaves_nothing(tmp_path: Path) -> None:
         bundle.ensure_model(cache, broken)
     assert [p.name for p in cache.iterdir() if not p.name.startswith(".lock")] == []
     shutil.rmtree(cache)
+
+
+def test_the_source_digest_is_remembered_until_the_file_changes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights" * 1000)
+    calls = []
+    real = bundle._digest
+    monkeypatch.setattr(bundle, "_digest", lambda p: calls.append(p) or real(p))
+    first = bundle.source_digest(source, tmp_path / "cache")
+    assert first == hashlib.sha256(source.read_bytes()).hexdigest() and len(calls) == 1
+    assert bundle.source_digest(source, tmp_path / "cache") == first and len(calls) == 1  # remembered
+    source.write_bytes(b"other" * 1000)
+    assert bundle.source_digest(source, tmp_path / "cache") == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert len(calls) == 2
+    (tmp_path / "cache" / "sources.json").write_text("not json", encoding="utf-8")
+    assert bundle.source_digest(source, tmp_path / "cache") != first  # a damaged memo is only a miss
