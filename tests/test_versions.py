@@ -84,6 +84,13 @@ def test_a_replaced_versions_passage_is_marked_and_points_at_the_current_one(cli
     assert body["status_on"] and old["metadata"]["date"] == "2024-02-01"
 
 
+def test_the_day_judged_on_decides_which_version_is_in_force(client: TestClient) -> None:
+    body = search(client, "青山市企业用创新券购买检验检测服务，补贴比例是多少？", on="2024-06-01")
+    first = body["results"][0]
+    assert (first["source"], first["status_label"], body["status_on"]) == (N2024, "现行有效", "2024-06-01")
+    assert {r["status_label"] for r in body["results"] if r["source"] == N2025} == {"尚未生效"}
+
+
 def test_an_older_version_still_answers_what_only_it_says(client: TestClient) -> None:
     first = search(client, "绿水区外籍人才凭护照申请人才公寓，入住期限最长多久？")["results"][0]
     assert first["source"] == "guide-2023.txt" and "入住期限最长三年" in first["text"]

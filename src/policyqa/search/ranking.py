@@ -137,7 +137,7 @@ def search(
     opts = options or SearchOptions()
     began = time.perf_counter()
     text = clean_query(query)
-    day = (filters.on if filters else "") or today()
+    day = (filters.on if filters is not None else "") or today()
     n = len(index.chunks)
     if n == 0:
         return SearchResult(text, (), 0.0, on=day)

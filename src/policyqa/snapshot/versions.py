@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -83,6 +83,7 @@ class Versions:
     prevailed_by: dict[str, tuple[str, ...]]
     starts: dict[str, str]  # doc_id -> the day it takes effect (施行日期, else its date), '' unknown
     ends: dict[str, str]  # doc_id -> the last day in force, '' unknown
+    replaces: dict[str, tuple[str, ...]] = field(default_factory=dict)  # doc_id -> the documents it replaces
 
     @classmethod
     def of(cls, docs: Iterable[DocInfo]) -> Versions:
@@ -95,11 +96,16 @@ class Versions:
         for old, new in _named(docs, "prevails"):
             if old != new:
                 prevailed.setdefault(old, set()).add(new)
+        replaces: dict[str, list[str]] = {}
+        for old in sorted(newer):
+            for new in newer[old]:
+                replaces.setdefault(new, []).append(old)
         return cls(
             {d: tuple(sorted(n)) for d, n in newer.items()},
             {d: tuple(sorted(n)) for d, n in prevailed.items()},
             {d.doc_id: d.validity.effective or d.metadata.date for d in docs},
             {d.doc_id: d.validity.expires for d in docs},
+            {d: tuple(o) for d, o in replaces.items()},
         )
 
     @property
@@ -109,7 +115,7 @@ class Versions:
 
     def older(self, doc_id: str) -> list[str]:
         """The documents this one replaces."""
-        return sorted(d for d, n in self.newer.items() if doc_id in n)
+        return list(self.replaces.get(doc_id, ()))
 
     def family(self, doc_id: str) -> set[str]:
         """Every version connected to this one by replacement, itself included."""
@@ -129,7 +135,7 @@ class Versions:
         found = self._status(doc_id, on)
         if found.code != SUPERSEDED:
             return found
-        seen, at = {doc_id}, found
+        seen, at, last = {doc_id}, found, found.superseded_by
         while at.code == SUPERSEDED and at.superseded_by not in seen:
             seen.add(at.superseded_by)
             last, at = at.superseded_by, self._status(at.superseded_by, on)
