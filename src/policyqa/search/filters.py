@@ -108,10 +108,10 @@ def scope_of(index: Index, filters: Filters | None, hidden: frozenset[str] = fro
     docs = None
     if filters:
         check(index, filters)
-        day = filters.on or today()
+        on = filters.on or today()
         docs = frozenset(
             d.doc_id
             for d in index.documents.values()
-            if filters.admits(d) and (not filters.current or index.versions.status(d.doc_id, day).current)
+            if filters.admits(d) and (not filters.current or index.versions.status(d.doc_id, on).current)
         )
     return Scope(docs, hidden)
