@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from policyqa.config import Settings
 from policyqa.errors import LIST_DOCUMENTS, CorpusError, IndexMissingError, NotFoundError, PolicyQAError, QuestionError
@@ -147,21 +147,41 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_documents(args: argparse.Namespace) -> int:
-    from policyqa.snapshot.documents import listing
+    from policyqa.search.filters import day
     from policyqa.snapshot.index import catalogue
+    from policyqa.snapshot.versions import listing, today
 
     settings = _settings(args)
+    on = day("on", args.on) or today()
     snapshot, docs = catalogue(settings.index_dir)
+    data = listing(snapshot, docs, on)
     if args.json:
-        print(json.dumps(listing(snapshot, docs), ensure_ascii=False, indent=2))
+        print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
-    for d in docs:
+    for d, row in zip(sorted(docs, key=lambda d: d.source), data["documents"], strict=True):
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed_at))
         print(f"{d.doc_id}  {d.chunks:>5} passages  {d.size:>9} bytes  {when}  {d.source}")
         m = d.metadata
         facts = [m.title, m.issuer, m.doc_number and f"（{m.doc_number}）", m.date]
         print(f"              {'  '.join(f for f in facts if f)}")
+        print(f"              {_status_line(row)}")
+    print(f"status judged on {on}")
     return 0
+
+
+def _status_line(row: dict[str, Any]) -> str:
+    """A document's or a result's status as one line: 已被替代 → 9f2c…（现行：…）, 施行/有效期 dates when known."""
+    line = str(row["status_label"])
+    if row.get("superseded_by"):
+        line += f" → {row['superseded_by']}"
+        if row.get("current_version") and row["current_version"] != row["superseded_by"]:
+            line += f"（现行 {row['current_version']}）"
+    stated = row.get("validity") or {}
+    if stated.get("effective"):
+        line += f"  施行 {stated['effective']}"
+    if stated.get("expires"):
+        line += f"  有效期至 {stated['expires']}"
+    return line
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -264,7 +284,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not 1 <= args.k <= MAX_K:  # not argparse's choices=, which lists all fifty in its message
         raise UsageError(f"-k must be between 1 and {MAX_K}")
     clean_query(args.query)
-    filters = make(args.doc_id, args.folder, args.issuer, args.after, args.before)
+    filters = make(args.doc_id, args.folder, args.issuer, args.after, args.before, args.current, args.on)
     _require_index(settings)
     engine = _engine(settings)
     index = engine.load()
@@ -296,6 +316,11 @@ def _print_row(row: dict, label: str, sure: bool = True) -> None:  # type: ignor
     print(f"{label} [{float(row['score']):.4f}] {where}")
     if facts:
         print(f"   {facts}")
+    if row.get("status") and row["status"] != "current":
+        print(f"   {_status_line(row)}")
+    twin = row.get("current_passage")
+    if twin:
+        print(f"   现行版本的对应段落: {twin['doc_id']} › {twin['section'] or '（开头）'}")
     if row.get("matched_question"):
         print(f"   常见问题: {row['matched_question']}")
     if sure:
@@ -307,6 +332,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from policyqa.search.evaluation import by_group, outcome, read_questions, summarise
+    from policyqa.search.filters import Filters, day
     from policyqa.search.ranking import SearchOptions
 
     questions = read_questions(args.qa)
@@ -315,10 +341,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     engine = _engine(settings)
     index = engine.load()
     legs = ["hybrid", "dense", "lexical"] if args.legs else ["hybrid"]
+    on = Filters(on=day("on", args.on))
     reports = []
     for mode in legs:
         options = SearchOptions(mode=mode)
-        outcomes = [outcome(q, engine.search(q.q, 10, options), index.chunks) for q in questions]
+        outcomes = [outcome(q, engine.search(q.q, 10, options, on), index.chunks) for q in questions]
         reports.append(summarise(mode, outcomes))
         for field in args.group_by or []:
             reports.extend(by_group(mode, outcomes, field))
@@ -391,7 +418,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     report = found.as_dict()
     print(f"{report['source']}  (doc_id {report['doc_id']})")
     print(f"title: {report['title']}")
-    for key, value in dict(report["metadata"]).items():  # type: ignore[call-overload]
+    stated = {**dict(report["metadata"]), **dict(report["validity"])}  # type: ignore[call-overload]
+    for key, value in stated.items():
         if value and key != "title":
             print(f"{key}: {'、'.join(value) if isinstance(value, list) else value}")
     print(f"body: {report['characters']} characters, {found.coverage:.1%} of them in passages")
@@ -522,6 +550,7 @@ def _documents_command(sub: Commands) -> None:
     )
     _index_option(cmd)
     cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.add_argument("--on", metavar="YYYY-MM-DD", help="judge each document's status on this day (default today)")
     cmd.set_defaults(func=cmd_documents)
 
 
@@ -584,6 +613,8 @@ def _search_command(sub: Commands) -> None:
     cmd.add_argument("--after", metavar="YYYY-MM-DD", help="only documents dated on or after this day")
     cmd.add_argument("--before", metavar="YYYY-MM-DD", help="only documents dated on or before this day")
     cmd.add_argument("--group", action="store_true", help="the best passage of each document, more from it below")
+    cmd.add_argument("--current", action="store_true", help="only documents in force (现行有效) on the day")
+    cmd.add_argument("--on", metavar="YYYY-MM-DD", help="judge documents in force on this day (default today)")
     cmd.set_defaults(func=cmd_search)
 
 
@@ -604,6 +635,7 @@ def _eval_command(sub: Commands) -> None:
         help="also a row per group of questions: the first word of FIELD (origin: NCPPolicies, STARD ...; "
         "source: its file-name prefix); repeatable",
     )
+    cmd.add_argument("--on", metavar="YYYY-MM-DD", help="judge documents in force on this day (default today)")
     cmd.add_argument("--min-hit1", type=float, metavar="X", help="exit 1 when the overall hit@1 is below X")
     cmd.add_argument("--min-hit5", type=float, metavar="X", help="exit 1 when the overall hit@5 is below X")
     _index_option(cmd)

@@ -3,7 +3,7 @@ against. Responses allow extra keys, so a field added to the library's JSON is n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,6 +30,8 @@ class SearchBody(BaseModel):
     after: str | None = Field(None, max_length=20, description="only documents dated on or after (YYYY-MM-DD)")
     before: str | None = Field(None, max_length=20, description="only documents dated on or before (YYYY-MM-DD)")
     group: bool = Field(False, description="the best passage of each document, with more from it under `more`")
+    current_only: bool = Field(False, description="only documents in force (现行有效) on the day `on`")
+    on: str | None = Field(None, max_length=20, description="the day documents are judged on (YYYY-MM-DD; today)")
 
     @field_validator("q")
     @classmethod
@@ -49,6 +51,18 @@ class Health(Out):
     documents: int
     chunks: int
     damaged: list[str] = Field(description="snapshots passed over since the start, each with why")
+
+
+Status = Literal["current", "superseded", "expired", "pending"]
+
+
+class PassageRef(Out):
+    doc_id: str
+    chunk_id: str
+    section: str
+    start: int
+    end: int
+    page: int
 
 
 class SearchHit(Out):
@@ -73,6 +87,14 @@ class SearchHit(Out):
         None, description="the known question (attached to this passage) the question was matched with; null when none"
     )
     metadata: dict[str, Any] | None = None
+    validity: dict[str, Any] | None = Field(None, description="what the document states: see GET /api/documents")
+    status: Status | None = Field(None, description="the document's 时效性 on `status_on`")
+    status_label: str | None = Field(None, description="the status in Chinese: 现行有效, 已被替代, 已失效, 尚未生效")
+    superseded_by: str | None = Field(None, description="已被替代: the doc_id of the newer document replacing it")
+    current_version: str | None = Field(None, description="已被替代: the doc_id of the newest version in force")
+    current_passage: PassageRef | None = Field(
+        None, description="已被替代: the passage of the version in force that matches this one (null: none alike)"
+    )
     more: list[SearchHit] | None = Field(None, description="grouped: more passages of the same document")
 
 
@@ -98,6 +120,7 @@ class SearchResponse(Out):
     confidence: ConfidenceOut
     results: list[SearchHit]
     took_ms: float
+    status_on: str | None = Field(None, description="the day the documents' status was judged on (YYYY-MM-DD)")
     grouped: bool | None = None
 
 
@@ -110,11 +133,22 @@ class Document(Out):
     chunks: int
     indexed_at: str = Field(description="UTC, ISO 8601")
     metadata: dict[str, Any]
+    validity: dict[str, Any] = Field(
+        description="what the document states: effective, expires (YYYY-MM-DD or ''), repeals and prevails (titles), "
+        "prevails_earlier"
+    )
+    status: Status = Field(description="its 时效性 on `status_on`")
+    status_label: str = Field(description="现行有效, 已被替代, 已失效 or 尚未生效")
+    superseded_by: str | None = Field(description="已被替代: the doc_id of the newer document replacing it")
+    current_version: str | None = Field(description="已被替代: the doc_id of the newest version in force")
+    replaces: list[str] = Field(description="the doc_ids of the documents it replaces")
+    prevailed_by: list[str] = Field(description="doc_ids of documents saying they prevail where they differ (weaker)")
 
 
 class Documents(Out):
     documents: list[Document]
     snapshot: str | None
+    status_on: str = Field(description="the day each status was judged on (YYYY-MM-DD)")
 
 
 class OutlineEntry(Out):

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from policyqa.errors import DocumentError
-from policyqa.ingest import formats, sandbox
+from policyqa.ingest import formats, sandbox, validity
 from policyqa.ingest.bank import Known, Passage, attach
 from policyqa.ingest.chunk import ChunkSettings, chunk_document
 from policyqa.ingest.limits import Limits
@@ -52,7 +52,8 @@ class Inspection:
             "source": doc.source,
             "doc_id": doc.doc_id,
             "title": doc.title,
-            "metadata": extract(doc).as_dict(),
+            "metadata": (metadata := extract(doc)).as_dict(),
+            "validity": validity.extract(doc, metadata.date).as_dict(),
             "characters": len(re.sub(r"\s+", "", doc.text)),
             "coverage": round(self.coverage, 4),
             "sections": self.sections,

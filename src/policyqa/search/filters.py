@@ -1,4 +1,4 @@
-"""Search filters: which documents a search may answer from (by id, folder, issuing body, date range)."""
+"""Search filters: which documents a search may answer from (by id, folder, issuing body, date range, in force)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import date
 from policyqa.errors import LIST_DOCUMENTS, FilterError
 from policyqa.snapshot.documents import DocInfo
 from policyqa.snapshot.index import Index
+from policyqa.snapshot.versions import today
 from policyqa.store.base import Scope
 
 _DOC_ID = re.compile(r"[0-9a-f]{12}")
@@ -25,9 +26,11 @@ class Filters:
     issuer: str = ""  # part of the 发文机关
     after: str = ""
     before: str = ""
+    current: bool = False  # only documents in force (现行有效) on the day `on`
+    on: str = ""  # the day documents are judged in force on, YYYY-MM-DD ('' today); not itself a filter
 
     def __bool__(self) -> bool:
-        return bool(self.doc_ids or self.folder or self.issuer or self.after or self.before)
+        return bool(self.doc_ids or self.folder or self.issuer or self.after or self.before or self.current)
 
     def admits(self, doc: DocInfo) -> bool:
         m = doc.metadata
@@ -67,6 +70,8 @@ def make(
     issuer: str | None = None,
     after: str | None = None,
     before: str | None = None,
+    current: bool = False,
+    on: str | None = None,
 ) -> Filters:
     """Filters from what a person typed; a bad value raises FilterError naming the field."""
     ids = [i.strip().lower() for i in doc_ids or [] if i.strip()]
@@ -83,7 +88,7 @@ def make(
     start, end = day("after", after), day("before", before)
     if start and end and start > end:
         raise FilterError("after", "after <= before", f"after ({start}) is later than before ({end})")
-    return Filters(frozenset(ids), place, (issuer or "").strip(), start, end)
+    return Filters(frozenset(ids), place, (issuer or "").strip(), start, end, current, day("on", on))
 
 
 def check(index: Index, filters: Filters) -> None:
@@ -103,5 +108,10 @@ def scope_of(index: Index, filters: Filters | None, hidden: frozenset[str] = fro
     docs = None
     if filters:
         check(index, filters)
-        docs = frozenset(d.doc_id for d in index.documents.values() if filters.admits(d))
+        on = filters.on or today()
+        docs = frozenset(
+            d.doc_id
+            for d in index.documents.values()
+            if filters.admits(d) and (not filters.current or index.versions.status(d.doc_id, on).current)
+        )
     return Scope(docs, hidden)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -13,13 +13,14 @@ from policyqa.errors import QueryError
 from policyqa.ingest.chunk import sentence_spans
 from policyqa.ingest.identity import Agreement
 from policyqa.ingest.segment import normalize, normalize_query, split_sentences
-from policyqa.models import Hit
-from policyqa.search import known
+from policyqa.models import Chunk, Hit
+from policyqa.search import current, known
 from policyqa.search.confidence import Confidence, assess
 from policyqa.search.filters import Filters, scope_of
 from policyqa.search.known import KnownParams, Votes
 from policyqa.search.noanswer import Evidence
 from policyqa.snapshot.index import Index
+from policyqa.snapshot.versions import Status, today
 from policyqa.store.base import Scope
 
 MAX_QUERY = 500
@@ -56,6 +57,9 @@ class SearchResult:
     hits: tuple[Hit, ...]
     took_ms: float
     confidence: Confidence | None = None
+    on: str = ""  # the day the documents' status was judged on
+    statuses: dict[str, Status] = field(default_factory=dict)  # of the hits' documents, by doc_id
+    current: dict[str, Chunk] = field(default_factory=dict)  # a replaced version's hit -> its twin in force
 
 
 def clean_query(query: str) -> str:
@@ -128,13 +132,15 @@ def search(
     filters: Filters | None = None,
 ) -> SearchResult:
     """The k best passages for a question, leaving out documents whose doc_id is in `exclude`; with
-    `filters`, only passages of the documents they admit are candidates (scoring is unchanged)."""
+    `filters`, only passages of the documents they admit are candidates (scoring is unchanged but for the
+    versions: see search/current.py); documents are judged in force on `filters.on`, else today."""
     opts = options or SearchOptions()
     began = time.perf_counter()
     text = clean_query(query)
+    day = (filters.on if filters is not None else "") or today()
     n = len(index.chunks)
     if n == 0:
-        return SearchResult(text, (), 0.0)
+        return SearchResult(text, (), 0.0, on=day)
     matched_text = normalize_query(text)
     qvec = embedder.encode_queries([matched_text])[0]
     words = index.segmenter.query_words(matched_text)
@@ -145,6 +151,7 @@ def search(
     agree = index.identities.agreement(words, matched_text, (index.chunks[i].doc_id for i in fused))
     if opts.mode == "hybrid":
         fused = _document_signals(index, fused, agree, qvec, opts)
+    fused = current.prefer(index, fused, matched_text, day)
     order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
     hits = _hits(index, order, fused, (dense, lexical), qvec, words, opts, votes.matched)
     first = agree[hits[0].chunk.doc_id] if hits else None
@@ -153,7 +160,12 @@ def search(
         first.match if first else 0.0, first.conflicts if first else (),
     )  # fmt: skip
     confidence = assess(index, embedder, evidence)
-    return SearchResult(text, tuple(hits), (time.perf_counter() - began) * 1000, confidence)
+    statuses = {h.chunk.doc_id: index.versions.status(h.chunk.doc_id, day) for h in hits}
+    twins = {h.chunk.chunk_id: current.counterpart(index, h.chunk, statuses[h.chunk.doc_id]) for h in hits}
+    took = (time.perf_counter() - began) * 1000
+    return SearchResult(
+        text, tuple(hits), took, confidence, day, statuses, {c: t for c, t in twins.items() if t is not None}
+    )
 
 
 def _legs(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from policyqa.ingest.metadata import Metadata
+from policyqa.ingest.validity import Validity
 from policyqa.models import Chunk
 from policyqa.snapshot.layout import BARE, DOCUMENTS, segments
 
@@ -27,15 +28,26 @@ class DocInfo:
     indexed_at: float
     title: str = ""
     metadata: Metadata = field(default_factory=Metadata)  # read at ingestion (metadata.extract)
+    validity: Validity = field(default_factory=Validity)  # read at ingestion (validity.extract)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocInfo:
-        """From meta.json; snapshots written before metadata existed read as having none."""
-        return cls(**{**data, "metadata": Metadata.from_dict(data.get("metadata"))})
+        """From meta.json; snapshots written before metadata or validity existed read as having none."""
+        return cls(
+            **{
+                **data,
+                "metadata": Metadata.from_dict(data.get("metadata")),
+                "validity": Validity.from_dict(data.get("validity")),
+            }
+        )
 
     def as_dict(self) -> dict[str, Any]:
         # by hand, as Metadata.as_dict: every document's row is written when a large index is first updated
-        return {**{f: getattr(self, f) for f in self.__dataclass_fields__}, "metadata": self.metadata.as_dict()}
+        return {
+            **{f: getattr(self, f) for f in self.__dataclass_fields__},
+            "metadata": self.metadata.as_dict(),
+            "validity": self.validity.as_dict(),
+        }
 
     def row(self) -> dict[str, Any]:
         """The document as the API and `policyqa documents --json` list it (indexed_at in UTC, ISO 8601)."""
@@ -84,8 +96,3 @@ def live_documents(parts: Iterable[tuple[frozenset[str], list[DocInfo]]], meta: 
     }
     found.update((d["source"], DocInfo.from_dict(d)) for d in meta.get(BARE, []))
     return dict(sorted(found.items()))
-
-
-def listing(snapshot: str | None, docs: Iterable[DocInfo]) -> dict[str, Any]:
-    """The documents as JSON, by source: what GET /api/documents and `policyqa documents --json` print."""
-    return {"documents": [d.row() for d in sorted(docs, key=lambda d: d.source)], "snapshot": snapshot}

@@ -42,6 +42,7 @@ from policyqa.snapshot.layout import (
     store_of,
 )
 from policyqa.snapshot.questions import KnownQuestions, read_questions
+from policyqa.snapshot.versions import Versions
 from policyqa.store import default_store
 from policyqa.store.base import LexicalStore, SegmentStore, Store, VectorStore
 
@@ -144,7 +145,7 @@ class Index:
     def warm(self) -> Index:
         """Work out what searches share before the first one needs it (a service does this before it swaps
         the snapshot in, so no search waits for it)."""
-        _ = self.identities, self.centroids, self.known
+        _ = self.identities, self.centroids, self.known, self.version_rows
         return self
 
     @cached_property
@@ -166,6 +167,22 @@ class Index:
             counts.subtract(w for d in deleted if d in found for w in found[d].words)
             docs.update((d, found[d]) for d in part.owners()[0] if d not in deleted)
         return Identities.of(docs, counts)
+
+    @cached_property
+    def versions(self) -> Versions:
+        """Which documents replace which (snapshot/versions.py), worked out once per loaded snapshot."""
+        return Versions.of(self.documents.values())
+
+    @cached_property
+    def version_rows(self) -> dict[str, list[int]]:
+        """The passages (rows) of each document that has another version, in reading order."""
+        linked = self.versions.linked
+        out: dict[str, list[int]] = {}
+        if linked:
+            for i, c in enumerate(self.chunks):
+                if c.doc_id in linked:
+                    out.setdefault(c.doc_id, []).append(i)
+        return out
 
     @cached_property
     def known(self) -> KnownQuestions:

@@ -14,6 +14,7 @@ import numpy as np
 from policyqa.embed import Embedder
 from policyqa.errors import DocumentError
 from policyqa.ingest import loaders as ingest
+from policyqa.ingest import validity
 from policyqa.ingest.chunk import ChunkSettings, sentence_ranges, sentence_texts
 from policyqa.ingest.identity import describe, saved_form
 from policyqa.ingest.limits import Limits
@@ -119,8 +120,10 @@ def left_for_later(
 
 
 def doc_info(doc: Document, chunks: int, indexed_at: float) -> DocInfo:
-    """A document's row, with the metadata read from it."""
-    return DocInfo(doc.doc_id, doc.source, doc.sha256, doc.size, chunks, indexed_at, doc.title, extract(doc))
+    """A document's row, with the metadata and the validity read from it."""
+    metadata = extract(doc)
+    stated = validity.extract(doc, metadata.date)
+    return DocInfo(doc.doc_id, doc.source, doc.sha256, doc.size, chunks, indexed_at, doc.title, metadata, stated)
 
 
 def text_entry(doc: Document) -> dict[str, Any]:

@@ -16,18 +16,25 @@ from policyqa.api.schemas import Documents, DocumentText, Removed, Uploaded
 from policyqa.engine import Engine
 from policyqa.errors import NotFoundError, TooLargeError
 from policyqa.ingest import corpus as corpus_mod
-from policyqa.snapshot.documents import DocInfo, listing
+from policyqa.search.filters import day
+from policyqa.snapshot.documents import DocInfo
 from policyqa.snapshot.index import Index
+from policyqa.snapshot.versions import listing, today
 
 router = APIRouter()
 DocId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$", description="12 hex digits")]
 
 
 @router.get("/api/documents", summary="The indexed documents", response_model=Documents)
-def documents(eng: StartedEngine) -> dict[str, Any]:
+def documents(
+    eng: StartedEngine,
+    on: Annotated[
+        str | None, Query(max_length=20, description="judge each status on YYYY-MM-DD (default today)")
+    ] = None,
+) -> dict[str, Any]:
     ix, hidden = eng.index, eng.hidden
     docs = [] if ix is None else [d for d in ix.documents.values() if d.doc_id not in hidden]
-    return listing(None if ix is None else ix.name, docs)
+    return listing(None if ix is None else ix.name, docs, day("on", on) or today())
 
 
 def served(eng: Engine, doc_id: str) -> tuple[Index, DocInfo]:

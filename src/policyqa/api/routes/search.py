@@ -37,8 +37,10 @@ def search_get(
     after: Annotated[str | None, Query(max_length=20, description="dated on or after YYYY-MM-DD")] = None,
     before: Annotated[str | None, Query(max_length=20, description="dated on or before YYYY-MM-DD")] = None,
     group: Annotated[bool, Query(description="best passage of each document, more under it")] = False,
+    current_only: Annotated[bool, Query(description="only documents in force (现行有效) on the day")] = False,
+    on: Annotated[str | None, Query(max_length=20, description="judge documents in force on YYYY-MM-DD")] = None,
 ) -> dict[str, Any]:
-    return answer(eng, q, k, group, doc_id, folder, issuer, after, before)
+    return answer(eng, q, k, group, doc_id, folder, issuer, after, before, current_only, on)
 
 
 @router.post(
@@ -49,4 +51,4 @@ def search_get(
 )
 def search_post(eng: ServingEngine, body: SearchBody) -> dict[str, Any]:
     b = body
-    return answer(eng, b.q, b.k, b.group, b.doc_id, b.folder, b.issuer, b.after, b.before)
+    return answer(eng, b.q, b.k, b.group, b.doc_id, b.folder, b.issuer, b.after, b.before, b.current_only, b.on)
