@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -660,6 +661,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except PolicyQAError as exc:
         _say(exc)
+        return 1
+    except OSError as exc:  # a full disk, a folder that may not be written: one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(
+            f"policyqa: error: {exc.strerror or exc} ({errno.errorcode.get(exc.errno or 0, 'OSError')}){where}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

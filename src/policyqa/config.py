@@ -36,6 +36,11 @@ class Settings:
     feedback_bytes: int = 2 * 1024 * 1024  # and the bytes that file may have
     feedback_per_minute: int = 30  # marks one client may send a minute (429 past it)
 
+    def __post_init__(self) -> None:
+        # one limit on a file's size, whether it is uploaded or dropped into the corpus folder
+        if self.limits.file_bytes != self.max_upload_bytes:
+            object.__setattr__(self, "limits", replace(self.limits, file_bytes=self.max_upload_bytes))
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
         env = _renamed(dict(os.environ if env is None else env))

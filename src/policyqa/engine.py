@@ -8,6 +8,7 @@ snapshot without it is published.
 
 from __future__ import annotations
 
+import errno
 import gc
 import itertools
 import logging
@@ -20,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from policyqa.embed import Embedder, load_embedder
-from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError, StoreError
+from policyqa.errors import (
+    CorpusError,
+    IndexMismatchError,
+    IndexMissingError,
+    ModelMismatchError,
+    PolicyQAError,
+    StoreError,
+)
 from policyqa.ingest import sidecar
 from policyqa.ingest.chunk import ChunkSettings
 from policyqa.ingest.limits import Limits
@@ -70,6 +78,14 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         """The job, with a Chinese `message` beside an English `error` (for the page)."""
         return {**asdict(self), "message": chinese(self.error, 500) if self.error else None}
+
+
+def disk_error(exc: OSError) -> str:
+    """An update that could not write (or read) the index, said as the API says an OSError: what and why."""
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    where = f" at {exc.filename}" if exc.filename else ""
+    advice = "free disk space on the server; the update is retried" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"the index could not be written{where}: {exc.strerror or exc} ({name}){'; ' + advice if advice else ''}"
 
 
 def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
@@ -220,25 +236,32 @@ class Engine:
         with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
             stats = file_stats(self.corpus_dir) if self.corpus_dir.is_dir() else None
-            self._seen = seen_signature(self.corpus_dir, stats) if stats is not None else ()
+            seen = seen_signature(self.corpus_dir, stats) if stats is not None else ()
             if force:
                 self._vectors.clear()
-            report = refresh(
-                self.corpus_dir,
-                self.index_dir,
-                self.embedder,
-                self.chunking,
-                progress,
-                force,
-                self.allow_model_change,
-                self.limits,
-                self._vectors,
-                defer_over,
-                self.store,
-                self.delta_from,
-                stats,
-                self.index,
-            )
+            try:
+                report = refresh(
+                    self.corpus_dir,
+                    self.index_dir,
+                    self.embedder,
+                    self.chunking,
+                    progress,
+                    force,
+                    self.allow_model_change,
+                    self.limits,
+                    self._vectors,
+                    defer_over,
+                    self.store,
+                    self.delta_from,
+                    stats,
+                    self.index,
+                )
+            except (Cancelled, CorpusError):
+                self._seen = seen  # stopped on purpose, or the folder itself is the problem: wait for a change
+                raise
+            # What the corpus looked like is recorded only once its snapshot is published: after an update that
+            # failed (a full disk), the next look finds the change still pending and updates again.
+            self._seen = seen
             if not report.deferred:
                 self._vectors.clear()
             if self.index is None or self.index.name != report.snapshot:
@@ -344,14 +367,10 @@ class Engine:
                 job.yielded += requeue
                 cancelled = not requeue
                 log.info("index %s %s: %s", job.kind, job.id, exc)
-            except PolicyQAError as exc:
-                job.state, job.error = "failed", str(exc)
-                self.last_error = str(exc)
-                log.error("index %s failed: %s", job.kind, exc)
+            except (PolicyQAError, OSError) as exc:  # a full disk says so, without a traceback
+                self._failed(job, disk_error(exc) if isinstance(exc, OSError) else str(exc))
             except Exception as exc:  # a bug must not kill the worker: report it, keep serving the old index
-                job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
-                self.last_error = job.error
-                log.exception("index %s failed", job.kind)
+                self._failed(job, f"{type(exc).__name__}: {exc}", bug=True)
             with self._jobs_lock:
                 # the state changes only under the lock: a job seen as "queued" outside it could be cancelled
                 # (taken out of the queue) by another thread between here and its removal
@@ -364,6 +383,13 @@ class Engine:
                     job.state = "cancelled" if cancelled else job.state
                     job.finished = time.time()
                 self._jobs_lock.notify_all()
+
+    def _failed(self, job: Job, error: str, bug: bool = False) -> None:
+        job.state, job.error = "failed", error
+        self.last_error = error
+        log.error("index %s failed: %s", job.kind, error, exc_info=bug)
+        if self._seen is None:
+            self._seen = ()  # the start's update failed: the next look (poll) tries again
 
     def status(self) -> dict[str, Any]:
         with self._jobs_lock:

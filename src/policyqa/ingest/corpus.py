@@ -122,7 +122,7 @@ def store(corpus_dir: Path, source: str, data: bytes, replace: bool = False) -> 
             os.fsync(fh.fileno())
         replaced = unchanged = False
         if replace:
-            unchanged = _holds(corpus_dir / source, data)
+            unchanged = _holds(corpus_dir, source, data)
             replaced = not unchanged and (corpus_dir / source).exists()
             if not unchanged:  # the same bytes again would only move the file's time and re-index it
                 os.replace(tmp, corpus_dir / source)
@@ -134,11 +134,11 @@ def store(corpus_dir: Path, source: str, data: bytes, replace: bool = False) -> 
     return Stored(ingest.document_id(source), source, len(data), digest, replaced, unchanged)
 
 
-def _holds(path: Path, data: bytes) -> bool:
-    """Whether the file at `path` is exactly `data` (its size first: most files differ there)."""
+def _holds(corpus_dir: Path, source: str, data: bytes) -> bool:
+    """Whether the corpus file `source` is exactly `data` (a larger one is not read; a link is not followed)."""
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
-    except OSError:
+        return ingest.read_file(corpus_dir, source, len(data)) == data
+    except DocumentError:
         return False
 
 
@@ -153,7 +153,7 @@ def _link_free(tmp: Path, corpus_dir: Path, source: str, data: bytes) -> tuple[s
             os.link(tmp, corpus_dir / name)
             return name, False
         except FileExistsError:
-            if _holds(corpus_dir / name, data):
+            if _holds(corpus_dir, name, data):
                 return name, True
     raise UploadError(f"{source}: too many documents of that name; delete some or upload with replace")
 

@@ -30,6 +30,7 @@ class Limits:
     pdf_pages: int = 2000
     html_depth: int = 256  # nested elements
     nodes: int = 200_000  # HTML elements, or DOCX paragraphs and table cells
+    file_bytes: int = 20 * MIB  # one file (POLICYQA_MAX_UPLOAD_BYTES: uploads and files of the corpus folder alike)
 
 
 def _over(source: str, what: str, value: str, limit: str, setting: str) -> DocumentError:

@@ -84,17 +84,16 @@ def file_stats(corpus: Path) -> dict[str, list[int]]:
 def parse_files(
     corpus: Path, sources: list[str], limits: Limits | None = None
 ) -> tuple[list[Document], dict[str, str]]:
-    """Parse these files of the corpus (in a child process under `limits`: files dropped into the folder are
-    as untrusted as uploads). Returns the documents and, by source, why each of the others failed."""
+    """Parse these files of the corpus (in a child process under `limits`, after refusing a file over their
+    size or a symbolic link: files dropped into the folder are as untrusted as uploads). Returns the documents
+    and, by source, why each of the others failed."""
     docs, failed = [], {}
     with Sandbox(limits) as box:
         for source in sources:
             try:
-                docs.append(box.parse((corpus / source).read_bytes(), source))
+                docs.append(box.parse(ingest.read_file(corpus, source, box.limits.file_bytes), source))
             except DocumentError as exc:
                 failed[source] = str(exc)
-            except OSError as exc:
-                failed[source] = f"{source}: cannot read ({exc.strerror})"
     return docs, failed
 
 

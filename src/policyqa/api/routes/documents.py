@@ -69,8 +69,9 @@ def document_text(eng: ServingEngine, doc_id: DocId) -> dict[str, Any]:
 def document_original(eng: ServingEngine, state: State, doc_id: DocId) -> FileResponse:
     _, info = served(eng, doc_id)
     root = state.settings.corpus_dir.resolve()
-    path = (root / info.source).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = root / info.source
+    # the file itself, never what a symbolic link put in its place (or at a folder on its path) points at
+    if path.resolve() != path or not path.is_file():
         raise NotFoundError(f"the file of {doc_id} ({info.source}) is no longer in the corpus")
     # an attachment, never shown inline: an uploaded .html must not run as this site's page
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
