@@ -3,6 +3,7 @@ that are not UTF-8, a disk that fills during a publish, and files too large to p
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -114,7 +115,9 @@ def test_build_with_a_name_that_is_not_utf8_says_so_in_one_line(corpus: Path, tm
     assert "2 documents" in out.stdout
 
 
-def test_an_update_that_failed_on_a_full_disk_is_retried(corpus: Path, tmp_path: Path, embedder, monkeypatch):
+def test_an_update_that_failed_on_a_full_disk_is_retried(
+    corpus: Path, tmp_path: Path, embedder, monkeypatch, caplog
+) -> None:
     engine = Engine(corpus, tmp_path / "idx", embedder)
     engine.update()
     real = build.publish
@@ -130,7 +133,9 @@ def test_an_update_that_failed_on_a_full_disk_is_retried(corpus: Path, tmp_path:
     (corpus / "ocean.txt").write_text(OCEAN, encoding="utf-8")  # acknowledged, as an upload is
     failed = engine.wait(engine.submit("update", "uploaded ocean.txt"), 60)
     assert failed.state == "failed" and "ENOSPC" in (failed.error or "")
-    assert "磁盘空间不足" in failed.as_dict()["message"]
+    assert "磁盘空间不足" in failed.as_dict()["message"]  # not 内部错误
+    logged = [r for r in caplog.records if "ENOSPC" in r.getMessage()]
+    assert logged and not any(r.exc_info for r in caplog.records)  # one line, no traceback
     assert "ocean.txt" not in sources(engine, "海洋生产总值")
     assert not list((tmp_path / "idx" / "snapshots").glob(".tmp-*"))
     full[0] = False  # space freed: the next look finds the change still pending
@@ -167,3 +172,32 @@ def test_a_file_dropped_into_the_folder_gets_the_upload_size_limit(corpus: Path,
     assert Settings(max_upload_bytes=4000).limits.file_bytes == 4000
     assert Settings.from_env({"POLICYQA_MAX_UPLOAD_BYTES": "1234"}).limits.file_bytes == 1234
     assert Limits().file_bytes == Settings().max_upload_bytes
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MiB tmpfs (root only; skipped elsewhere), unmounted afterwards."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_build_on_a_full_disk_is_one_line(corpus: Path, small_disk: Path) -> None:
+    ballast = small_disk / "ballast"
+    with contextlib.suppress(OSError), open(ballast, "wb") as fh:  # fill the disk, but for a few kilobytes
+        fh.write(b"\0" * (1024 * 1024))
+    env = {**os.environ, "POLICYQA_MODEL": "hash:64"}
+    cmd = [sys.executable, "-m", "policyqa", "build", "--corpus", str(corpus), "--index", str(small_disk / "i")]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "(ENOSPC)" in out.stderr
+    ballast.unlink()
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "2 documents" in again.stdout
+    assert not list((small_disk / "i" / "snapshots").glob(".tmp-*"))

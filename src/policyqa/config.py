@@ -28,6 +28,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)  # what parsing one untrusted file may cost
     max_body_bytes: int = 16 * 1024  # request bodies other than uploads (search JSON)
     header_seconds: float = 10.0  # a client must send its request headers within this time
+    body_seconds: float = 60.0  # and its request body within this time after them (0: no limit)
     store: str = "faiss"  # where vectors and BM25 are kept: faiss (files of the snapshot) or qdrant
     store_url: str = ""  # the store's server or cluster (without one: its data in the snapshot folder)
     store_api_key: str = ""
@@ -65,6 +66,7 @@ class Settings:
             ),
             max_body_bytes=int(env.get("POLICYQA_MAX_BODY_BYTES") or cls.max_body_bytes),
             header_seconds=float(env.get("POLICYQA_HEADER_SECONDS") or cls.header_seconds),
+            body_seconds=float(env.get("POLICYQA_BODY_SECONDS") or cls.body_seconds),
             store=(env.get("POLICYQA_STORE") or cls.store).strip().lower(),
             store_url=env.get("POLICYQA_STORE_URL", ""),
             store_api_key=env.get("POLICYQA_STORE_API_KEY", ""),

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from policyqa.api import docs, errors
 from policyqa.api.deps import AppState
-from policyqa.api.guard import MULTIPART_ALLOWANCE, BodyLimit, SecurityHeaders
+from policyqa.api.guard import MULTIPART_ALLOWANCE, BodyDeadline, BodyLimit, JsonErrors, SecurityHeaders
 from policyqa.api.routes import documents, feedback, health, index, questions, search
 from policyqa.config import Settings
 from policyqa.engine import Engine
@@ -117,6 +117,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         )
 
     app.add_middleware(BodyLimit, limit_for=body_limit)
+    app.add_middleware(BodyDeadline, seconds=settings.body_seconds)
+    app.add_middleware(JsonErrors)
     app.add_middleware(SecurityHeaders)  # outermost: also on the 413s above and on every error
     errors.install(app)
     for module in (health, search, documents, index, questions, feedback):

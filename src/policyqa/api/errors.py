@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from policyqa.api.schemas import SURROGATE, UNPARSED
 from policyqa.errors import (
     CorpusError,
     FilterError,
@@ -110,6 +111,7 @@ def _invalid(request: Request, exc: Exception) -> JSONResponse:
     loc = [str(p) for p in first.get("loc", []) if p not in ("query", "body", "path")]
     field = ".".join(loc) or "body"
     rule = first.get("msg", "invalid value")
+    rule = SURROGATE if UNPARSED in rule else rule
     return error(422, f"{field}: {rule}", field=field, rule=rule)
 
 

@@ -57,9 +57,9 @@ def safe_name(name: str, data: bytes) -> str:
 
 
 def clean_name(name: str) -> str:
-    """An upload's name as its author wrote it: GBK bytes that arrived as Latin-1 decoded again, NFC, and
-    without the invisible characters (bidi controls, zero-width, soft hyphen) that make one name look like
-    another in the admin table."""
+    """An upload's name as its author wrote it: GBK bytes that arrived as Latin-1 decoded again, NFC, without
+    the invisible characters (bidi controls, zero-width, soft hyphen) that make one name look like another in
+    the admin table, and on one line."""
     if name and max(name) <= "\xff" and any(c >= "\x80" for c in name):
         raw = name.encode("latin-1")
         readings = []
@@ -73,7 +73,13 @@ def clean_name(name: str) -> str:
             name = chinese[0] if chinese else utf8
     name = name.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?" (then "_")
     name = unicodedata.normalize("NFC", name)
-    return "".join(c for c in name if unicodedata.category(c) != "Cf")
+    # line and paragraph separators (U+2028, U+2029) and controls (C0, C1: NEL) break a name over lines in a
+    # log, a listing or a citation: each becomes "_"; the invisible format characters go
+    return "".join("_" if _breaks(c) else c for c in name if unicodedata.category(c) != "Cf")
+
+
+def _breaks(c: str) -> bool:
+    return unicodedata.category(c) in ("Zl", "Zp", "Cc")
 
 
 def check(name: str, data: bytes, max_bytes: int | None = None, limits: Limits | None = None) -> str:

@@ -380,6 +380,20 @@ def _fsync_tree(folder: Path) -> None:
         _fsync_dir(part)
 
 
+def clean_leftovers(index_dir: Path, store: Store) -> list[str]:
+    """Remove what builds killed in the middle left (`.tmp-<name>` snapshot folders, with what the store kept
+    for them, and `.CURRENT.*` files); the caller holds the build lock, so no build is writing any of it.
+    Returns the names removed."""
+    snapshots = index_dir / "snapshots"
+    folders = sorted(snapshots.glob(".tmp-*")) if snapshots.is_dir() else []
+    for tmp in folders:
+        discard(tmp, tmp.name.removeprefix(".tmp-"), store)
+    files = sorted(index_dir.glob(".CURRENT.*"))
+    for path in files:
+        path.unlink(missing_ok=True)
+    return [p.name for p in [*folders, *files]]
+
+
 def _prune(snapshots: Path, keep: str, store: Store) -> None:
     """Remove old snapshots (all but the newest few) and leftovers of builds that were killed, with what the
     store keeps for them outside the folder."""
@@ -387,7 +401,7 @@ def _prune(snapshots: Path, keep: str, store: Store) -> None:
     for old in [n for n in names if n != keep][: max(0, len(names) - KEEP_SNAPSHOTS)]:
         shutil.rmtree(snapshots / old, ignore_errors=True)
         store.discard(old)
-    for tmp in [*snapshots.glob(".tmp-*"), *snapshots.glob(".damaged-*")]:
+    for tmp in snapshots.glob(".damaged-*"):
         if time.time() - tmp.stat().st_mtime > 3600:
             shutil.rmtree(tmp, ignore_errors=True)
-            store.discard(tmp.name.removeprefix(".tmp-").removeprefix(".damaged-"))
+            store.discard(tmp.name.removeprefix(".damaged-"))

@@ -128,6 +128,10 @@ def delete(eng: StartedEngine, state: State, doc_id: DocId) -> dict[str, Any]:
     except NotFoundError:
         if indexed is None:
             raise
+        if doc_id in eng.hidden:  # deleted already (its update has not published yet): nothing to do
+            raise NotFoundError(
+                f"no document with id {doc_id} in the corpus; it was deleted already, and its update is under way"
+            ) from None
         source = indexed.source  # the file went already; its passages are still served
     eng.hide(doc_id)
     job = eng.submit("update", f"removed {source}")
