@@ -29,6 +29,7 @@ from policyqa.errors import (
     PolicyQAError,
     StoreError,
 )
+from policyqa.ingest import corpus as corpus_mod
 from policyqa.ingest import sidecar
 from policyqa.ingest.chunk import ChunkSettings
 from policyqa.ingest.limits import Limits
@@ -235,6 +236,8 @@ class Engine:
         """Bring the index up to date with the corpus and serve the result (in the calling thread). Documents
         with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
+            for name in corpus_mod.clean_leftovers(self.corpus_dir):
+                log.info("removed %s, an upload left half-written by a crash", name)
             stats = file_stats(self.corpus_dir) if self.corpus_dir.is_dir() else None
             seen = seen_signature(self.corpus_dir, stats) if stats is not None else ()
             if force:
