@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import logging
 import os
 import sys
 import time
@@ -413,11 +414,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _require_corpus(settings)
     from policyqa.api.guard import header_timeout_protocol
 
+    # the service's own lines (one per request, with its id, in place of uvicorn's access log; jobs) on stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("policyqa").addHandler(handler)
+    logging.getLogger("policyqa").setLevel(logging.INFO)
     uvicorn.run(
         create_app(settings),
         host=args.host,
         port=args.port,
         log_level="info",
+        access_log=False,
         http=header_timeout_protocol(settings.header_seconds),
     )
     return 0

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from policyqa.embed import Embedder, load_embedder
 from policyqa.errors import (
@@ -51,6 +51,14 @@ KEEP_JOBS = 50
 # later job interrupts (keeping the vectors embedded so far) and which resumes after it.
 LARGE_JOB = 2000
 MERGE_YIELDS = 3  # a merge job gives way to later jobs this many times (each time it starts over), then finishes
+
+
+class Observer(Protocol):
+    """What the service counts as it happens (api/observe.py): each search, each job as it ends."""
+
+    def searched(self, result: SearchResult) -> None: ...
+
+    def job_done(self, job: Job) -> None: ...
 
 
 class Cancelled(Exception):
@@ -146,6 +154,7 @@ class Engine:
         self._seen: tuple[tuple[str, int, int], ...] | None = None
         self._vectors: dict[str, Vectors] = {}  # embedded by builds that were stopped, for the next
         self.watcher: CorpusWatcher | None = None  # file events saying when poll() need walk the corpus
+        self.observer: Observer | None = None  # told of each search and each finished job (metrics)
 
     @classmethod
     def open(
@@ -219,7 +228,10 @@ class Engine:
         current = self.index
         if current is None:
             raise IndexMissingError("the index is not loaded yet; wait for /api/health to answer 200")
-        return search(current, self.embedder, query, k, options, exclude=self.hidden, filters=filters)
+        result = search(current, self.embedder, query, k, options, exclude=self.hidden, filters=filters)
+        if self.observer is not None:
+            self.observer.searched(result)
+        return result
 
     def hide(self, doc_id: str) -> None:
         """Stop returning a document's passages now; the next snapshot drops them for good."""
@@ -386,6 +398,8 @@ class Engine:
                     job.state = "cancelled" if cancelled else job.state
                     job.finished = time.time()
                 self._jobs_lock.notify_all()
+            if self.observer is not None and not requeue:
+                self.observer.job_done(job)
 
     def _failed(self, job: Job, error: str, bug: bool = False) -> None:
         job.state, job.error = "failed", error
