@@ -84,3 +84,22 @@ def test_an_upload_acknowledged_just_before_kill_9_is_indexed_at_the_next_start(
         assert wait_job(again.url, status["job"]["id"])["state"] == "done"
     assert sources(again.url, "海洋生产总值")[0] == "海洋.txt"
     assert not [p for p in corpus.iterdir() if p.name.startswith(corpus_mod.UPLOADING)]
+
+
+def test_a_delete_acknowledged_before_a_crash_never_answers_again(corpus: Path, tmp_path: Path, embedder) -> None:
+    from fastapi.testclient import TestClient
+
+    from policyqa.api import create_app
+    from policyqa.config import Settings
+
+    index = tmp_path / "idx"
+    Engine(corpus, index, embedder).update()
+    (corpus / "measures.txt").unlink()  # the delete was acknowledged; the service died before its update
+    engine = Engine(corpus, index, embedder)
+    engine.load()  # the snapshot on disk still holds it
+    settings = Settings(corpus_dir=corpus, index_dir=index, model="hash:64", watch_seconds=0)
+    with engine._update_lock, TestClient(create_app(settings, engine)) as client:  # the start's update waits
+        found = client.get("/api/search", params={"q": "高新技术企业奖励", "k": 10}).json()["results"]
+        assert found and "measures.txt" not in [r["source"] for r in found]
+        listed = [d["source"] for d in client.get("/api/documents").json()["documents"]]
+        assert listed == ["sub/datacenter.md"]

@@ -237,6 +237,14 @@ class Engine:
         """Stop returning a document's passages now; the next snapshot drops them for good."""
         self.hidden = self.hidden | {doc_id}
 
+    def hide_missing(self) -> None:
+        """Hide the served documents whose files are gone: deleted while the service was down, or by a delete
+        acknowledged just before a crash, they must not answer again while the start's update runs."""
+        ix = self.index
+        if ix is not None:
+            gone = {d.doc_id for d in ix.documents.values() if not (self.corpus_dir / d.source).exists()}
+            self.hidden = self.hidden | gone
+
     def unhide(self, doc_id: str) -> None:
         self.hidden = self.hidden - {doc_id}
 

@@ -54,6 +54,7 @@ def start(state: AppState) -> None:
         eng.limits = settings.limits
         eng.delta_from = settings.delta_from
         eng.observer = state.metrics
+        eng.hide_missing()
         state.engine = eng
         # Serve what is on disk at once; pick up documents dropped in while the service was down, and
         # write a whole snapshot when the one CURRENT names was damaged.
