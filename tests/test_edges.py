@@ -114,3 +114,19 @@ def test_messages_of_the_new_errors() -> None:
         "请求内容在 60 秒内"
     )
     assert "UTF-8" in chinese("\\xb9\\xd8.txt: the file name is not UTF-8 (another encoding); rename the file")
+
+
+def test_an_upload_cut_off_by_its_client_leaves_no_traceback(corpus: Path, server_factory) -> None:
+    srv = server_factory(corpus, POLICYQA_ADMIN_TOKEN="t")
+    head = (
+        b"POST /api/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n"
+        b"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n"
+        b"--xyz\r\nContent-Disposition: form-data; name=file; filename=a.txt\r\n\r\n" + b"x" * 500
+    )
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(head)
+        time.sleep(0.5)
+    time.sleep(1)
+    assert httpx.get(f"{srv.url}/api/health").status_code == 200
+    log = srv.log.read_text(encoding="utf-8")
+    assert "POST /api/documents 400" in log and "Traceback" not in log
