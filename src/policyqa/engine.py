@@ -93,8 +93,9 @@ def disk_error(exc: OSError) -> str:
     """An update that could not write (or read) the index, said as the API says an OSError: what and why."""
     name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
     where = f" at {exc.filename}" if exc.filename else ""
-    advice = "free disk space on the server; the update is retried" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    return f"the index could not be written{where}: {exc.strerror or exc} ({name}){'; ' + advice if advice else ''}"
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    advice = "free disk space on the server" if full else "check the index disk (full, read-only or failing)"
+    return f"the index could not be written{where}: {exc.strerror or exc} ({name}); {advice}; the update is retried"
 
 
 def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:

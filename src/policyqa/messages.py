@@ -111,6 +111,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"(ENOSPC|EDQUOT|EFBIG)"), "服务器磁盘空间不足，请联系管理员。"),
     (re.compile(r"(EROFS|EIO)"), "服务器磁盘不可写，请联系管理员。"),
+    (
+        re.compile(r"^the index could not be written"),
+        "索引无法写入服务器磁盘（可能已满或只读），请联系管理员；更新会自动重试。",
+    ),
     (re.compile(r"(ENAMETOOLONG|EILSEQ)"), "文件名太长或无效，请改名后重试。"),
     (re.compile(r"(EACCES|EPERM)"), "服务无权写入文档库，请联系管理员。"),
     (re.compile(r"built with model"), "索引由另一个模型建立，需由管理员重建索引后才能使用。"),
