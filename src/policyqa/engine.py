@@ -417,6 +417,14 @@ class Engine:
         if self._seen is None:
             self._seen = ()  # the start's update failed: the next look (poll) tries again
 
+    def job_states(self) -> dict[str, int]:
+        """How many of the jobs kept are in each state (read under the lock the worker changes them under)."""
+        with self._jobs_lock:
+            states: dict[str, int] = {}
+            for job in self.jobs.values():
+                states[job.state] = states.get(job.state, 0) + 1
+            return states
+
     def status(self) -> dict[str, Any]:
         with self._jobs_lock:
             running = next((j for j in self._queue if j.state == "running"), None)

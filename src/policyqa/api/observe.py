@@ -117,7 +117,7 @@ class _EngineState:
         if ix is not None:
             age.add_metric([], max(0.0, time.time() - float(ix.meta.get("created") or time.time())))
         jobs = GaugeMetricFamily("policyqa_jobs", "Update jobs kept (the last 50), by state", labels=["state"])
-        states = Tally(j.state for j in list(eng.jobs.values())) if eng is not None else Tally()
+        states = eng.job_states() if eng is not None else {}
         for name in ("queued", "running", "done", "failed", "cancelled"):
             jobs.add_metric([name], states.get(name, 0))
         failures = GaugeMetricFamily(
