@@ -26,6 +26,9 @@ def test_a_walk_is_due_only_after_something_moved(tmp_path: Path) -> None:
         (tmp_path / "sub").mkdir()
         (tmp_path / "sub" / "new.txt").write_text("通知", encoding="utf-8")
         assert until(watcher.due)
+        time.sleep(0.3)  # a new folder is watched anew, with one more walk for what moved meanwhile
+        assert until(lambda: watcher.watching)
+        watcher.due()
         assert not watcher.due()
         (tmp_path / "sub" / "new.txt").write_text("通知（修订）", encoding="utf-8")  # changed in place
         assert until(watcher.due)
@@ -62,3 +65,25 @@ def test_a_watching_engine_walks_the_corpus_only_when_it_moved(
     finally:
         assert engine.watcher is not None
         engine.watcher.stop()
+
+
+def test_the_watch_never_follows_a_link_out_of_the_corpus(tmp_path: Path) -> None:
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    corpus.mkdir()
+    outside.mkdir()
+    (corpus / "linked").symlink_to(outside, target_is_directory=True)
+    watcher = CorpusWatcher(corpus, every=3600).start()
+    try:
+        assert until(lambda: watcher.watching)
+        assert watcher.due() and not watcher.due()
+        (outside / "secret.txt").write_text("机密", encoding="utf-8")
+        time.sleep(1.5)
+        assert not watcher.due()  # nothing outside the corpus is watched
+        (corpus / "new").mkdir()  # a new folder is watched too, once it is there
+        assert until(watcher.due) and until(lambda: watcher.watching)
+        time.sleep(0.5)
+        watcher.due()
+        (corpus / "new" / "a.txt").write_text("通知", encoding="utf-8")
+        assert until(watcher.due)
+    finally:
+        watcher.stop()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import logging
 import os
 import sys
 import time
@@ -448,11 +450,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _require_corpus(settings)
     from policyqa.api.guard import header_timeout_protocol
 
+    # the service's own lines (one per request, with its id, in place of uvicorn's access log; jobs) on stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("policyqa").addHandler(handler)
+    logging.getLogger("policyqa").setLevel(logging.INFO)
     uvicorn.run(
         create_app(settings),
         host=args.host,
         port=args.port,
         log_level="info",
+        access_log=False,
         http=header_timeout_protocol(settings.header_seconds),
     )
     return 0
@@ -700,6 +708,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except PolicyQAError as exc:
         _say(exc)
+        return 1
+    except OSError as exc:  # a full disk, a folder that may not be written: one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(
+            f"policyqa: error: {exc.strerror or exc} ({errno.errorcode.get(exc.errno or 0, 'OSError')}){where}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

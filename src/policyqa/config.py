@@ -28,6 +28,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)  # what parsing one untrusted file may cost
     max_body_bytes: int = 16 * 1024  # request bodies other than uploads (search JSON)
     header_seconds: float = 10.0  # a client must send its request headers within this time
+    body_seconds: float = 60.0  # and its request body within this time after them (0: no limit)
     store: str = "faiss"  # where vectors and BM25 are kept: faiss (files of the snapshot) or qdrant
     store_url: str = ""  # the store's server or cluster (without one: its data in the snapshot folder)
     store_api_key: str = ""
@@ -35,6 +36,11 @@ class Settings:
     feedback_lines: int = 5000  # readers' marks kept in <corpus>/.policyqa/feedback.jsonl (the oldest go first)
     feedback_bytes: int = 2 * 1024 * 1024  # and the bytes that file may have
     feedback_per_minute: int = 30  # marks one client may send a minute (429 past it)
+
+    def __post_init__(self) -> None:
+        # one limit on a file's size, whether it is uploaded or dropped into the corpus folder
+        if self.limits.file_bytes != self.max_upload_bytes:
+            object.__setattr__(self, "limits", replace(self.limits, file_bytes=self.max_upload_bytes))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -64,6 +70,7 @@ class Settings:
             ),
             max_body_bytes=int(env.get("POLICYQA_MAX_BODY_BYTES") or cls.max_body_bytes),
             header_seconds=float(env.get("POLICYQA_HEADER_SECONDS") or cls.header_seconds),
+            body_seconds=float(env.get("POLICYQA_BODY_SECONDS") or cls.body_seconds),
             store=(env.get("POLICYQA_STORE") or cls.store).strip().lower(),
             store_url=env.get("POLICYQA_STORE_URL", ""),
             store_api_key=env.get("POLICYQA_STORE_API_KEY", ""),

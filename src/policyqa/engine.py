@@ -8,6 +8,7 @@ snapshot without it is published.
 
 from __future__ import annotations
 
+import errno
 import gc
 import itertools
 import logging
@@ -16,10 +17,18 @@ import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from policyqa.embed import Embedder, load_embedder
-from policyqa.errors import IndexMismatchError, IndexMissingError, ModelMismatchError, PolicyQAError, StoreError
+from policyqa.errors import (
+    CorpusError,
+    IndexMismatchError,
+    IndexMissingError,
+    ModelMismatchError,
+    PolicyQAError,
+    StoreError,
+)
+from policyqa.ingest import corpus as corpus_mod
 from policyqa.ingest import sidecar
 from policyqa.ingest.chunk import ChunkSettings
 from policyqa.ingest.limits import Limits
@@ -42,6 +51,14 @@ KEEP_JOBS = 50
 # later job interrupts (keeping the vectors embedded so far) and which resumes after it.
 LARGE_JOB = 2000
 MERGE_YIELDS = 3  # a merge job gives way to later jobs this many times (each time it starts over), then finishes
+
+
+class Observer(Protocol):
+    """What the service counts as it happens (api/observe.py): each search, each job as it ends."""
+
+    def searched(self, result: SearchResult) -> None: ...
+
+    def job_done(self, job: Job) -> None: ...
 
 
 class Cancelled(Exception):
@@ -71,6 +88,15 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         """The job, with a Chinese `message` beside an English `error` (for the page)."""
         return {**asdict(self), "message": chinese(self.error, 500) if self.error else None}
+
+
+def disk_error(exc: OSError) -> str:
+    """An update that could not write (or read) the index, said as the API says an OSError: what and why."""
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    where = f" at {exc.filename}" if exc.filename else ""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    advice = "free disk space on the server" if full else "check the index disk (full, read-only or failing)"
+    return f"the index could not be written{where}: {exc.strerror or exc} ({name}); {advice}; the update is retried"
 
 
 def corpus_signature(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
@@ -148,6 +174,7 @@ class Engine:
         self._seen: tuple[tuple[str, int, int], ...] | None = None
         self._vectors: dict[str, Vectors] = {}  # embedded by builds that were stopped, for the next
         self.watcher: CorpusWatcher | None = None  # file events saying when poll() need walk the corpus
+        self.observer: Observer | None = None  # told of each search and each finished job (metrics)
 
     @classmethod
     def open(
@@ -222,11 +249,22 @@ class Engine:
         current = self.index
         if current is None:
             raise IndexMissingError("the index is not loaded yet; wait for /api/health to answer 200")
-        return search(current, self.embedder, query, k, options, exclude=self.hidden, filters=filters)
+        result = search(current, self.embedder, query, k, options, exclude=self.hidden, filters=filters)
+        if self.observer is not None:
+            self.observer.searched(result)
+        return result
 
     def hide(self, doc_id: str) -> None:
         """Stop returning a document's passages now; the next snapshot drops them for good."""
         self.hidden = self.hidden | {doc_id}
+
+    def hide_missing(self) -> None:
+        """Hide the served documents whose files are gone: deleted while the service was down, or by a delete
+        acknowledged just before a crash, they must not answer again while the start's update runs."""
+        ix = self.index
+        if ix is not None:
+            gone = {d.doc_id for d in ix.documents.values() if not (self.corpus_dir / d.source).exists()}
+            self.hidden = self.hidden | gone
 
     def unhide(self, doc_id: str) -> None:
         self.hidden = self.hidden - {doc_id}
@@ -239,26 +277,35 @@ class Engine:
         """Bring the index up to date with the corpus and serve the result (in the calling thread). Documents
         with more than `defer_over` passages to embed are left for a later update (BuildReport.deferred)."""
         with self._update_lock:
+            for name in corpus_mod.clean_leftovers(self.corpus_dir):
+                log.info("removed %s, an upload left half-written by a crash", name)
             stats = file_stats(self.corpus_dir) if self.corpus_dir.is_dir() else None
-            self._seen = seen_signature(self.corpus_dir, stats) if stats is not None else ()
+            seen = seen_signature(self.corpus_dir, stats) if stats is not None else ()
             if force:
                 self._vectors.clear()
-            report = refresh(
-                self.corpus_dir,
-                self.index_dir,
-                self.embedder,
-                self.chunking,
-                progress,
-                force,
-                self.allow_model_change,
-                self.limits,
-                self._vectors,
-                defer_over,
-                self.store,
-                self.delta_from,
-                stats,
-                self.index,
-            )
+            try:
+                report = refresh(
+                    self.corpus_dir,
+                    self.index_dir,
+                    self.embedder,
+                    self.chunking,
+                    progress,
+                    force,
+                    self.allow_model_change,
+                    self.limits,
+                    self._vectors,
+                    defer_over,
+                    self.store,
+                    self.delta_from,
+                    stats,
+                    self.index,
+                )
+            except (Cancelled, CorpusError):
+                self._seen = seen  # stopped on purpose, or the folder itself is the problem: wait for a change
+                raise
+            # What the corpus looked like is recorded only once its snapshot is published: after an update that
+            # failed (a full disk), the next look finds the change still pending and updates again.
+            self._seen = seen
             if not report.deferred:
                 self._vectors.clear()
             if self.index is None or self.index.name != report.snapshot:
@@ -364,14 +411,10 @@ class Engine:
                 job.yielded += requeue
                 cancelled = not requeue
                 log.info("index %s %s: %s", job.kind, job.id, exc)
-            except PolicyQAError as exc:
-                job.state, job.error = "failed", str(exc)
-                self.last_error = str(exc)
-                log.error("index %s failed: %s", job.kind, exc)
+            except (PolicyQAError, OSError) as exc:  # a full disk says so, without a traceback
+                self._failed(job, disk_error(exc) if isinstance(exc, OSError) else str(exc))
             except Exception as exc:  # a bug must not kill the worker: report it, keep serving the old index
-                job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
-                self.last_error = job.error
-                log.exception("index %s failed", job.kind)
+                self._failed(job, f"{type(exc).__name__}: {exc}", bug=True)
             with self._jobs_lock:
                 # the state changes only under the lock: a job seen as "queued" outside it could be cancelled
                 # (taken out of the queue) by another thread between here and its removal
@@ -384,6 +427,23 @@ class Engine:
                     job.state = "cancelled" if cancelled else job.state
                     job.finished = time.time()
                 self._jobs_lock.notify_all()
+            if self.observer is not None and not requeue:
+                self.observer.job_done(job)
+
+    def _failed(self, job: Job, error: str, bug: bool = False) -> None:
+        job.state, job.error = "failed", error
+        self.last_error = error
+        log.error("index %s failed: %s", job.kind, error, exc_info=bug)
+        if self._seen is None:
+            self._seen = ()  # the start's update failed: the next look (poll) tries again
+
+    def job_states(self) -> dict[str, int]:
+        """How many of the jobs kept are in each state (read under the lock the worker changes them under)."""
+        with self._jobs_lock:
+            states: dict[str, int] = {}
+            for job in self.jobs.values():
+                states[job.state] = states.get(job.state, 0) + 1
+            return states
 
     def status(self) -> dict[str, Any]:
         with self._jobs_lock:

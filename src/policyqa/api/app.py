@@ -19,7 +19,8 @@ from fastapi.staticfiles import StaticFiles
 
 from policyqa.api import docs, errors
 from policyqa.api.deps import AppState
-from policyqa.api.guard import MULTIPART_ALLOWANCE, BodyLimit, SecurityHeaders
+from policyqa.api.guard import MULTIPART_ALLOWANCE, BodyDeadline, BodyLimit, JsonErrors, SecurityHeaders
+from policyqa.api.observe import Metrics, RequestLog
 from policyqa.api.routes import documents, feedback, health, index, questions, search
 from policyqa.config import Settings
 from policyqa.engine import Engine
@@ -52,6 +53,8 @@ def start(state: AppState) -> None:
         )
         eng.limits = settings.limits
         eng.delta_from = settings.delta_from
+        eng.observer = state.metrics
+        eng.hide_missing()
         state.engine = eng
         # Serve what is on disk at once; pick up documents dropped in while the service was down, and
         # write a whole snapshot when the one CURRENT names was damaged.
@@ -79,6 +82,7 @@ async def watch(state: AppState) -> None:
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The service. The index is loaded (or built) at startup and handed to routes through a dependency."""
     state = AppState(settings, engine)
+    state.metrics = Metrics(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,7 +121,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         )
 
     app.add_middleware(BodyLimit, limit_for=body_limit)
-    app.add_middleware(SecurityHeaders)  # outermost: also on the 413s above and on every error
+    app.add_middleware(BodyDeadline, seconds=settings.body_seconds)
+    app.add_middleware(JsonErrors)
+    app.add_middleware(SecurityHeaders)  # also on the 413s above and on every error
+    app.add_middleware(RequestLog, metrics=state.metrics)  # outermost: every answer counted, logged, with its id
     errors.install(app)
     for module in (health, search, documents, index, questions, feedback):
         app.include_router(module.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -12,6 +12,9 @@ from policyqa.api.errors import Denied
 from policyqa.config import Settings
 from policyqa.engine import Engine
 from policyqa.errors import IndexMissingError
+
+if TYPE_CHECKING:
+    from policyqa.api.observe import Metrics
 
 
 @dataclass
@@ -21,6 +24,7 @@ class AppState:
     settings: Settings
     engine: Engine | None = None
     error: str | None = None
+    metrics: Metrics | None = None  # what /metrics shows (observe.py), made by create_app
 
 
 def app_state(request: Request) -> AppState:

@@ -12,7 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from policyqa.api.schemas import SURROGATE, UNPARSED
 from policyqa.errors import (
     CorpusError,
     FilterError,
@@ -110,6 +112,7 @@ def _invalid(request: Request, exc: Exception) -> JSONResponse:
     loc = [str(p) for p in first.get("loc", []) if p not in ("query", "body", "path")]
     field = ".".join(loc) or "body"
     rule = first.get("msg", "invalid value")
+    rule = SURROGATE if UNPARSED in rule else rule
     return error(422, f"{field}: {rule}", field=field, rule=rule)
 
 
@@ -161,6 +164,13 @@ def _refused(request: Request, exc: Exception) -> JSONResponse:
     return error(422, str(exc), field="file", rule=f"a readable {formats.extensions()} file")
 
 
+def _gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client closed the connection in the middle of its body: no one reads the answer; a line, not a
+    traceback, in the log (the request's own line says 400)."""
+    log.info("%s %s: the client closed the connection before its body was whole", request.method, request.url.path)
+    return error(400, "the client closed the connection before sending the whole body; send it again")
+
+
 def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return error(404, str(exc))
 
@@ -204,6 +214,7 @@ def install(app: FastAPI) -> None:
         (NotFoundError, _not_found),
         (QuestionError, _question),
         (Throttled, _throttled),
+        (ClientDisconnect, _gone),
     ]
     for kind, handler in handlers:
         app.add_exception_handler(kind, handler)

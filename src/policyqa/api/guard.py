@@ -60,6 +60,22 @@ def _json(status: int, message: str) -> tuple[Message, Message]:
     return start, {"type": "http.response.body", "body": body}
 
 
+class HttpOnly:
+    """An ASGI middleware acting on HTTP requests (`http`); lifespan and other scopes pass through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Refuse request bodies over the bytes `limit_for(scope)` gives, with the error message it gives beside
     them: by Content-Length at once, or while the body streams in."""
@@ -92,16 +108,89 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-class SecurityHeaders:
-    """Security headers on every response (routes, errors and static files alike)."""
+class BodyTooSlow(HTTPException):
+    """A request body still arriving when its time is up (a trickled body holds a worker for ever)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408, f"the request body took longer than {seconds:g} s to arrive (POLICYQA_BODY_SECONDS); send it again"
+        )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+
+class BodyDeadline(HttpOnly):
+    """Give a request's whole body `seconds` to arrive, counted from its headers: past that the route's read
+    of it raises BodyTooSlow (408 JSON), however slowly the bytes kept coming."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        super().__init__(app)
+        self.seconds = seconds
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.seconds <= 0:
             await self.app(scope, receive, send)
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+
+        async def timed() -> Message:
+            try:
+                return await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise BodyTooSlow(self.seconds) from None
+
+        await self.app(scope, timed, send)
+
+
+# What a plain-text error of Starlette's own (a file's Range answers) says, as the API says it
+_PLAIN = {
+    400: "the request is malformed ({detail}); for a part of a file send Range: bytes=START-END, or leave it out",
+    416: "the requested range is outside the file ({detail}); ask for bytes within it, or leave Range out",
+}
+
+
+class JsonErrors(HttpOnly):
+    """Answer as JSON the errors that Starlette writes as plain text before any handler of ours sees them
+    (FileResponse's 400 and 416 to a bad Range header): no answer of the service is plain text."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        held: Message | None = None
+        text = b""
+
+        async def as_json(message: Message) -> None:
+            nonlocal held, text
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                plain = headers.get(b"content-type", b"").startswith(b"text/plain")
+                if message["status"] >= 400 and plain:
+                    held = message
+                    return
+            elif held is not None and message["type"] == "http.response.body":
+                text += message.get("body", b"")
+                if not message.get("more_body"):
+                    await _rewrite(held, text, send)
+                return
+            await send(message)
+
+        await self.app(scope, receive, as_json)
+
+
+async def _rewrite(start: Message, text: bytes, send: Send) -> None:
+    status = start["status"]
+    kept = [(n, v) for n, v in start.get("headers", []) if n.lower() not in (b"content-type", b"content-length")]
+    detail = text.decode("utf-8", "replace").strip()
+    size = dict(kept).get(b"content-range", b"").decode().removeprefix("bytes */")
+    detail = f"the file is {size} bytes" if status == 416 and size else detail or "no detail"
+    template = _PLAIN.get(status, "{detail}")
+    new_start, new_body = _json(status, template.format(detail=detail))
+    new_start["headers"] = [*kept, *new_start["headers"]]
+    await send(new_start)
+    await send(new_body)
+
+
+class SecurityHeaders(HttpOnly):
+    """Security headers on every response (routes, errors and static files alike)."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         docs = scope.get("path", "") in ("/docs", "/redoc")
         policy = (DOCS_POLICY if docs else PAGE_POLICY).encode()
 

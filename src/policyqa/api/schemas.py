@@ -10,14 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from policyqa.search.confidence import Reason
 from policyqa.store import ENGINES
 
+# What pydantic says of a string with a lone surrogate in a field with a length limit (filters), before any
+# validator of ours sees it; the API says it as valid_text does.
+UNPARSED = "unable to parse raw data as a unicode string"
+SURROGATE = "the text holds a lone surrogate (an invalid \\uD800-\\uDFFF escape); send valid Unicode"
+
 
 def valid_text(text: str) -> str:
     """Text that can be written out again: no lone surrogates (JSON allows "\\ud800"; UTF-8 does not)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        message = "the text holds a lone surrogate (an invalid \\uD800-\\uDFFF escape); send valid Unicode"
-        raise ValueError(message) from None
+        raise ValueError(SURROGATE) from None
     return text
 
 

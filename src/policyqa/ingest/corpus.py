@@ -9,16 +9,18 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
+import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from policyqa.durable import fsync_path, written_aside
 from policyqa.errors import LIST_DOCUMENTS, DocumentError, NotFoundError, TooLargeError, UploadError
 from policyqa.ingest import formats, sandbox
 from policyqa.ingest import loaders as ingest
 from policyqa.ingest.limits import Limits
 
+UPLOADING = ".upload-"  # an upload being written (hidden: never indexed); left only by a crash
 MAX_NAME = 120
 MAX_NAME_BYTES = 200  # file systems allow 255 bytes; leave room for a collision suffix
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
@@ -57,9 +59,9 @@ def safe_name(name: str, data: bytes) -> str:
 
 
 def clean_name(name: str) -> str:
-    """An upload's name as its author wrote it: GBK bytes that arrived as Latin-1 decoded again, NFC, and
-    without the invisible characters (bidi controls, zero-width, soft hyphen) that make one name look like
-    another in the admin table."""
+    """An upload's name as its author wrote it: GBK bytes that arrived as Latin-1 decoded again, NFC, without
+    the invisible characters (bidi controls, zero-width, soft hyphen) that make one name look like another in
+    the admin table, and on one line."""
     if name and max(name) <= "\xff" and any(c >= "\x80" for c in name):
         raw = name.encode("latin-1")
         readings = []
@@ -73,7 +75,13 @@ def clean_name(name: str) -> str:
             name = chinese[0] if chinese else utf8
     name = name.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?" (then "_")
     name = unicodedata.normalize("NFC", name)
-    return "".join(c for c in name if unicodedata.category(c) != "Cf")
+    # line and paragraph separators (U+2028, U+2029) and controls (C0, C1: NEL) break a name over lines in a
+    # log, a listing or a citation: each becomes "_"; the invisible format characters go
+    return "".join("_" if _breaks(c) else c for c in name if unicodedata.category(c) != "Cf")
+
+
+def _breaks(c: str) -> bool:
+    return unicodedata.category(c) in ("Zl", "Zp", "Cc")
 
 
 def check(name: str, data: bytes, max_bytes: int | None = None, limits: Limits | None = None) -> str:
@@ -112,33 +120,29 @@ def add(
 
 def store(corpus_dir: Path, source: str, data: bytes, replace: bool = False) -> Stored:
     """Write a document that `check` accepted under the name it returned, or the first free variant of it
-    (atomically: a file appears whole or not at all, and a concurrent upload never takes the same name)."""
+    (atomically: a file appears whole or not at all, and a concurrent upload never takes the same name), and
+    durably: on return the file and its name are on the disk, so an acknowledged upload survives a crash."""
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=corpus_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with written_aside(corpus_dir, UPLOADING, data) as tmp:
         replaced = unchanged = False
         if replace:
-            unchanged = _holds(corpus_dir / source, data)
+            unchanged = _holds(corpus_dir, source, data)
             replaced = not unchanged and (corpus_dir / source).exists()
             if not unchanged:  # the same bytes again would only move the file's time and re-index it
                 os.replace(tmp, corpus_dir / source)
         else:
-            source, unchanged = _link_free(Path(tmp), corpus_dir, source, data)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+            source, unchanged = _link_free(tmp, corpus_dir, source, data)
+    if not unchanged:
+        fsync_path(corpus_dir)  # the new name is on the disk before the upload is acknowledged
     digest = hashlib.sha256(data).hexdigest()
     return Stored(ingest.document_id(source), source, len(data), digest, replaced, unchanged)
 
 
-def _holds(path: Path, data: bytes) -> bool:
-    """Whether the file at `path` is exactly `data` (its size first: most files differ there)."""
+def _holds(corpus_dir: Path, source: str, data: bytes) -> bool:
+    """Whether the corpus file `source` is exactly `data` (a larger one is not read; a link is not followed)."""
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
-    except OSError:
+        return ingest.read_file(corpus_dir, source, len(data)) == data
+    except DocumentError:
         return False
 
 
@@ -153,9 +157,21 @@ def _link_free(tmp: Path, corpus_dir: Path, source: str, data: bytes) -> tuple[s
             os.link(tmp, corpus_dir / name)
             return name, False
         except FileExistsError:
-            if _holds(corpus_dir / name, data):
+            if _holds(corpus_dir, name, data):
                 return name, True
     raise UploadError(f"{source}: too many documents of that name; delete some or upload with replace")
+
+
+def clean_leftovers(corpus_dir: Path, older_than: float = 60.0) -> list[str]:
+    """Remove uploads a crash left half-written (`.upload-*` older than `older_than` seconds: a younger one
+    may be another process's, being written now). Returns their names."""
+    removed = []
+    for path in corpus_dir.glob(UPLOADING + "*") if corpus_dir.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if time.time() - path.lstat().st_mtime > older_than:
+                path.unlink()
+                removed.append(path.name)
+    return removed
 
 
 def find(corpus_dir: Path, wanted: str) -> Path:
@@ -174,4 +190,5 @@ def remove(corpus_dir: Path, wanted: str) -> str:
     path = find(corpus_dir, wanted)
     source = path.relative_to(corpus_dir).as_posix()
     path.unlink()
+    fsync_path(path.parent)  # gone for good once the delete is acknowledged, power cut or not
     return source

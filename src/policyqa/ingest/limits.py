@@ -36,6 +36,7 @@ class Limits:
     ocr_seconds: float = 3600.0
     ocr_memory_bytes: int = 3072 * MIB  # address space while a file is read by OCR (models, ONNX Runtime)
     image_pixels: int = 50_000_000  # one picture, or one image inside a PDF page read by OCR
+    file_bytes: int = 20 * MIB  # one file (POLICYQA_MAX_UPLOAD_BYTES: uploads and files of the corpus folder alike)
 
 
 def _over(

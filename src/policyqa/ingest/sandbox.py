@@ -269,7 +269,10 @@ def _failure(
 def main() -> None:
     import ast
 
-    _serve(Limits(**ast.literal_eval(sys.argv[1])))
+    try:
+        _serve(Limits(**ast.literal_eval(sys.argv[1])))
+    except BrokenPipeError:  # the service went away (killed) while this child answered: nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from policyqa.durable import replace_file
 
 log = logging.getLogger("policyqa")
 FOLDER = ".policyqa"
@@ -64,21 +64,7 @@ def line(row: dict[str, Any]) -> str:
 def rewrite(file: Path, lines: Iterable[str]) -> None:
     """Replace the file by `lines` (each ending in a newline): written aside, fsynced, renamed into place, so a
     crash leaves the old file or the new one, never half of one. The caller holds the lock."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(file.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    replace_file(file, "".join(lines).encode("utf-8"))
 
 
 def stamp(corpus_dir: Path, name: str) -> tuple[tuple[str, int, int], ...]:

@@ -5,15 +5,20 @@ A walk of 23,552 files took 0.45 s of the interpreter; the service looked every 
 (POLICYQA_WATCH_SECONDS), a tenth of a core spent watching, in stretches that held the interpreter against
 searches. With events (inotify on Linux, through watchfiles) the service walks only after something in the
 folder moved, and once every `every` seconds all the same: events can be lost (a network share, an
-overflowing queue). Without them (watchfiles missing, a folder it cannot watch) every look walks.
+overflowing queue). Without them (watchfiles missing, a folder it cannot watch) every look walks. Each folder
+is watched on its own, never through a symbolic link: nothing outside the corpus folder is listed or watched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
+
+from policyqa.ingest.loaders import SKIP_DIRS
 
 log = logging.getLogger("policyqa")
 
@@ -54,22 +59,45 @@ class CorpusWatcher:
 
     def _run(self) -> None:
         try:
-            from watchfiles import watch
-
-            # every event counts, editors' swap files included: a walk decides what changed
-            events = watch(
-                self.folder,
-                watch_filter=None,
-                stop_event=self._stop,
-                yield_on_timeout=True,
-                debounce=200,
-                rust_timeout=1000,
-            )
-            for changes in events:
-                if changes or not self.watching:  # the first time: whatever moved before the watch was set
-                    self._moved.set()
-                self.watching = True
+            while not self._stop.is_set():
+                with contextlib.suppress(FileNotFoundError):  # a folder went while the watch was set: again
+                    self._watch(folders(self.folder))
         except Exception as exc:  # no inotify, too many folders for its limit, the folder gone: walk each time
             log.warning("not watching %s for changes (%s); walking it at every look", self.folder, exc)
         finally:
             self.watching = False
+
+    def _watch(self, watched: set[str]) -> None:
+        """Watch these folders (each on its own: a recursive watch would follow symbolic links out of the
+        corpus) until one comes or goes, then return for a watch of the new set."""
+        from watchfiles import Change, watch
+
+        self.watching = False  # whatever moves while the watch is being set is for a walk
+        # every event counts, editors' swap files included: a walk decides what changed
+        events = watch(
+            *sorted(watched),
+            watch_filter=None,
+            stop_event=self._stop,
+            yield_on_timeout=True,
+            debounce=200,
+            rust_timeout=1000,
+            recursive=False,
+        )
+        for changes in events:
+            if changes or not self.watching:  # the first time: whatever moved before the watch was set
+                self._moved.set()
+            self.watching = True
+            for change, path in changes:
+                grown = change == Change.added and os.path.isdir(path) and not os.path.islink(path)
+                if grown or (change == Change.deleted and path in watched):
+                    return
+
+
+def folders(root: Path) -> set[str]:
+    """The corpus folder and the folders under it that a walk of the corpus enters: not hidden, not an
+    evaluation set, never a symbolic link (os.walk does not follow them)."""
+    found = set()
+    for base, subfolders, _ in os.walk(root):
+        found.add(base)
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in SKIP_DIRS]
+    return found

@@ -38,6 +38,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from policyqa.durable import fsync_path, replace_file
 from policyqa.embed import SELECTORS
 from policyqa.errors import IndexMismatchError, ModelMismatchError
 from policyqa.models import Chunk
@@ -336,12 +337,7 @@ def publish(index_dir: Path, tmp: Path, name: str, meta: dict[str, Any], store: 
     except BaseException:
         discard(tmp, name, store)
         raise
-    path = index_dir / f".CURRENT.{name}"
-    path.write_text(name + "\n", encoding="utf-8")
-    with open(path) as fh:
-        os.fsync(fh.fileno())
-    os.replace(path, index_dir / "CURRENT")
-    _fsync_dir(index_dir)
+    replace_file(index_dir / "CURRENT", f"{name}\n".encode())
     store.publish(name)
     _prune(snapshots, name, store)
     return name
@@ -361,23 +357,29 @@ def set_aside(folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(folder: Path) -> None:
     """The folder's files and those of its segments, then the folders themselves."""
     parts = [folder, *sorted((folder / "segments").iterdir())] if (folder / "segments").is_dir() else [folder]
     for part in parts:
         for path in part.iterdir():
             if path.is_file():
-                _fsync_dir(path)
+                fsync_path(path)
     for part in [*reversed(parts), *([folder / "segments"] if len(parts) > 1 else [])]:
-        _fsync_dir(part)
+        fsync_path(part)
+
+
+def clean_leftovers(index_dir: Path, store: Store) -> list[str]:
+    """Remove what builds killed in the middle left (`.tmp-<name>` snapshot folders, with what the store kept
+    for them, and `.CURRENT.*` files); the caller holds the build lock, so no build is writing any of it.
+    Returns the names removed."""
+    snapshots = index_dir / "snapshots"
+    folders = sorted(snapshots.glob(".tmp-*")) if snapshots.is_dir() else []
+    for tmp in folders:
+        discard(tmp, tmp.name.removeprefix(".tmp-"), store)
+    files = sorted(index_dir.glob(".CURRENT.*"))
+    for path in files:
+        path.unlink(missing_ok=True)
+    return [p.name for p in [*folders, *files]]
 
 
 def _prune(snapshots: Path, keep: str, store: Store) -> None:
@@ -387,7 +389,7 @@ def _prune(snapshots: Path, keep: str, store: Store) -> None:
     for old in [n for n in names if n != keep][: max(0, len(names) - KEEP_SNAPSHOTS)]:
         shutil.rmtree(snapshots / old, ignore_errors=True)
         store.discard(old)
-    for tmp in [*snapshots.glob(".tmp-*"), *snapshots.glob(".damaged-*")]:
+    for tmp in snapshots.glob(".damaged-*"):
         if time.time() - tmp.stat().st_mtime > 3600:
             shutil.rmtree(tmp, ignore_errors=True)
-            store.discard(tmp.name.removeprefix(".tmp-").removeprefix(".damaged-"))
+            store.discard(tmp.name.removeprefix(".damaged-"))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -11,10 +12,12 @@ from policyqa.ingest.chunk import ChunkSettings
 from policyqa.ingest.limits import Limits
 from policyqa.snapshot import build, update
 from policyqa.snapshot.index import Index
-from policyqa.snapshot.layout import build_lock
+from policyqa.snapshot.layout import build_lock, clean_leftovers
 from policyqa.snapshot.steps import BuildReport, Inputs, Progress
 from policyqa.store import default_store
 from policyqa.store.base import Store, Vectors
+
+log = logging.getLogger("policyqa")
 
 
 def refresh(
@@ -54,6 +57,8 @@ def refresh(
     cache = {} if cache is None else cache
     inputs = Inputs(corpus, index_dir, embedder, settings, store, limits, cache, progress, defer_over, began)
     with build_lock(index_dir):
+        for name in clean_leftovers(index_dir, store):
+            log.info("removed %s, left by a build that was stopped", name)
         report = None if force else update.update(inputs, delta_from, stats, previous)
         if report is not None:
             return report

@@ -90,8 +90,9 @@ def file_stats(corpus: Path) -> dict[str, list[int]]:
 def parse_files(
     corpus: Path, sources: list[str], limits: Limits | None = None, progress: Progress | None = None
 ) -> tuple[list[Document], dict[str, str]]:
-    """Parse these files of the corpus (in a child process under `limits`: files dropped into the folder are
-    as untrusted as uploads); `progress` is told of the pages of each scan read by OCR. Returns the documents
+    """Parse these files of the corpus (in a child process under `limits`, after refusing a file over their
+    size or a symbolic link: files dropped into the folder are as untrusted as uploads); `progress` is told of
+    the pages of each scan read by OCR. Returns the documents
     and, by source, why each of the others failed."""
     docs, failed = [], {}
 
@@ -102,11 +103,9 @@ def parse_files(
     with Sandbox(limits) as box:
         for source in sources:
             try:
-                docs.append(box.parse((corpus / source).read_bytes(), source, on_page))
+                docs.append(box.parse(ingest.read_file(corpus, source, box.limits.file_bytes), source, on_page))
             except DocumentError as exc:
                 failed[source] = str(exc)
-            except OSError as exc:
-                failed[source] = f"{source}: cannot read ({exc.strerror})"
     return docs, failed
 
 

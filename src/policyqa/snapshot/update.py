@@ -30,6 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from policyqa.errors import DocumentError
+from policyqa.ingest import loaders as ingest
 from policyqa.ingest.chunk import chunk_document
 from policyqa.ingest.segment import Segmenter
 from policyqa.models import Chunk, Document
@@ -248,7 +250,7 @@ def _changes(
         if seen.get(source) == stat:
             continue
         old = before.get(source)
-        if old is not None and source not in failed_before and _sha256(inputs.corpus / source) == old.sha256:
+        if old is not None and source not in failed_before and _sha256(inputs.corpus, source) == old.sha256:
             continue  # touched, not changed
         to_parse.append(source)
     docs, failed_now = parse_files(inputs.corpus, to_parse, inputs.limits, inputs.progress)
@@ -257,10 +259,10 @@ def _changes(
     return Changes(docs, chunked, [s for s in before if s not in stats], failed, before)
 
 
-def _sha256(path: Path) -> str:
+def _sha256(corpus: Path, source: str) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(ingest.read_file(corpus, source)).hexdigest()
+    except DocumentError:
         return ""
 
 

@@ -89,8 +89,9 @@ def page_starts(entry: dict[str, Any], passages: list[dict[str, Any]]) -> list[d
 def document_original(eng: ServingEngine, state: State, doc_id: DocId) -> FileResponse:
     _, info = served(eng, doc_id)
     root = state.settings.corpus_dir.resolve()
-    path = (root / info.source).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = root / info.source
+    # the file itself, never what a symbolic link put in its place (or at a folder on its path) points at
+    if path.resolve() != path or not path.is_file():
         raise NotFoundError(f"the file of {doc_id} ({info.source}) is no longer in the corpus")
     # an attachment, never shown inline: an uploaded .html must not run as this site's page
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
@@ -147,6 +148,10 @@ def delete(eng: StartedEngine, state: State, doc_id: DocId) -> dict[str, Any]:
     except NotFoundError:
         if indexed is None:
             raise
+        if doc_id in eng.hidden:  # deleted already (its update has not published yet): nothing to do
+            raise NotFoundError(
+                f"no document with id {doc_id} in the corpus; it was deleted already, and its update is under way"
+            ) from None
         source = indexed.source  # the file went already; its passages are still served
     eng.hide(doc_id)
     job = eng.submit("update", f"removed {source}")

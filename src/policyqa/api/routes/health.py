@@ -1,9 +1,10 @@
-"""GET /api/health: 200 when searches can be served; 503 saying why not (starting, rebuilding, failed)."""
+"""GET /api/health: 200 when searches can be served; 503 saying why not (starting, rebuilding, failed).
+GET /metrics: what operators watch, in Prometheus text format (api/observe.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from policyqa.api.deps import State
 from policyqa.api.errors import error
@@ -44,3 +45,10 @@ def health(state: State) -> Health | JSONResponse:
         chunks=len(ix.chunks),
         damaged=list(eng.damage),
     )
+
+
+@router.get("/metrics", summary="Prometheus metrics: requests, search latency, documents, jobs, memory")
+def metrics(state: State) -> Response:
+    assert state.metrics is not None  # made by create_app
+    body, content_type = state.metrics.exposition()
+    return Response(body, media_type=content_type)
