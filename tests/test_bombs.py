@@ -160,6 +160,21 @@ def test_a_parse_over_the_memory_limit_kills_only_the_child() -> None:
     assert peak_rss_mib() - before < 100
 
 
+def test_a_parse_works_when_the_process_holds_over_a_thousand_files() -> None:
+    """select() refuses descriptors past 1023: a service that had opened that many could parse nothing."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200 and hard < 1200:
+        pytest.skip("this machine allows fewer than 1200 open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert sandbox.parse("第一条 正常的文件。\n".encode(), "ok.txt", Limits()).text
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_a_slow_parse_is_stopped_at_the_time_limit() -> None:
     data = b"<html><body>" + b"<p>\xe6\xae\xb5</p>" * 150_000 + b"</body></html>"
     with pytest.raises(DocumentError, match="POLICYQA_PARSE_SECONDS"):

@@ -8,6 +8,7 @@ replaced. Frames on the pipes are an 8-byte length and a pickle (the child is ou
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import select
@@ -158,12 +159,20 @@ def _read(stream: IO[bytes], deadline: float | None = None) -> Any:
     return pickle.loads(_read_exactly(fd, _HEADER.unpack(header)[0], deadline))
 
 
+def _ready(fd: int, wait: float) -> bool:
+    """Whether `fd` has something to read within `wait` seconds. poll, not select: select refuses descriptors
+    past 1023, which a long-running service (or a test process) holding many files reaches."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(max(0, math.ceil(wait * 1000))))
+
+
 def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
     parts, left = [], n
     while left:
         if deadline is not None:
             wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+            if wait <= 0 or not _ready(fd, wait):
                 raise TimeoutError
         part = os.read(fd, min(left, 4 * MIB))
         if not part:
