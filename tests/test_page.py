@@ -1,6 +1,7 @@
 """The page on a phone (390 px) and on a desktop (1280 px), in headless Chromium against one real server for
 the module: nothing sticks out sideways, every control can be reached and tapped, the page follows the service
-(ready, uploads, deletions), PDF pages, and axe-core finds no serious or critical accessibility violation.
+(ready, uploads, deletions), PDF pages, versions of a notice (已被替代 opens the version in force), and
+axe-core finds no serious or critical accessibility violation.
 
 With POLICYQA_SCREENSHOTS=DIR set, each width's look is saved there as page-<width>-<step>.png."""
 
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import NOTICE, SEED, TINY, TINY2, Server
+from .conftest import NOTICE, ROOT, SEED, TINY, TINY2, Server
 from .test_formats import make_pdf
 from .test_web import TOKEN, browser, expect  # noqa: F401 (browser: the fixture)
 
@@ -27,9 +28,14 @@ pytestmark = pytest.mark.browser
 PHONE, DESKTOP = 390, 1280
 WIDTHS = [PHONE, DESKTOP]
 SHANGHAI = timezone(timedelta(hours=8))
-DOCS = 5  # measures.txt, notice.txt, the seed, 规划.pdf, sub/datacenter.md
+DOCS = 7  # measures.txt, notice.txt, the seed, 规划.pdf, sub/datacenter.md, the 2024 and 2025 notices
+# two editions of one issuer's notice: the 2025 one replaces the 2024 one (tests/test_versions.py)
+MULTIDOC = ROOT / "tests" / "data" / "multidoc"
+N2024, N2025 = "notice-2024-青山市科技创新券.txt", "notice-2025-青山市科技创新券.txt"
+VERSIONS_Q = "青山市企业用创新券购买检验检测服务，补贴比例是多少？"
 CONTROLS = ["#q", "#k", "#search-form button[type=submit]", "#filters summary", "#admin summary", ".example"]
-FILTERS = ["#f-doc .choice", "#f-folder", "#f-issuer", "#f-after", "#f-before", "label.check", "#f-clear"]
+FILTERS = ["#f-doc .choice", "#f-folder", "#f-issuer", "#f-after", "#f-before", "label.check"]
+FILTERS += ["label:has(#f-current)", "#f-clear"]
 # How much wider the question box is than its example question, in its own font.
 PLACEHOLDER_ROOM = """q => {
   const style = getComputedStyle(q), pen = document.createElement("canvas").getContext("2d");
@@ -50,6 +56,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (corpus / "sub" / "datacenter.md").write_text(TINY2, encoding="utf-8")
     (corpus / "规划.pdf").write_bytes(make_pdf(3))
     shutil.copy(SEED, corpus / SEED.name)
+    for name in (N2024, N2025):
+        shutil.copy(MULTIDOC / name, corpus / name)
     srv = Server(corpus, root / "index", {"POLICYQA_MODEL": "hash:64", "POLICYQA_ADMIN_TOKEN": TOKEN})
     try:
         srv.wait_ready()
@@ -150,6 +158,12 @@ def test_every_control_fits_and_can_be_tapped(site: Server, opened: Any, width: 
     tab.click("#filters summary")
     fits(tab)
     usable(tab, FILTERS)
+    ask(tab, VERSIONS_Q)  # a replaced version's card: its tag and the way to the version in force
+    fits(tab)
+    usable(tab, ["#results .current-link"])
+    tag = tab.locator("#results .status-tag").first.bounding_box()  # a label, not a control: whole in view
+    assert tag is not None and tag["x"] >= 0 and tag["x"] + tag["width"] <= tab.width
+    shoot(tab, "versions")
     assert "Ctrl" not in tab.inner_text("#filters") and "⌘" not in tab.inner_text("#filters")
     shoot(tab, "filters")
     tab.click("#admin summary")
@@ -314,14 +328,53 @@ def test_no_serious_accessibility_violations(site: Server, tab: Any) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     tab.goto(site.url + "/")
-    ask(tab, "高淳园的产业引导基金规模多大？")
+    ask(tab, VERSIONS_Q)  # the cards of both versions, one tagged 已被替代
+    expect(tab.locator("#results .status-tag").first).to_be_visible()
     tab.click("#filters summary")
     tab.click("#admin summary")
     expect(tab.locator("#documents tbody tr")).to_have_count(DOCS)
     axe = Axe()
     found = axe.run(tab).response["violations"]
-    tab.locator("#results button.read").first.click()
-    expect(tab.locator("#reader")).to_be_visible()
+    tab.locator("#results li.result", has_text="已被替代").locator("button.read").first.click()
+    expect(tab.locator("#reader-validity")).to_contain_text("已被替代")
     found += axe.run(tab).response["violations"]
     bad = [(v["id"], [n["target"] for n in v["nodes"]]) for v in found if v["impact"] in ("serious", "critical")]
     assert bad == []
+
+
+def test_a_replaced_version_is_tagged_and_leads_to_the_version_in_force(site: Server, tab: Any) -> None:
+    """Both editions answer; the 2024 one's card says 已被替代 and its link opens the 2025 notice at the same
+    article, highlighted; 只看现行有效 leaves only documents in force, 清除筛选 brings the old one back."""
+    tab.goto(site.url + "/")
+    ask(tab, VERSIONS_Q)
+    old = tab.locator("#results li.result", has_text="来源：" + N2024).first
+    new = tab.locator("#results li.result", has_text="来源：" + N2025).first
+    expect(old.locator(".status-tag")).to_have_text("已被替代")
+    expect(new.locator(".validity")).to_have_count(0)  # in force: no tag
+    old.locator(".current-link").click()
+    expect(tab.locator("#reader")).to_be_visible()
+    expect(tab.locator("#reader-meta")).to_contain_text("来源：" + N2025)
+    expect(tab.locator("#reader-validity")).to_be_hidden()
+    mark = tab.locator("#reader-text mark.passage-mark")
+    expect(mark).to_contain_text("按服务金额的40%给予补贴")
+    article = tab.locator("#reader-text").bounding_box()
+    spot = mark.first.bounding_box()
+    assert article and spot and article["y"] <= spot["y"] < article["y"] + article["height"]  # scrolled to it
+    fits(tab)
+    # 查看原文 of the replaced version says so in its head, with the same way on
+    tab.click("#reader-close")
+    old.locator("button.read").click()
+    expect(tab.locator("#reader-validity .status-tag")).to_have_text("已被替代")
+    tab.click("#reader-validity .current-link")
+    expect(tab.locator("#reader-meta")).to_contain_text("来源：" + N2025)
+    tab.click("#reader-close")
+    tab.click("#filters summary")
+    tab.check("#f-current")
+    tab.click("#search-form button[type=submit]")
+    expect(tab.locator("#status")).to_contain_text("已按筛选条件限定")
+    sources = tab.locator("#results .source").all_inner_texts()
+    assert "来源：" + N2025 in sources and "来源：" + N2024 not in sources
+    expect(tab.locator("#results .status-tag")).to_have_count(0)
+    tab.click("#f-clear")
+    expect(tab.locator("#f-current")).not_to_be_checked()
+    expect(tab.locator("#results li.result", has_text="来源：" + N2024).first).to_be_visible()

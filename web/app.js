@@ -208,6 +208,28 @@ async function addKnown(q, chunkId) {
   }
 }
 
+// Where judged on a day other than today, the status says the day (else 截至 the answer's status_on).
+let statusOn = "";  // the day the shown results' status was judged on
+
+// The document's 时效性 when it is not 现行有效: its tag (已被替代, 已失效, 尚未生效) and, for a replaced version
+// with a version in force, 查看现行版本, which opens that version at the passage matching this one. Null for a
+// document in force (or a service that does not say); `link` false: the tag alone.
+function validity(hit, link) {
+  if (!hit.status || hit.status === "current") return null;
+  const row = el("div", "validity");
+  const tag = el("span", "status-tag " + hit.status, hit.status_label || hit.status);
+  if (statusOn) tag.title = "截至 " + statusOn;
+  row.appendChild(tag);
+  const twin = hit.current_passage;
+  if (link && hit.status === "superseded" && (twin || hit.current_version)) {
+    const go = button("current-link", twin ? "查看现行版本的对应段落" : "查看现行版本");
+    const target = twin || { doc_id: hit.current_version, start: 0, end: 0, page: 0 };
+    go.addEventListener("click", () => openReader({ ...target, status: "current" }));
+    row.appendChild(go);
+  }
+  return row;
+}
+
 function renderHit(hit, sure, label) {
   const li = el("li", "result");
   const meta = el("div", "meta");
@@ -221,6 +243,8 @@ function renderHit(hit, sure, label) {
   if (hit.page) meta.appendChild(el("span", "page-no", pageName(hit.page)));
   li.appendChild(meta);
   // the known question (an operator's, or a shipped legal one) that brought this passage up
+  const status = validity(hit, true);
+  if (status) li.appendChild(status);
   if (hit.matched_question) li.appendChild(el("div", "matched-question", "常见问题：" + hit.matched_question));
   const m = hit.metadata;
   if (m && (m.title || metaFacts(m).length)) {
@@ -268,6 +292,7 @@ function filterParams() {
     if (value === null) throw new Error("日期“" + $(id).value.trim() + "”无法识别，请写作 2020-01-01 或 2020年1月1日。");
     if (value) params.push([name, value]);
   }
+  if ($("f-current").checked) params.push(["current_only", "true"]);
   if ($("f-group").checked) params.push(["group", "true"]);
   return params;
 }
@@ -319,6 +344,7 @@ async function runSearch(q, k) {
     const sure = data.confident !== false;
     lastQuery = data.query || q;
     bestScore = Number(data.results[0].score);
+    statusOn = data.status_on || "";
     status.replaceChildren(...summary(data, sure, filtered));
     for (const hit of data.results) list.appendChild(renderHit(hit, sure));
   } catch (err) {
@@ -346,7 +372,7 @@ for (const button of document.querySelectorAll(".example")) {
 $("f-clear").addEventListener("click", () => {
   for (const box of $("f-doc").querySelectorAll("input")) box.checked = false;
   for (const id of ["f-folder", "f-issuer", "f-after", "f-before"]) $(id).value = "";
-  $("f-group").checked = false;
+  $("f-current").checked = $("f-group").checked = false;
   if ($("q").value.trim()) $("search-form").requestSubmit();
 });
 
@@ -478,7 +504,7 @@ function renderText(article, text, outline, pages, start, end) {
 
 async function openReader(hit) {
   const status = $("status");
-  readerFrom = document.activeElement;
+  if (!$("reader").contains(document.activeElement)) readerFrom = document.activeElement;  // kept from a version to the next
   try {
     const resp = await fetch("/api/documents/" + encodeURIComponent(hit.doc_id) + "/text");
     const doc = await resp.json();
@@ -489,6 +515,9 @@ async function openReader(hit) {
     if (m.adopted) facts.push(m.adopted + " 通过");
     for (const r of m.revised || []) facts.push(r + " 修正");
     if (hit.page) facts.push("本段在" + pageName(hit.page));
+    const tag = validity(hit, true);
+    $("reader-validity").replaceChildren(...(tag ? tag.childNodes : []));
+    $("reader-validity").hidden = !tag;
     $("reader-meta").replaceChildren(...[...facts, "来源：" + doc.source].map((f) => el("span", "doc-fact", f)));
     $("reader-download").href = "/api/documents/" + encodeURIComponent(doc.doc_id) + "/original";
     $("reader-download").setAttribute("download", doc.source.split("/").pop());
