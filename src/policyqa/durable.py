@@ -25,8 +25,9 @@ def fsync_path(path: Path | str) -> None:
 
 @contextmanager
 def written_aside(folder: Path, prefix: str, data: bytes) -> Iterator[Path]:
-    """A temporary file `prefix`XXXX in `folder` holding `data`, flushed to the disk, for the caller to rename
-    or link into place; removed on leaving (a link made from it stays). The caller then fsyncs `folder`."""
+    """A temporary file in `folder`, named `prefix` and random characters, holding `data` flushed to the disk,
+    for the caller to rename or link into place; removed on leaving (a link made from it stays). The caller
+    then fsyncs `folder`."""
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
