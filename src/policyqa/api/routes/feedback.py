@@ -57,8 +57,8 @@ def limiter(request: Request) -> RateLimit:
 @router.post("/api/feedback", status_code=201, summary="Mark a result helpful or not", response_model=FeedbackRecorded)
 async def mark(request: Request, state: State, body: FeedbackBody) -> dict[str, Any]:
     limiter(request).check(request.client.host if request.client else "")
-    ix = state.engine.index if state.engine is not None else None
-    if ix is not None and not any(c.chunk_id == body.chunk_id for c in ix.chunks):
+    served = state.engine is not None and state.engine.index is not None
+    if served and body.chunk_id not in passages(state.engine, {body.chunk_id}):
         raise NotFoundError(
             f"no passage {body.chunk_id} in the index (the document may have changed since the search): "
             "search again and mark the new result"
